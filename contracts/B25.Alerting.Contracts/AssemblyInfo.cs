@@ -1,0 +1,1 @@
+namespace B25.Alerting.Contracts;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of the repository: the .NET solution (unit, API, broker and crash tests) and the
+# stack checks in tests/stack/ (promtool, amtool, dashboards, compose, end to end).
+# Installs the Debian packages the tests need when they are missing; the tests start and stop the
+# servers themselves, on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${need[*]} (run as root, or install them first)" >&2
+    exit 1
+  fi
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+dotnet test B25.Alerting.sln --nologo -v q -c Release "$@"
+
+shopt -s nullglob
+for check in tests/stack/*.sh; do
+  echo "== $check"
+  bash "$check"
+done
+echo "all tests passed"
