@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# B25.Alerting service image. Build context: the repo root (compose sets context: ..).
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+# Restore first, from the build files only, so the restore layer is cached across code edits.
+COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY contracts/B25.Alerting.Contracts/B25.Alerting.Contracts.csproj contracts/B25.Alerting.Contracts/
+COPY src/B25.Alerting/B25.Alerting.csproj src/B25.Alerting/
+RUN dotnet restore src/B25.Alerting/B25.Alerting.csproj
+COPY contracts/ contracts/
+COPY src/B25.Alerting/ src/B25.Alerting/
+# The service copies the repo's templates/ next to its binary.
+COPY templates/ templates/
+RUN dotnet publish src/B25.Alerting/B25.Alerting.csproj -c Release -o /app --no-restore
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final
+WORKDIR /app
+COPY --from=build /app ./
+RUN mkdir -p /var/lib/b25-alerting && chown "$APP_UID" /var/lib/b25-alerting
+# The aspnet images define a non-root user; run as it.
+USER $APP_UID
+ENV ASPNETCORE_HTTP_PORTS=8080
+EXPOSE 8080
+ENTRYPOINT ["dotnet", "B25.Alerting.dll"]
