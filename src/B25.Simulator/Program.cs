@@ -16,7 +16,9 @@ builder.Services.AddOptions<SimulatorOptions>()
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<FaultBoard>();
 builder.Services.AddSingleton(sp =>
-    new SimulatedServices(sp.GetRequiredService<IOptions<SimulatorOptions>>().Value.Seed is { } seed ? new Random(seed) : new Random()));
+    new SimulatedServices(
+        sp.GetRequiredService<IOptions<SimulatorOptions>>().Value.Seed is { } seed ? new Random(seed) : new Random(),
+        sp.GetRequiredService<TimeProvider>()));
 builder.Services.AddSingleton<ListenerSupervisor>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ListenerSupervisor>());
 builder.Services.AddHostedService<SimulationClock>();

@@ -3,24 +3,33 @@ using Prometheus;
 
 namespace B25.Simulator.Simulation;
 
-/// <summary>config-service: mostly reads, occasional config changes and reloads.</summary>
+/// <summary>config-service: mostly reads, now and then a configuration change.</summary>
 internal sealed class ConfigServiceSimulation : ServiceSimulation
 {
-    private readonly Counter _reloads;
-    private readonly Gauge _entries;
+    private static readonly string[] Sections = ["strategy", "risk", "exchange"];
+
+    private readonly Counter _changes;
     private double _carry;
 
-    public ConfigServiceSimulation(Random random)
-        : base("config-service", random, 8,
-            new HttpRoute("GET", "/api/v1/config", 8, 0.002),
-            new HttpRoute("PUT", "/api/v1/config", 1, 0.008),
+    public ConfigServiceSimulation(Random random, TimeProvider time)
+        : base("config-service", random, time, 8,
+            new HttpRoute("GET", "/api/v1/config/{section}", 8, 0.002),
+            new HttpRoute("PUT", "/api/v1/config/{section}", 1, 0.008),
             new HttpRoute("GET", "/health", 1, 0.001))
     {
-        _reloads = Counter("config_service_reloads_total", "Configuration reloads pushed to services.");
-        _entries = Gauge("config_service_config_entries", "Configuration entries held.");
-        _entries.Set(240);
+        _changes = Counter("config_service_config_changes_total", "Configuration changes deployed, by section.", "section");
+        foreach (var section in Sections)
+        {
+            _changes.WithLabels(section).IncTo(0);
+        }
     }
 
-    protected override void AdvanceDomain(double seconds, IReadOnlySet<Fault> faults) =>
-        _reloads.Inc(Random.Events(0.01, seconds, ref _carry));
+    protected override void AdvanceDomain(double seconds, IReadOnlySet<Fault> faults)
+    {
+        var changes = Random.Events(0.005, seconds, ref _carry);
+        if (changes > 0)
+        {
+            _changes.WithLabels(Sections[Random.Next(Sections.Length)]).Inc(changes);
+        }
+    }
 }

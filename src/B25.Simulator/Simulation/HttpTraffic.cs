@@ -33,11 +33,11 @@ internal sealed class HttpTraffic
         _routes = routes;
         _totalWeight = routes.Sum(r => r.Weight);
         _requests = factory.CreateCounter(
-            "http_requests_total", "HTTP requests served, by method, endpoint and status code.",
-            ["method", "endpoint", "status"]);
+            "http_requests_total", "HTTP requests served, by method, route template and status code.",
+            ["method", "route", "status"]);
         _duration = factory.CreateHistogram(
             "http_request_duration_seconds", "HTTP request duration in seconds.",
-            new HistogramConfiguration { LabelNames = ["method", "endpoint"], Buckets = DurationBuckets });
+            new HistogramConfiguration { LabelNames = ["method", "route"], Buckets = DurationBuckets });
 
         // Publish the common series from the first scrape so rate() has a baseline.
         foreach (var route in routes)

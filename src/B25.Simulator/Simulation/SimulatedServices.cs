@@ -3,17 +3,17 @@ namespace B25.Simulator.Simulation;
 /// <summary>The seven B25 services, in port order (market-data first, on the port base).</summary>
 internal sealed class SimulatedServices
 {
-    public SimulatedServices(Random random)
+    public SimulatedServices(Random random, TimeProvider time)
     {
         All =
         [
-            new MarketDataSimulation(random),
-            new OrderExecutionSimulation(random),
-            new StrategyEngineSimulation(random),
-            new AccountMonitorSimulation(random),
-            new RiskManagerSimulation(random),
-            new ConfigServiceSimulation(random),
-            new DashboardServerSimulation(random),
+            new MarketDataSimulation(random, time),
+            new OrderExecutionSimulation(random, time),
+            new StrategyEngineSimulation(random, time),
+            new AccountMonitorSimulation(random, time),
+            new RiskManagerSimulation(random, time),
+            new ConfigServiceSimulation(random, time),
+            new DashboardServerSimulation(random, time),
         ];
     }
 
