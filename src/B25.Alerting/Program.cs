@@ -1,6 +1,10 @@
+using B25.Alerting.Hosting;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.AddAlerting();
+
 var app = builder.Build();
-app.MapGet("/health/live", () => "ok");
-app.Run();
+await app.UseAlertingAsync();
+await app.RunAsync();
 
 public partial class Program;

@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+
+namespace B25.Alerting.Delivery.Slack;
+
+/// <summary>
+/// Slack channel: one message per incident and target, edited in place (chat.update) as the incident
+/// changes, with a thread reply saying what changed. Pending edits of one message are merged into one
+/// call, and so are pending replies, so a storm never floods a channel.
+/// </summary>
+internal sealed partial class SlackNotifier : IChannelNotifier
+{
+    private readonly ISlackApi _api;
+    private readonly SlackRenderer _renderer;
+    private readonly SlackOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SlackNotifier> _logger;
+    private readonly ConcurrentDictionary<string, TokenBucketRateLimiter> _limiters = new();
+    private readonly ConcurrentDictionary<string, ResiliencePipeline<SlackCallResult>> _pipelines = new();
+    private readonly ConcurrentDictionary<(string Target, string Error), bool> _loggedPermanent = new();
+
+    public SlackNotifier(ISlackApi api, SlackRenderer renderer, IOptions<SlackOptions> options, TimeProvider time, ILogger<SlackNotifier> logger)
+    {
+        _api = api;
+        _renderer = renderer;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    public string Channel => "slack";
+
+    public async Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
+        DeliveredMessage? message, CancellationToken cancellationToken)
+    {
+        var outcomes = new List<DeliveryOutcome>();
+        var posts = pending.Where(d => d.Kind == "post").ToList();
+        var updates = pending.Where(d => d.Kind == "update").ToList();
+        var replies = pending.Where(d => d.Kind == "reply").ToList();
+        DeliveredMessage? created = null;
+
+        if (message is null)
+        {
+            if (posts.Count == 0)
+            {
+                // The message these edits belong to was never posted (its post failed for good).
+                outcomes.AddRange(pending.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, "no Slack message to edit: its post failed")));
+                return new DeliveryBatchResult(outcomes, null);
+            }
+            var rendered = _renderer.RenderIncident(incident);
+            var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, ct), cancellationToken);
+            if (!result.IsOk)
+                return Failure(outcomes, pending, target, result);
+            created = message = new DeliveredMessage(result.Channel ?? target, result.Ts ?? "");
+            outcomes.Add(new DeliveryOutcome(posts[0].Id, DeliveryOutcomeKind.Sent));
+            outcomes.AddRange(posts.Skip(1).Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
+            // The new message already shows the incident as it is now.
+            outcomes.AddRange(updates.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
+            updates.Clear();
+        }
+        else
+        {
+            outcomes.AddRange(posts.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
+        }
+
+        if (updates.Count > 0)
+        {
+            var rendered = _renderer.RenderIncident(incident);
+            var result = await CallAsync(target, ct => _api.UpdateAsync(message.Address, message.MessageId, rendered.Text, rendered.Blocks, ct), cancellationToken);
+            if (!result.IsOk)
+                return Failure(outcomes, updates.Concat(replies).ToList(), target, result, created);
+            var latest = updates.MaxBy(d => d.Revision)!;
+            outcomes.AddRange(updates.Select(d => new DeliveryOutcome(d.Id, d == latest ? DeliveryOutcomeKind.Sent : DeliveryOutcomeKind.Merged)));
+        }
+
+        if (replies.Count > 0)
+        {
+            var changes = replies.OrderBy(d => d.Revision)
+                .Select(d => JsonSerializer.Deserialize(d.Payload, DeliveryJsonContext.Default.ChangeSummary)!)
+                .ToList();
+            var text = _renderer.RenderChange(incident, changes);
+            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, ct), cancellationToken);
+            if (!result.IsOk)
+                return Failure(outcomes, replies, target, result, created);
+            outcomes.Add(new DeliveryOutcome(replies[0].Id, DeliveryOutcomeKind.Sent));
+            outcomes.AddRange(replies.Skip(1).Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
+        }
+
+        return new DeliveryBatchResult(outcomes, created);
+    }
+
+    private DeliveryBatchResult Failure(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> failed, string target,
+        SlackCallResult result, DeliveredMessage? created = null)
+    {
+        if (result.Status == SlackCallStatus.Permanent)
+        {
+            if (_loggedPermanent.TryAdd((target, result.Error ?? ""), true))
+                LogPermanent(target, result.Error ?? "unknown");
+            outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, result.Error)));
+        }
+        else
+        {
+            LogTransient(target, result.Error ?? "unknown");
+            outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, result.Error, result.RetryAfter)));
+        }
+        return new DeliveryBatchResult(outcomes, created);
+    }
+
+    /// <summary>One Web API call under the target's rate limit, retries and circuit breaker.</summary>
+    private async Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken)
+    {
+        using var lease = await Limiter(target).AcquireAsync(1, cancellationToken);
+        try
+        {
+            return await Pipeline(target).ExecuteAsync(async ct => await call(ct), cancellationToken);
+        }
+        catch (BrokenCircuitException ex)
+        {
+            return new SlackCallResult(SlackCallStatus.Transient, Error: "circuit open for this channel", RetryAfter: ex.RetryAfter ?? TimeSpan.FromSeconds(15));
+        }
+    }
+
+    private TokenBucketRateLimiter Limiter(string target) => _limiters.GetOrAdd(target, _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+    {
+        TokenLimit = _options.BurstPerChannel,
+        TokensPerPeriod = 1,
+        ReplenishmentPeriod = TimeSpan.FromSeconds(1 / _options.MessagesPerSecondPerChannel),
+        QueueLimit = int.MaxValue,
+        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        AutoReplenishment = true,
+    }));
+
+    private ResiliencePipeline<SlackCallResult> Pipeline(string target) => _pipelines.GetOrAdd(target, _ =>
+    {
+        static bool Transient(Outcome<SlackCallResult> outcome) =>
+            outcome.Exception is HttpRequestException or TimeoutException || outcome.Result?.Status == SlackCallStatus.Transient;
+
+        return new ResiliencePipelineBuilder<SlackCallResult> { TimeProvider = _time }
+            .AddRetry(new RetryStrategyOptions<SlackCallResult>
+            {
+                // Short retries in place; a longer outage is retried later from the outbox, so nothing is lost.
+                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)
+                    && (args.Outcome.Result?.RetryAfter ?? TimeSpan.Zero) <= TimeSpan.FromSeconds(5)),
+                MaxRetryAttempts = 2,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(250),
+                DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter),
+            })
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<SlackCallResult>
+            {
+                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)),
+                FailureRatio = 0.5,
+                MinimumThroughput = 6,
+                SamplingDuration = TimeSpan.FromSeconds(30),
+                BreakDuration = TimeSpan.FromSeconds(15),
+            })
+            .Build();
+    });
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Slack refused a delivery to {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
+    private partial void LogPermanent(string target, string error);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Slack delivery to {Target} failed for now ({Error}); it stays queued and is retried")]
+    private partial void LogTransient(string target, string error);
+}

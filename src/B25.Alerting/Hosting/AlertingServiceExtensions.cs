@@ -1,0 +1,105 @@
+using System.Text.Json;
+using B25.Alerting.Delivery;
+using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Incidents;
+using B25.Alerting.Pipeline;
+using B25.Alerting.Routing;
+using B25.Alerting.Storage;
+using B25.Alerting.Webhooks;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Prometheus;
+
+namespace B25.Alerting.Hosting;
+
+internal static partial class AlertingServiceExtensions
+{
+    public static WebApplicationBuilder AddAlerting(this WebApplicationBuilder builder)
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
+            o.IncludeScopes = true;
+        });
+
+        var services = builder.Services;
+        services.AddProblemDetails();
+        services.AddSingleton(TimeProvider.System);
+
+        services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BusOptions>().BindConfiguration(BusOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SlackOptions>().BindConfiguration(SlackOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TemplateOptions>().BindConfiguration(TemplateOptions.Section);
+        services.AddOptions<RoutingOptions>().BindConfiguration(RoutingOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
+
+        services.AddSingleton<Database>();
+        services.AddSingleton<Router>();
+        services.AddSingleton<IncidentProcessor>();
+        services.AddSingleton<DeliverySignal>();
+        services.AddSingleton<NotificationJournal>();
+        services.AddHostedService(sp => sp.GetRequiredService<NotificationJournal>());
+        services.AddHostedService<DeliveryDispatcher>();
+        services.AddHostedService<NotificationRecovery>();
+
+        services.AddSingleton<SlackRenderer>();
+        services.AddSingleton<IChannelNotifier, SlackNotifier>();
+        services.AddHttpClient<SlackWebApi>((sp, http) =>
+        {
+            var slack = sp.GetRequiredService<IOptions<SlackOptions>>().Value;
+            http.BaseAddress = new Uri(slack.ApiBaseUrl.EndsWith('/') ? slack.ApiBaseUrl : slack.ApiBaseUrl + "/");
+            http.Timeout = slack.RequestTimeout;
+        });
+        services.AddSingleton<SlackLogApi>();
+        services.AddSingleton<ISlackApi>(sp => sp.GetRequiredService<IOptions<SlackOptions>>().Value.Enabled
+            ? sp.GetRequiredService<SlackWebApi>()
+            : sp.GetRequiredService<SlackLogApi>());
+
+        services.AddAlertingBus(builder.Configuration);
+        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+        return builder;
+    }
+
+    public static async Task<WebApplication> UseAlertingAsync(this WebApplication app)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("B25.Alerting");
+        await app.Services.GetRequiredService<Database>().MigrateAsync();
+        _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
+
+        if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<WebhookOptions>>().Value.BearerToken))
+            LogNoToken(logger);
+        if (!app.Services.GetRequiredService<IOptions<SlackOptions>>().Value.Enabled)
+            LogSlackToLog(logger);
+
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseHttpMetrics();
+        app.MapAlertmanagerWebhook();
+        app.MapIncidents();
+        app.MapMetrics("/metrics");
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealth });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
+        return app;
+    }
+
+    private static Task WriteHealth(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        var body = new Dictionary<string, object>
+        {
+            ["status"] = report.Status.ToString(),
+            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+        };
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
+    private static partial void LogNoToken(ILogger logger);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Slack:BotToken is empty: Slack messages are written to this log instead of Slack")]
+    private static partial void LogSlackToLog(ILogger logger);
+}

@@ -1,0 +1,273 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using B25.Alerting.Delivery;
+using B25.Alerting.Observability;
+using B25.Alerting.Routing;
+using B25.Alerting.Storage;
+using B25.Alerting.Webhooks;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace B25.Alerting.Incidents;
+
+internal enum ProcessOutcome { AlreadyProcessed, NotFound, None, Repeat, Opened, Changed, Closed }
+
+/// <summary>
+/// Applies one journaled notification to its alert group inside one write transaction: the state
+/// machine's transition, the alerts it touches, and the deliveries it causes (an outbox), then marks
+/// the notification processed. Replaying a processed notification does nothing.
+/// </summary>
+internal sealed partial class IncidentProcessor(
+    Database database,
+    Router router,
+    TimeProvider time,
+    DeliverySignal signal,
+    ILogger<IncidentProcessor> logger)
+{
+    public async Task<ProcessOutcome> ProcessAsync(string notificationId, CancellationToken cancellationToken)
+    {
+        ProcessOutcome outcome;
+        IncidentTransition? transition;
+        string? incidentId;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        await using (var tx = Database.BeginWrite(connection))
+        {
+            var row = await connection.QuerySingleOrDefaultAsync<JournalRow>(
+                "SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, body AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
+                new { notificationId }, tx);
+            if (row is null) return ProcessOutcome.NotFound;
+            if (row.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
+
+            var notification = JsonSerializer.Deserialize(row.Body, WebhookJsonContext.Default.AlertmanagerNotification)!;
+            (outcome, transition, incidentId) = Apply(connection, tx, row, notificationId, notification);
+
+            await connection.ExecuteAsync(
+                "UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq",
+                new { now = time.GetUtcNow().ToUnixTimeMilliseconds(), outcome = outcome.ToString(), seq = row.Seq }, tx);
+            await tx.CommitAsync(cancellationToken);
+        }
+
+        AlertingMetrics.NotificationsProcessed.WithLabels(outcome.ToString().ToLowerInvariant()).Inc();
+        switch (outcome)
+        {
+            case ProcessOutcome.Opened: AlertingMetrics.IncidentsOpened.Inc(); break;
+            case ProcessOutcome.Closed: AlertingMetrics.IncidentsClosed.Inc(); break;
+            case ProcessOutcome.Repeat: AlertingMetrics.Repeats.Inc(); break;
+        }
+        if (transition is { ChangesIncident: true })
+        {
+            LogTransition(incidentId!, outcome, transition.Joined.Count, transition.Resolved.Count);
+            signal.Notify();
+        }
+        return outcome;
+    }
+
+    private (ProcessOutcome, IncidentTransition, string?) Apply(
+        SqliteConnection connection, SqliteTransaction tx, JournalRow row, string notificationId, AlertmanagerNotification notification)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var open = connection.QuerySingleOrDefault<OpenIncident>(
+            "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @GroupId AND state = 'open'", new { row.GroupId }, tx);
+
+        var known = new Dictionary<AlertKey, AlertState>();
+        var openAlerts = new List<AlertKey>();
+        if (open is not null)
+        {
+            foreach (var a in connection.Query<StoredAlert>(
+                         "SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status FROM alerts WHERE incident_id = @Id", new { open.Id }, tx))
+            {
+                var key = new AlertKey(a.Fingerprint, a.StartsAt);
+                openAlerts.Add(key);
+                known[key] = a.Status == "firing" ? AlertState.Firing : AlertState.Resolved;
+            }
+        }
+
+        var byKey = new Dictionary<AlertKey, AlertmanagerAlert>();
+        using (var lookup = connection.CreateCommand())
+        {
+            lookup.Transaction = tx;
+            lookup.CommandText = "SELECT status FROM alerts WHERE group_id = $g AND fingerprint = $f AND starts_at = $s";
+            var g = lookup.Parameters.Add("$g", SqliteType.Text);
+            var f = lookup.Parameters.Add("$f", SqliteType.Text);
+            var s = lookup.Parameters.Add("$s", SqliteType.Text);
+            g.Value = row.GroupId;
+            foreach (var alert in notification.Alerts!)
+            {
+                var key = AlertKey.Of(alert);
+                byKey.TryAdd(key, alert);
+                if (known.ContainsKey(key)) continue;
+                f.Value = key.Fingerprint;
+                s.Value = key.StartsAt;
+                if (lookup.ExecuteScalar() is string status)
+                    known[key] = status == "firing" ? AlertState.Firing : AlertState.Resolved;
+            }
+        }
+
+        var transition = IncidentStateMachine.Apply(known, openAlerts, open is not null,
+            notification.Alerts!.Select(a => (AlertKey.Of(a), a.IsFiring ? AlertState.Firing : AlertState.Resolved)));
+
+        string? incidentId = open?.Id;
+        var revision = (int)(open?.Revision ?? 0);
+        var context = new
+        {
+            GroupLabels = JsonSerializer.Serialize(notification.GroupLabels ?? [], WebhookJsonContext.Default.DictionaryStringString),
+            CommonLabels = JsonSerializer.Serialize(notification.CommonLabels ?? [], WebhookJsonContext.Default.DictionaryStringString),
+            CommonAnnotations = JsonSerializer.Serialize(notification.CommonAnnotations ?? [], WebhookJsonContext.Default.DictionaryStringString),
+            ExternalUrl = notification.ExternalUrl ?? "",
+        };
+
+        switch (transition.Kind)
+        {
+            case TransitionKind.Open:
+                incidentId = IncidentIdFor(row.GroupId, notificationId);
+                revision = 1;
+                connection.Execute(
+                    """
+                    INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at,
+                                           group_labels, common_labels, common_annotations, external_url)
+                    VALUES (@incidentId, @GroupId, @receiver, @groupKey, 'open', 1, @now, @now,
+                            @GroupLabels, @CommonLabels, @CommonAnnotations, @ExternalUrl)
+                    """,
+                    new
+                    {
+                        incidentId, row.GroupId, receiver = notification.Receiver, groupKey = notification.GroupKey, now,
+                        context.GroupLabels, context.CommonLabels, context.CommonAnnotations, context.ExternalUrl,
+                    }, tx);
+                break;
+            case TransitionKind.Change:
+            case TransitionKind.Close:
+                revision++;
+                connection.Execute(
+                    """
+                    UPDATE incidents SET revision = @revision, updated_at = @now,
+                        state = CASE WHEN @close THEN 'closed' ELSE state END,
+                        closed_at = CASE WHEN @close THEN @now ELSE closed_at END,
+                        common_labels = @CommonLabels, common_annotations = @CommonAnnotations, external_url = @ExternalUrl
+                    WHERE id = @incidentId
+                    """,
+                    new
+                    {
+                        revision, now, close = transition.Kind == TransitionKind.Close, incidentId,
+                        context.CommonLabels, context.CommonAnnotations, context.ExternalUrl,
+                    }, tx);
+                break;
+        }
+
+        WriteAlerts(connection, tx, row.GroupId, incidentId, transition, byKey, now);
+
+        if (transition.ChangesIncident)
+            WriteDeliveries(connection, tx, incidentId!, revision, notification.Receiver!, transition, byKey, row.ReceivedAt, now);
+
+        var outcome = transition.Kind switch
+        {
+            TransitionKind.Open => ProcessOutcome.Opened,
+            TransitionKind.Change => ProcessOutcome.Changed,
+            TransitionKind.Close => ProcessOutcome.Closed,
+            TransitionKind.Repeat => ProcessOutcome.Repeat,
+            _ => ProcessOutcome.None,
+        };
+        return (outcome, transition, incidentId);
+    }
+
+    private static void WriteAlerts(SqliteConnection connection, SqliteTransaction tx, string groupId, string? incidentId,
+        IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long now)
+    {
+        using var insert = connection.CreateCommand();
+        insert.Transaction = tx;
+        insert.CommandText =
+            """
+            INSERT OR IGNORE INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
+            VALUES ($g, $f, $s, $status, $incident, $ends, $labels, $annotations, $url, $now)
+            """;
+        var p = AddParameters(insert, "$g", "$f", "$s", "$status", "$incident", "$ends", "$labels", "$annotations", "$url", "$now");
+        p["$g"].Value = groupId;
+        p["$incident"].Value = (object?)incidentId ?? DBNull.Value;
+        p["$now"].Value = now;
+
+        void Insert(AlertKey key, string status)
+        {
+            var alert = byKey[key];
+            p["$f"].Value = key.Fingerprint;
+            p["$s"].Value = key.StartsAt;
+            p["$status"].Value = status;
+            p["$ends"].Value = alert.EndsAt is { } e && e.Year > 1 ? e.ToString("O") : DBNull.Value;
+            p["$labels"].Value = JsonSerializer.Serialize(alert.Labels ?? [], WebhookJsonContext.Default.DictionaryStringString);
+            p["$annotations"].Value = JsonSerializer.Serialize(alert.Annotations ?? [], WebhookJsonContext.Default.DictionaryStringString);
+            p["$url"].Value = alert.GeneratorUrl ?? "";
+            insert.ExecuteNonQuery();
+        }
+
+        foreach (var key in transition.Joined) Insert(key, "firing");
+        foreach (var key in transition.RememberedResolved) Insert(key, "resolved");
+
+        if (transition.Resolved.Count == 0) return;
+        using var update = connection.CreateCommand();
+        update.Transaction = tx;
+        update.CommandText =
+            "UPDATE alerts SET status = 'resolved', ends_at = $ends, annotations = $annotations, updated_at = $now WHERE group_id = $g AND fingerprint = $f AND starts_at = $s";
+        var u = AddParameters(update, "$g", "$f", "$s", "$ends", "$annotations", "$now");
+        u["$g"].Value = groupId;
+        u["$now"].Value = now;
+        foreach (var key in transition.Resolved)
+        {
+            var alert = byKey[key];
+            u["$f"].Value = key.Fingerprint;
+            u["$s"].Value = key.StartsAt;
+            u["$ends"].Value = alert.EndsAt is { } e && e.Year > 1 ? e.ToString("O") : DBNull.Value;
+            u["$annotations"].Value = JsonSerializer.Serialize(alert.Annotations ?? [], WebhookJsonContext.Default.DictionaryStringString);
+            update.ExecuteNonQuery();
+        }
+    }
+
+    private void WriteDeliveries(SqliteConnection connection, SqliteTransaction tx, string incidentId, int revision, string receiver,
+        IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now)
+    {
+        // Targets that already hold a message for this incident get an edit and a thread reply;
+        // targets that a joining alert routes to for the first time get a new message.
+        var existing = connection.Query<(string Channel, string Target)>(
+                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId AND kind = 'post'",
+                new { incidentId }, tx)
+            .Select(t => new DeliveryTarget(t.Channel, t.Target)).ToHashSet();
+        var fresh = new HashSet<DeliveryTarget>();
+        foreach (var key in transition.Joined)
+        {
+            var labels = byKey[key].Labels ?? [];
+            foreach (var target in router.TargetsFor(receiver, labels))
+                if (!existing.Contains(target)) fresh.Add(target);
+        }
+
+        var change = ChangeSummary.Of(transition, byKey);
+        var payload = JsonSerializer.Serialize(change, DeliveryJsonContext.Default.ChangeSummary);
+        const string sql =
+            """
+            INSERT OR IGNORE INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
+            VALUES (@incidentId, @Channel, @Target, @kind, @revision, @payload, 'pending', @now, @acceptedAt, @now)
+            """;
+        foreach (var target in fresh)
+            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "post", revision, payload, now, acceptedAt }, tx);
+        foreach (var target in existing)
+        {
+            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "update", revision, payload, now, acceptedAt }, tx);
+            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "reply", revision, payload, now, acceptedAt }, tx);
+        }
+        if (fresh.Count == 0 && existing.Count == 0 && transition.Kind == TransitionKind.Open)
+            LogUnrouted(incidentId);
+    }
+
+    private static Dictionary<string, SqliteParameter> AddParameters(SqliteCommand command, params string[] names) =>
+        names.ToDictionary(n => n, n => command.Parameters.Add(n, SqliteType.Text));
+
+    private static string IncidentIdFor(string groupId, string notificationId) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{groupId}\n{notificationId}")))[..24];
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Incident {IncidentId} {Outcome}: {Joined} alert(s) joined, {Resolved} resolved")]
+    private partial void LogTransition(string incidentId, ProcessOutcome outcome, int joined, int resolved);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Incident {IncidentId} opened but no route has a target for it: nothing will be delivered")]
+    private partial void LogUnrouted(string incidentId);
+
+    private sealed record JournalRow(long Seq, string GroupId, long ReceivedAt, byte[] Body, long? ProcessedAt);
+    private sealed record OpenIncident(string Id, long Revision);
+    private sealed record StoredAlert(string Fingerprint, string StartsAt, string Status);
+}

@@ -1,0 +1,49 @@
+using Prometheus;
+
+namespace B25.Alerting.Observability;
+
+/// <summary>The service's own metrics, served at /metrics in Prometheus text format.</summary>
+internal static class AlertingMetrics
+{
+    public static readonly Counter NotificationsReceived = Metrics.CreateCounter(
+        "b25_alerting_notifications_received_total", "Alertmanager notifications accepted (journaled, answered 2xx).");
+
+    public static readonly Counter NotificationsRejected = Metrics.CreateCounter(
+        "b25_alerting_notifications_rejected_total", "Webhook requests refused, by reason.",
+        new CounterConfiguration { LabelNames = ["reason"] });
+
+    public static readonly Counter DuplicatesDropped = Metrics.CreateCounter(
+        "b25_alerting_duplicates_dropped_total", "Notifications already journaled (HA peers, retries): nothing delivered.");
+
+    public static readonly Counter Repeats = Metrics.CreateCounter(
+        "b25_alerting_repeats_total", "Notifications whose alerts were all known in the same state (repeat_interval): nothing delivered.");
+
+    public static readonly Counter NotificationsProcessed = Metrics.CreateCounter(
+        "b25_alerting_notifications_processed_total", "Notifications applied to the incident state machine, by outcome.",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+
+    public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
+        "b25_alerting_incidents_opened_total", "Incidents opened.");
+
+    public static readonly Counter IncidentsClosed = Metrics.CreateCounter(
+        "b25_alerting_incidents_closed_total", "Incidents closed (every alert resolved).");
+
+    public static readonly Counter Deliveries = Metrics.CreateCounter(
+        "b25_alerting_deliveries_total", "Delivery attempts by channel and outcome (sent, merged, retry, failed).",
+        new CounterConfiguration { LabelNames = ["channel", "outcome"] });
+
+    public static readonly Histogram DeliveryLatency = Metrics.CreateHistogram(
+        "b25_alerting_delivery_latency_seconds", "Time from accepting a notification to its delivery being sent, by channel.",
+        new HistogramConfiguration
+        {
+            LabelNames = ["channel"],
+            Buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+        });
+
+    public static readonly Gauge PendingDeliveries = Metrics.CreateGauge(
+        "b25_alerting_pending_deliveries", "Deliveries journaled and not yet sent.");
+
+    public static readonly Histogram AcceptLatency = Metrics.CreateHistogram(
+        "b25_alerting_accept_duration_seconds", "Time to validate and durably journal a notification.",
+        new HistogramConfiguration { Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+}

@@ -1,0 +1,38 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace B25.Alerting.Pipeline;
+
+internal enum BusTransport { InMemory, RabbitMq }
+
+internal sealed class BusOptions : IValidatableObject
+{
+    public const string Section = "Bus";
+
+    public BusTransport Transport { get; set; } = BusTransport.InMemory;
+
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+
+    /// <summary>Notifications processed in parallel (always in order within one alert group).</summary>
+    [Range(1, 256)]
+    public int Partitions { get; set; } = 8;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (Transport == BusTransport.RabbitMq
+            && (string.IsNullOrWhiteSpace(RabbitMq.Uri) || !System.Uri.TryCreate(RabbitMq.Uri, UriKind.Absolute, out var uri)
+                || uri.Scheme is not ("amqp" or "amqps" or "rabbitmq" or "rabbitmqs")))
+        {
+            yield return new ValidationResult(
+                "Bus:Transport is RabbitMq but Bus:RabbitMq:Uri is not an amqp:// or amqps:// URI (e.g. amqp://user:pass@host:5672/vhost).",
+                [nameof(RabbitMq)]);
+        }
+    }
+}
+
+internal sealed class RabbitMqOptions
+{
+    public string? Uri { get; set; }
+
+    /// <summary>Queue of journaled notifications (a quorum queue).</summary>
+    public string Queue { get; set; } = "b25-alerting-notifications";
+}

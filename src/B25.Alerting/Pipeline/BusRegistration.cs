@@ -1,0 +1,51 @@
+using MassTransit;
+
+namespace B25.Alerting.Pipeline;
+
+internal static class BusRegistration
+{
+    /// <summary>
+    /// The pipeline's bus: in-memory by default, RabbitMQ (quorum queue, publisher confirms) in
+    /// production. Notifications of one alert group are processed in order (partitioned by group);
+    /// different groups in parallel.
+    /// </summary>
+    public static IServiceCollection AddAlertingBus(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(BusOptions.Section).Get<BusOptions>() ?? new BusOptions();
+        services.AddMassTransit(x =>
+        {
+            x.AddConsumer<NotificationConsumer>();
+            if (options.Transport == BusTransport.RabbitMq && Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri))
+            {
+                x.UsingRabbitMq((context, cfg) =>
+                {
+                    cfg.Host(uri);
+                    cfg.ReceiveEndpoint(options.RabbitMq.Queue, e =>
+                    {
+                        e.SetQuorumQueue();
+                        e.PrefetchCount = Math.Max(16, options.Partitions * 4);
+                        Configure(e, context, options);
+                    });
+                });
+            }
+            else
+            {
+                x.UsingInMemory((context, cfg) =>
+                    cfg.ReceiveEndpoint("b25-alerting-notifications", e => Configure(e, context, options)));
+            }
+        });
+        services.Configure<MassTransitHostOptions>(o =>
+        {
+            o.WaitUntilStarted = options.Transport == BusTransport.InMemory;
+            o.StopTimeout = TimeSpan.FromSeconds(10);
+        });
+        return services;
+    }
+
+    private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, BusOptions options)
+    {
+        endpoint.UseMessageRetry(r => r.Intervals(100, 500, 2000, 5000));
+        endpoint.ConfigureConsumer<NotificationConsumer>(context, c =>
+            c.Message<NotificationAccepted>(m => m.UsePartitioner(options.Partitions, p => p.Message.PartitionKey)));
+    }
+}

@@ -1,0 +1,60 @@
+using B25.Alerting.Storage;
+using B25.Alerting.Webhooks;
+using Dapper;
+using MassTransit;
+
+namespace B25.Alerting.Pipeline;
+
+/// <summary>
+/// Finishes journaled work after a crash or a lost bus message: at start, every notification not yet
+/// processed is published again; afterwards, those left unprocessed for a while.
+/// </summary>
+internal sealed partial class NotificationRecovery(
+    Database database,
+    IBus bus,
+    TimeProvider time,
+    ILogger<NotificationRecovery> logger) : BackgroundService
+{
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var first = true;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var count = await SweepAsync(first ? TimeSpan.Zero : StaleAfter, stoppingToken);
+                if (count > 0) LogRepublished(count, first);
+                first = false;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogSweepFailed(ex);
+            }
+            await Task.Delay(SweepInterval, time, stoppingToken);
+        }
+    }
+
+    internal async Task<int> SweepAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        var cutoff = (time.GetUtcNow() - olderThan).ToUnixTimeMilliseconds();
+        List<(string Id, string GroupId)> rows;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            rows = (await connection.QueryAsync<(string Id, string GroupId)>(
+                "SELECT id AS Id, group_id AS GroupId FROM notifications WHERE processed_at IS NULL AND received_at <= @cutoff ORDER BY seq LIMIT 10000",
+                new { cutoff })).ToList();
+        }
+        foreach (var (id, groupId) in rows)
+            await bus.Publish(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), cancellationToken);
+        return rows.Count;
+    }
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Published {Count} journaled notification(s) again that were not yet processed (at start: {AtStart})")]
+    private partial void LogRepublished(int count, bool atStart);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Recovery sweep failed; next try in 15 s")]
+    private partial void LogSweepFailed(Exception ex);
+}

@@ -1,0 +1,36 @@
+namespace B25.Alerting.Routing;
+
+/// <summary>
+/// The routing table. Routes are tried in order for every alert of an incident; the first that
+/// matches wins unless it says <see cref="RouteOptions.Continue"/>.
+/// </summary>
+internal sealed class RoutingOptions
+{
+    public const string Section = "Routing";
+
+    public List<RouteOptions> Routes { get; set; } = [];
+}
+
+internal sealed class RouteOptions
+{
+    /// <summary>A name for logs, metrics and the incidents API.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>When set, the notification's receiver must match this Alertmanager-style value
+    /// (exact, or a matcher such as <c>=~"b25-.*"</c>).</summary>
+    public string? Receiver { get; set; }
+
+    /// <summary>Label matchers, all of which must match; none matches everything.</summary>
+    public List<string> Matchers { get; set; } = [];
+
+    /// <summary>Keep trying the next routes after this one matched.</summary>
+    public bool Continue { get; set; }
+
+    public SlackRouteOptions? Slack { get; set; }
+}
+
+internal sealed class SlackRouteOptions
+{
+    /// <summary>Channel name (<c>#trading-alerts</c>) or id (<c>C0123ABC</c>).</summary>
+    public string? Channel { get; set; }
+}

@@ -1,0 +1,142 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+
+namespace B25.Alerting.Storage;
+
+/// <summary>
+/// The SQLite state store: the notification journal, incidents, alerts and deliveries.
+/// WAL mode with synchronous=FULL, so a committed journal row survives a crash of the process
+/// and of the machine.
+/// </summary>
+internal sealed class Database
+{
+    private readonly string _connectionString;
+
+    public Database(IOptions<StorageOptions> options)
+    {
+        var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString)
+        {
+            Pooling = true,
+            DefaultTimeout = 30,
+        };
+        _connectionString = builder.ToString();
+    }
+
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        // Per-connection settings; journal_mode=WAL is persistent and set by the migration.
+        await connection.ExecuteAsync("PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+        return connection;
+    }
+
+    /// <summary>Starts a write transaction that takes the write lock at once (no lock upgrade deadlocks).</summary>
+    public static SqliteTransaction BeginWrite(SqliteConnection connection) => connection.BeginTransaction(deferred: false);
+
+    public async Task MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync("PRAGMA journal_mode=WAL;");
+        var version = await connection.ExecuteScalarAsync<long>("PRAGMA user_version;");
+        for (var i = (int)version; i < Migrations.Length; i++)
+        {
+            await using var tx = BeginWrite(connection);
+            await connection.ExecuteAsync(Migrations[i], transaction: tx);
+            await connection.ExecuteAsync($"PRAGMA user_version = {i + 1};", transaction: tx);
+            await tx.CommitAsync(cancellationToken);
+        }
+    }
+
+    public async Task<bool> PingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>("SELECT 1;") == 1;
+    }
+
+    // Append only: a deployed database is at some index of this array.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE notifications (
+            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+            id            TEXT NOT NULL UNIQUE,      -- content identity: same notification => same id
+            group_id      TEXT NOT NULL,
+            receiver      TEXT NOT NULL,
+            group_key     TEXT NOT NULL,
+            received_at   INTEGER NOT NULL,          -- unix ms
+            body          BLOB NOT NULL,
+            processed_at  INTEGER NULL,
+            outcome       TEXT NULL
+        );
+        CREATE INDEX ix_notifications_unprocessed ON notifications(seq) WHERE processed_at IS NULL;
+
+        CREATE TABLE incidents (
+            id              TEXT PRIMARY KEY,
+            group_id        TEXT NOT NULL,
+            receiver        TEXT NOT NULL,
+            group_key       TEXT NOT NULL,
+            state           TEXT NOT NULL,           -- open | closed
+            revision        INTEGER NOT NULL,
+            opened_at       INTEGER NOT NULL,
+            closed_at       INTEGER NULL,
+            updated_at      INTEGER NOT NULL,
+            group_labels    TEXT NOT NULL,
+            common_labels   TEXT NOT NULL,
+            common_annotations TEXT NOT NULL,
+            external_url    TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX ux_incidents_one_open_per_group ON incidents(group_id) WHERE state = 'open';
+        CREATE INDEX ix_incidents_state ON incidents(state, opened_at);
+
+        -- Every alert occurrence ever seen per group: content wins over arrival order.
+        CREATE TABLE alerts (
+            group_id      TEXT NOT NULL,
+            fingerprint   TEXT NOT NULL,
+            starts_at     TEXT NOT NULL,             -- as sent (RFC 3339)
+            status        TEXT NOT NULL,             -- firing | resolved
+            incident_id   TEXT NULL REFERENCES incidents(id),
+            ends_at       TEXT NULL,
+            labels        TEXT NOT NULL,
+            annotations   TEXT NOT NULL,
+            generator_url TEXT NOT NULL,
+            updated_at    INTEGER NOT NULL,
+            PRIMARY KEY (group_id, fingerprint, starts_at)
+        );
+        CREATE INDEX ix_alerts_incident ON alerts(incident_id);
+
+        -- One row per message to one target for one incident change; the unique key makes replays harmless.
+        CREATE TABLE deliveries (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_id     TEXT NOT NULL REFERENCES incidents(id),
+            channel         TEXT NOT NULL,           -- slack
+            target          TEXT NOT NULL,           -- e.g. #trading-alerts
+            kind            TEXT NOT NULL,           -- post | update | reply
+            revision        INTEGER NOT NULL,
+            payload         TEXT NOT NULL,
+            status          TEXT NOT NULL,           -- pending | sent | merged | failed
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            last_error      TEXT NULL,
+            accepted_at     INTEGER NOT NULL,        -- when the notification behind it was accepted
+            created_at      INTEGER NOT NULL,
+            completed_at    INTEGER NULL,
+            UNIQUE (incident_id, channel, target, kind, revision)
+        );
+        CREATE INDEX ix_deliveries_pending ON deliveries(next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX ix_deliveries_incident ON deliveries(incident_id);
+
+        -- The message a target holds for an incident (Slack: channel id + ts), edited in place.
+        CREATE TABLE delivery_messages (
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            channel       TEXT NOT NULL,
+            target        TEXT NOT NULL,
+            address       TEXT NOT NULL,             -- Slack channel id
+            message_id    TEXT NOT NULL,             -- Slack ts
+            created_at    INTEGER NOT NULL,
+            PRIMARY KEY (incident_id, channel, target)
+        );
+        """,
+    ];
+}
