@@ -1,6 +1,7 @@
 using B25.Alerting.Hosting;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings and templates sit next to the binary, wherever the service is started from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddAlerting();
 
 var app = builder.Build();

@@ -13,6 +13,7 @@ internal sealed class ServiceListener(ServiceSimulation simulation, IPAddress ad
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private WebApplication? _app;
+    private int _disposed;
 
     public ServiceSimulation Simulation => simulation;
 
@@ -76,6 +77,12 @@ internal sealed class ServiceListener(ServiceSimulation simulation, IPAddress ad
 
     public async ValueTask DisposeAsync()
     {
+        // The DI container may dispose the supervisor twice (singleton + hosted-service factory).
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await StopAsync(CancellationToken.None);
         _gate.Dispose();
     }
