@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Prometheus stack checks: config, rules, unit tests, metric names against the metrics contract,
+# required alert metadata, and (if curl is present) a live Prometheus 2.42 rendering runbook_url
+# from the alerting_url external label. Needs only promtool/prometheus (Debian) and awk/sed/grep.
+# Run from the repository root: bash tests/stack/10-prometheus.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+P=prometheus
+CONTRACT=$P/metrics-contract.yaml
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+
+command -v promtool >/dev/null || { echo "FAIL: promtool not installed (apt-get install prometheus)" >&2; exit 1; }
+
+shopt -s nullglob
+rule_files=("$P"/rules/*.yml "$P"/alerts/*.yml)
+test_files=("$P"/tests/*.yml)
+alert_files=("$P"/alerts/*.yml)
+[ ${#alert_files[@]} -gt 0 ] || { echo "FAIL: no alert files in $P/alerts" >&2; exit 1; }
+[ ${#test_files[@]} -gt 0 ] || { echo "FAIL: no unit tests in $P/tests" >&2; exit 1; }
+
+# ---- 1. promtool ------------------------------------------------------------------------------
+if out=$(promtool check config "$P/prometheus.yml" 2>&1); then ok "promtool check config"; else echo "$out" >&2; fail "promtool check config $P/prometheus.yml"; fi
+if out=$(promtool check rules "${rule_files[@]}" 2>&1); then ok "promtool check rules (${#rule_files[@]} files)"; else echo "$out" >&2; fail "promtool check rules"; fi
+if out=$(promtool test rules "${test_files[@]}" 2>&1); then ok "promtool test rules (${#test_files[@]} files)"; else echo "$out" >&2; fail "promtool test rules"; fi
+
+# ---- 2. every metric named in a rule expression is in the contract ----------------------------
+# Known names: every `- name:` of the contract (metrics, exporters, recorded); histograms also
+# as _bucket/_sum/_count.
+known=$(awk '
+  /^[A-Za-z_]+:/ { sec = $1 }
+  (sec == "metrics:" || sec == "exporters:" || sec == "recorded:") && /^[[:space:]]*- name:/ { n = $3; print n }
+  (sec == "metrics:" || sec == "exporters:") && /^[[:space:]]*type:[[:space:]]*histogram/ { print n "_bucket"; print n "_sum"; print n "_count" }
+' "$CONTRACT" | sort -u)
+[ -n "$known" ] || fail "no metric names read from $CONTRACT"
+
+# Expressions: single-line `expr: ...` and block scalars `expr: |` (more-indented lines follow).
+extract_exprs() {
+  awk '
+    inblock {
+      if ($0 ~ /^[[:space:]]*$/) next
+      match($0, /^[[:space:]]*/)
+      if (RLENGTH > ind) { print; next }
+      inblock = 0
+    }
+    /^[[:space:]]*expr:/ {
+      line = $0; sub(/^[[:space:]]*expr:[[:space:]]*/, "", line)
+      if (line ~ /^[|>][-+]?[[:space:]]*$/) { inblock = 1; match($0, /^[[:space:]]*/); ind = RLENGTH; next }
+      print line
+    }
+  ' "$@"
+}
+# Strip strings, label matchers, ranges and grouping clauses; keep identifiers not followed by "(".
+used=$(extract_exprs "${rule_files[@]}" \
+  | sed -E "s/\"([^\"\\\\]|\\\\.)*\"//g; s/'[^']*'//g; s/\{[^}]*\}//g; s/\[[^]]*\]//g" \
+  | sed -E 's/\b(by|without|on|ignoring|group_left|group_right)[[:space:]]*\([^)]*\)//g' \
+  | grep -oE '[A-Za-z0-9_:.]+[[:space:]]*\(?' \
+  | grep -vE '\($' | sed -E 's/[[:space:]]+$//' | grep -E '^[A-Za-z_:][A-Za-z0-9_:]*$' \
+  | grep -vxE 'and|or|unless|bool|offset|by|without|on|ignoring|group_left|group_right|inf|nan|Inf|NaN|atan2|start|end' \
+  | sort -u)
+[ -n "$used" ] || fail "no metric names extracted from the rule expressions"
+unknown=$(comm -23 <(echo "$used") <(echo "$known"))
+if [ -n "$unknown" ]; then
+  fail "metrics used in rules but missing from $CONTRACT: $(echo $unknown)"
+else
+  ok "all $(echo "$used" | wc -l) metric names used in rules are in the contract"
+fi
+
+# The contract's recorded: section lists exactly the recording rules.
+records=$(grep -hE '^[[:space:]]*- record:' "${rule_files[@]}" | awk '{print $3}' | sort -u)
+contract_records=$(awk '/^[A-Za-z_]+:/ { sec = $1 } sec == "recorded:" && /^[[:space:]]*- name:/ { print $3 }' "$CONTRACT" | sort -u)
+if [ "$records" != "$contract_records" ]; then
+  fail "recording rules and the contract's recorded: section differ: $(diff <(echo "$records") <(echo "$contract_records") | grep '^[<>]' | tr '\n' ' ')"
+else
+  ok "recorded: section matches the $(echo "$records" | wc -l) recording rules"
+fi
+
+# ---- 3. alert metadata ------------------------------------------------------------------------
+meta=$(awk '
+  function flush() {
+    if (alert == "") return
+    if (!sev)  print FILENAME ": " alert " has no severity label (critical|warning|info)"
+    if (!sum)  print FILENAME ": " alert " has no summary annotation"
+    if (!desc) print FILENAME ": " alert " has no description annotation"
+    if (!rb)   print FILENAME ": " alert " has no runbook_url annotation ending in /runbooks/" alert
+    alert = ""
+  }
+  FNR == 1 { flush() }
+  /^[[:space:]]*- (alert|record|name):/ { flush(); if ($2 == "alert:") { alert = $3; sev = sum = desc = rb = 0 } }
+  alert != "" && /^[[:space:]]+severity:.*(critical|warning|info)/ { sev = 1 }
+  alert != "" && /^[[:space:]]+summary:[[:space:]]*[^[:space:]]/ { sum = 1 }
+  alert != "" && /^[[:space:]]+description:[[:space:]]*[^[:space:]]/ { desc = 1 }
+  alert != "" && /^[[:space:]]+runbook_url:/ && index($0, "/runbooks/" alert "\x27") + index($0, "/runbooks/" alert "\"") > 0 { rb = 1 }
+  END { flush() }
+' "${alert_files[@]}")
+if [ -n "$meta" ]; then echo "$meta" >&2; fail "alerts with missing metadata"; else ok "every alert has severity, summary, description, runbook_url"; fi
+
+# ---- 4. the alerts of the plan exist, each has a unit test -----------------------------------
+required="ServiceDown HighCPUUsage HighMemoryUsage DiskSpaceLow HighNetworkErrors ServiceRestartLoop
+HighErrorRate SlowResponseTime WebSocketDisconnected OrderExecutionBacklog HighDrawdown LowAccountBalance
+HighOrderRejectionRate StrategyInactive PositionSizeLimitApproaching RiskLimitViolation LowWinRate
+LowMakerRatio OrderBookStale PositionMismatch DatabaseDown ConfigurationChanged PrometheusTargetDown
+LogIngestionSlow"
+before=$failures
+defined=$(grep -hE '^[[:space:]]*- alert:' "${alert_files[@]}" | awk '{print $3}' | sort -u)
+for a in $required; do
+  grep -qx "$a" <<<"$defined" || fail "alert $a (from the plan) is not defined"
+done
+for a in $defined; do
+  grep -qE "alertname:[[:space:]]*$a[[:space:]]*$" "${test_files[@]}" || fail "alert $a has no promtool unit test"
+done
+for a in HighDrawdown RiskLimitViolation; do
+  awk -v a="$a" '/- alert:/ { cur = $3 } cur == a && /action:[[:space:]]*emergency-stop/ { found = 1 } END { exit !found }' "${alert_files[@]}" \
+    || fail "alert $a lacks the label action: emergency-stop"
+done
+[ "$failures" -eq "$before" ] && ok "$(echo "$defined" | wc -l) alerts defined (all of the plan), each with a unit test"
+
+# ---- 5. live: Prometheus 2.42 expands $externalLabels.alerting_url ---------------------------
+if command -v prometheus >/dev/null && command -v curl >/dev/null; then
+  tmp=$(mktemp -d)
+  url=$(awk '/^[[:space:]]+alerting_url:/ { print $2; exit }' "$P/prometheus.yml")
+  port=$((19400 + RANDOM % 500))
+  cat >"$tmp/prometheus.yml" <<EOF
+global:
+  evaluation_interval: 1s
+  external_labels:
+    alerting_url: $url
+rule_files: [probe.yml]
+EOF
+  cat >"$tmp/probe.yml" <<'EOF'
+groups:
+  - name: probe
+    rules:
+      - alert: RunbookProbe
+        expr: vector(1)
+        annotations:
+          runbook_url: '{{ $externalLabels.alerting_url }}/runbooks/RunbookProbe'
+EOF
+  prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
+    --web.listen-address="127.0.0.1:$port" --web.external-url="http://127.0.0.1:$port" >"$tmp/log" 2>&1 &
+  ppid_=$!
+  got=""
+  for _ in $(seq 1 40); do
+    got=$(curl -sf "http://127.0.0.1:$port/api/v1/alerts" 2>/dev/null | grep -o '"runbook_url":"[^"]*"' || true)
+    [ -n "$got" ] && break
+    sleep 0.25
+  done
+  kill "$ppid_" 2>/dev/null; wait "$ppid_" 2>/dev/null
+  if [ "$got" = "\"runbook_url\":\"$url/runbooks/RunbookProbe\"" ]; then
+    ok "live Prometheus renders runbook_url as $url/runbooks/<alert>"
+  else
+    tail -5 "$tmp/log" >&2
+    fail "live Prometheus rendered runbook_url as '${got:-nothing}', expected $url/runbooks/RunbookProbe"
+  fi
+  rm -rf "$tmp"
+else
+  echo "skip: live runbook_url check (prometheus or curl missing)"
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "10-prometheus: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "10-prometheus: all checks passed"
