@@ -39,6 +39,8 @@ internal sealed class AccountMonitorSimulation : ServiceSimulation
     private readonly Dictionary<string, double> _realizedPnl = [];
     private readonly Wander _drawdownWalk = new(1.2, 0.15, 0.2, 3.0);
     private readonly Wander _sharpeWalk = new(1.8, 0.05, 1.0, 2.6);
+    private readonly Cadence _wins = new(0.58);
+    private readonly Cadence _makers = new(0.82);
     private double _maxDrawdownPct;
     private double _carry;
 
@@ -100,7 +102,7 @@ internal sealed class AccountMonitorSimulation : ServiceSimulation
         {
             var exchange = Exchanges[Random.Next(Exchanges.Length)];
             var symbol = Symbols[Random.Next(Symbols.Length)];
-            var win = Random.NextDouble() < 0.58;
+            var win = _wins.Next();
             _trades.WithLabels(exchange, symbol).Inc();
             if (win)
             {
@@ -113,7 +115,7 @@ internal sealed class AccountMonitorSimulation : ServiceSimulation
             for (var fill = 0; fill < 2; fill++)
             {
                 _orders.WithLabels(exchange).Inc();
-                var maker = Random.NextDouble() < 0.82;
+                var maker = _makers.Next();
                 if (maker)
                 {
                     _makerOrders.WithLabels(exchange).Inc();

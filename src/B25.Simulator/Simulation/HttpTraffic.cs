@@ -24,6 +24,8 @@ internal sealed class HttpTraffic
     private readonly double _totalWeight;
     private readonly Counter _requests;
     private readonly Histogram _duration;
+    private readonly Cadence _serverErrors = new(HealthyServerErrorRatio);
+    private readonly Cadence _clientErrors = new(HealthyClientErrorRatio);
     private double _carry;
 
     public HttpTraffic(IMetricFactory factory, Random random, double requestsPerSecond, HttpRoute[] routes)
@@ -54,10 +56,9 @@ internal sealed class HttpTraffic
         for (var i = 0; i < count; i++)
         {
             var route = PickRoute();
-            var roll = _random.NextDouble();
-            var serverErrors = errorSpike ? SpikeServerErrorRatio : HealthyServerErrorRatio;
-            var status = roll < serverErrors ? (_random.NextDouble() < 0.7 ? "500" : "503")
-                : roll < serverErrors + HealthyClientErrorRatio ? (_random.NextDouble() < 0.5 ? "400" : "404")
+            var serverError = errorSpike ? _random.NextDouble() < SpikeServerErrorRatio : _serverErrors.Next();
+            var status = serverError ? (_random.NextDouble() < 0.7 ? "500" : "503")
+                : _clientErrors.Next() ? (_random.NextDouble() < 0.5 ? "400" : "404")
                 : "200";
             var seconds0 = latencySpike
                 ? _random.Between(1.5, 4.0)

@@ -62,3 +62,25 @@ internal sealed class Wander
         return Value;
     }
 }
+
+/// <summary>
+/// Marks exactly a given share of events, evenly spaced (an error-diffusion counter). Ratios that
+/// alerts watch (5xx share, win rate, maker share, rejections) then hold over any window, even a
+/// short one at the start of a run, where coin flips would trip the alert by chance.
+/// </summary>
+internal sealed class Cadence(double share)
+{
+    private double _credit;
+
+    public bool Next()
+    {
+        _credit += share;
+        if (_credit < 1)
+        {
+            return false;
+        }
+
+        _credit -= 1;
+        return true;
+    }
+}

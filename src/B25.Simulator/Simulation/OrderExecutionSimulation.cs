@@ -23,6 +23,7 @@ internal sealed class OrderExecutionSimulation : ServiceSimulation
     private readonly Histogram _fillLatency;
     private readonly Histogram _submissionLatency;
     private readonly Wander _queue = new(6, 2, 0, 30);
+    private readonly Cadence _rejections = new(0.005);
     private double _carry;
     private double _rateLimitCarry;
 
@@ -84,15 +85,15 @@ internal sealed class OrderExecutionSimulation : ServiceSimulation
             _submitted.WithLabels(exchange, symbol, type).Inc();
             _submissionLatency.WithLabels(exchange, type).Observe(slow ? Random.Between(0.2, 0.9) : Random.LogNormal(0.0015, 0.5));
 
-            var roll = Random.NextDouble();
-            if (roll < 0.005)
+            if (_rejections.Next())
             {
                 _orders.WithLabels(exchange, symbol, side, type, "rejected").Inc();
                 continue;
             }
 
             _orders.WithLabels(exchange, symbol, side, type, "new").Inc();
-            if (roll < 0.02)
+            var roll = Random.NextDouble();
+            if (roll < 0.015)
             {
                 _orders.WithLabels(exchange, symbol, side, type, "expired").Inc();
             }
