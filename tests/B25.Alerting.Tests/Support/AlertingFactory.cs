@@ -1,0 +1,53 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+
+namespace B25.Alerting.Tests.Support;
+
+/// <summary>The service in-process on a real SQLite file, with Slack pointed at a stand-in.</summary>
+public sealed class AlertingFactory : WebApplicationFactory<Program>
+{
+    public const string Token = "test-token-123";
+    private readonly Dictionary<string, string?> _settings;
+
+    public AlertingFactory(SlackStandIn? slack, Dictionary<string, string?>? settings = null)
+    {
+        DatabasePath = Path.Combine(Path.GetTempPath(), $"b25-test-{Guid.NewGuid():N}.db");
+        _settings = new Dictionary<string, string?>
+        {
+            ["Webhook:BearerToken"] = Token,
+            ["Storage:ConnectionString"] = $"Data Source={DatabasePath}",
+            ["Slack:BotToken"] = slack is null ? "" : "xoxb-test",
+            ["Slack:ApiBaseUrl"] = slack?.ApiBaseUrl ?? "http://127.0.0.1:9/api/",
+            ["Slack:MessagesPerSecondPerChannel"] = "100",
+            ["Slack:BurstPerChannel"] = "100",
+        };
+        foreach (var (key, value) in settings ?? []) _settings[key] = value;
+    }
+
+    public string DatabasePath { get; }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(_settings));
+    }
+
+    public HttpClient Authorized()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        return client;
+    }
+
+    public static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        foreach (var suffix in new[] { "", "-wal", "-shm" })
+            try { File.Delete(DatabasePath + suffix); } catch (IOException) { }
+    }
+}
