@@ -156,6 +156,27 @@ public sealed partial class ComposeTests
     }
 
     [Fact]
+    public void Services_that_bind_loopback_by_default_listen_on_all_interfaces_in_compose()
+    {
+        // appsettings.json of both .NET programs binds 127.0.0.1: unreachable from other containers.
+        var alerting = _compose.Service("b25-alerting").Get("environment");
+        Assert.Equal("http://0.0.0.0:8080", alerting.Str("Urls"));
+        Assert.Equal("0.0.0.0", _compose.Service("simulator").Get("environment").Str("Simulator__Host"));
+    }
+
+    [Fact]
+    public void Alerting_journal_lives_on_a_named_volume()
+    {
+        var service = _compose.Service("b25-alerting");
+        var connection = service.Get("environment").Str("Storage__ConnectionString") ?? "";
+        var path = Regex.Match(connection, @"Data Source=([^;]+)").Groups[1].Value;
+        Assert.StartsWith("/", path);
+        var volumes = _compose.Root.Entries("volumes").Select(v => v.Key).ToHashSet();
+        Assert.Contains(service.Items("volumes").Select(v => v.Str()!.Split(':')),
+            parts => volumes.Contains(parts[0]) && path.StartsWith(parts[1].TrimEnd('/') + "/", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Every_image_is_pinned_to_a_version()
     {
         var failures = new List<string>();
