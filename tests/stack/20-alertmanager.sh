@@ -73,14 +73,22 @@ awk '/matchers:.*severity="critical"/ { c = 1 } c && /mute_time_intervals/ { bad
 
 # ---- 4. inhibition, live on 127.0.0.1 ----------------------------------------------------------
 if command -v prometheus-alertmanager >/dev/null && command -v curl >/dev/null; then
-  port=$((19500 + RANDOM % 400))
-  url="http://127.0.0.1:$port"
-  prometheus-alertmanager --config.file="$tmp/am-live.yml" --storage.path="$tmp/data" \
-    --cluster.listen-address= --web.listen-address="127.0.0.1:$port" --web.external-url="$url" \
-    >"$tmp/am.log" 2>&1 &
-  am_pid=$!
-  for _ in $(seq 1 40); do curl -sf "$url/-/ready" >/dev/null 2>&1 && break; sleep 0.25; done
-  if ! curl -sf "$url/-/ready" >/dev/null 2>&1; then
+  for attempt in 1 2 3; do # a random port may be taken: try another
+    port=$((19500 + RANDOM % 400))
+    url="http://127.0.0.1:$port"
+    prometheus-alertmanager --config.file="$tmp/am-live.yml" --storage.path="$tmp/data$attempt" \
+      --cluster.listen-address= --web.listen-address="127.0.0.1:$port" --web.external-url="$url" \
+      >"$tmp/am.log" 2>&1 &
+    am_pid=$!
+    for _ in $(seq 1 40); do
+      curl -sf "$url/-/ready" >/dev/null 2>&1 && break
+      kill -0 "$am_pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    curl -sf "$url/-/ready" >/dev/null 2>&1 && break
+    kill "$am_pid" 2>/dev/null; wait "$am_pid" 2>/dev/null; am_pid=""
+  done
+  if [ -z "$am_pid" ]; then
     tail -5 "$tmp/am.log" >&2
     fail "throwaway Alertmanager did not start on $url"
   else
