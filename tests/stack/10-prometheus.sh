@@ -77,6 +77,25 @@ else
   ok "recorded: section matches the $(echo "$records" | wc -l) recording rules"
 fi
 
+# The contract's services: section and prometheus.yml agree (job, target, interval, labels).
+global_interval=$(awk '/^global:/ { g = 1; next } /^[^[:space:]]/ { g = 0 } g && /scrape_interval:/ { print $2; exit }' "$P/prometheus.yml")
+svc_count=0
+while read -r svc job port tier interval; do
+  svc_count=$((svc_count + 1))
+  block=$(awk -v j="$job" '/^[[:space:]]*- job_name:/ { cur = $3 } cur == j' "$P/prometheus.yml")
+  if [ -z "$block" ]; then fail "prometheus.yml has no job $job (service $svc)"; continue; fi
+  grep -qF "'$svc:$port'" <<<"$block" || fail "job $job does not scrape $svc:$port"
+  got_interval=$(awk '/scrape_interval:/ { print $2; exit }' <<<"$block")
+  [ "${got_interval:-$global_interval}" = "$interval" ] || fail "job $job scrapes every ${got_interval:-$global_interval}, contract says $interval"
+  grep -qE "service: $svc[,}]" <<<"$block" || fail "job $job lacks the target label service: $svc"
+  grep -qE "tier: $tier[,}]" <<<"$block" || fail "job $job lacks the target label tier: $tier"
+done < <(awk '/^[A-Za-z_]+:/ { sec = $1; next } sec == "services:" && NF {
+  gsub(/[{},]/, " "); sub(/:$/, "", $1)
+  for (i = 2; i < NF; i++) v[$i] = $(i + 1)
+  print $1, v["job:"], v["port:"], v["tier:"], v["scrape_interval:"] }' "$CONTRACT")
+[ "$svc_count" -eq 7 ] || fail "expected 7 services in the contract, read $svc_count"
+ok "the $svc_count services of the contract are scraped as it says"
+
 # ---- 3. alert metadata ------------------------------------------------------------------------
 meta=$(awk '
   function flush() {

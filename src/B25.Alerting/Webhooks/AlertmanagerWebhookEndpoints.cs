@@ -75,7 +75,7 @@ internal static partial class AlertmanagerWebhookEndpoints
         JournalResult result;
         try
         {
-            result = await journal.AppendAsync(entry).WaitAsync(settings.JournalTimeout, http.RequestAborted);
+            result = await journal.AppendAsync(entry, settings.JournalTimeout, http.RequestAborted);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {

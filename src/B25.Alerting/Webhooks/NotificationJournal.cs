@@ -19,20 +19,27 @@ internal sealed partial class NotificationJournal : BackgroundService
     private readonly Channel<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)> _queue =
         Channel.CreateUnbounded<(JournalEntry, TaskCompletionSource<JournalResult>)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Database _database;
+    private readonly TimeSpan _timeout;
     private readonly ILogger<NotificationJournal> _logger;
 
-    public NotificationJournal(Database database, ILogger<NotificationJournal> logger)
+    public NotificationJournal(Database database, Microsoft.Extensions.Options.IOptions<WebhookOptions> options, ILogger<NotificationJournal> logger)
     {
         _database = database;
+        _timeout = options.Value.JournalTimeout;
         _logger = logger;
     }
 
-    public Task<JournalResult> AppendAsync(JournalEntry entry)
+    /// <summary>Journals the entry; throws when it cannot within the timeout (the caller answers 503).</summary>
+    public async Task<JournalResult> AppendAsync(JournalEntry entry, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<JournalResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_queue.Writer.TryWrite((entry, done)))
-            done.SetException(new InvalidOperationException("The journal is shutting down."));
-        return done.Task;
+            throw new InvalidOperationException("The journal is shutting down.");
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        // Giving up completes the entry, so the writer skips it if it has not taken it yet.
+        await using var registration = cts.Token.Register(() => done.TrySetException(new TimeoutException("Journal write timed out.")));
+        return await done.Task;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -43,10 +50,23 @@ internal sealed partial class NotificationJournal : BackgroundService
         {
             while (await _queue.Reader.WaitToReadAsync(stoppingToken))
             {
-                while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var item)) batch.Add(item);
+                while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var item))
+                {
+                    // A request that gave up (and answered 503) must not be journaled after all.
+                    if (!item.Done.Task.IsCompleted) batch.Add(item);
+                }
+                if (batch.Count == 0) continue;
                 try
                 {
-                    connection ??= await _database.OpenAsync(stoppingToken);
+                    if (connection is null)
+                    {
+                        connection = await _database.OpenAsync(stoppingToken);
+                        // Wait for a locked database for half the time a request waits for its answer,
+                        // so a write never lands after its request was answered 503.
+                        using var pragma = connection.CreateCommand();
+                        pragma.CommandText = $"PRAGMA busy_timeout = {(int)(_timeout.TotalMilliseconds / 2)};";
+                        pragma.ExecuteNonQuery();
+                    }
                     var results = Write(connection, batch);
                     for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
                 }
@@ -74,8 +94,10 @@ internal sealed partial class NotificationJournal : BackgroundService
 
     private static JournalResult[] Write(SqliteConnection connection, List<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)> batch)
     {
-        var results = new JournalResult[batch.Count];
         using var tx = Database.BeginWrite(connection);
+        // Taking the write lock may have waited: leave out requests that gave up meanwhile.
+        batch.RemoveAll(item => item.Done.Task.IsCompleted);
+        var results = new JournalResult[batch.Count];
         using var insert = connection.CreateCommand();
         insert.Transaction = tx;
         insert.CommandText =
