@@ -9,7 +9,7 @@ using Microsoft.Extensions.Logging;
 namespace B25.EndToEnd.Tests.Stack;
 
 /// <summary>One request the Slack stand-in received, stamped on arrival.</summary>
-internal sealed record SlackCall(string Path, string? Authorization, string Body, JsonObject? Json, long ReceivedAt)
+internal sealed record SlackCall(string Path, string? Authorization, string Body, JsonObject? Json, long ReceivedAt, string? AnsweredTs)
 {
     public string? Channel => Json?["channel"]?.GetValue<string>();
 
@@ -71,12 +71,12 @@ internal sealed class SlackStandIn : IAsyncDisposable
     }
 
     /// <summary>Waits for the first call that matches, among those already received and those to come.</summary>
-    public async Task<SlackCall> WaitForAsync(Func<SlackCall, bool> match, TimeSpan timeout, string what)
+    public async Task<SlackCall> WaitForAsync(Func<SlackCall, bool> match, TimeSpan timeout, string what, int skip = 0)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         while (true)
         {
-            var found = Calls.FirstOrDefault(match);
+            var found = Calls.Skip(skip).FirstOrDefault(match);
             if (found is not null)
             {
                 return found;
@@ -106,42 +106,42 @@ internal sealed class SlackStandIn : IAsyncDisposable
 
     private async Task<IResult> HandleApiAsync(HttpContext context, string method)
     {
-        var call = await RecordAsync(context);
-        var ts = method switch
-        {
-            "chat.postMessage" => $"1732540000.{Interlocked.Increment(ref _nextTs):D6}",
-            _ => call.Ts ?? $"1732540000.{Interlocked.Increment(ref _nextTs):D6}",
-        };
+        var (body, json, receivedAt) = await ReadAsync(context);
+        var ts = method == "chat.postMessage"
+            ? $"1732540000.{Interlocked.Increment(ref _nextTs):D6}"
+            : json?["ts"]?.GetValue<string>() ?? $"1732540000.{Interlocked.Increment(ref _nextTs):D6}";
+        Record(new SlackCall(context.Request.Path.Value ?? string.Empty, context.Request.Headers.Authorization.ToString(), body, json, receivedAt, ts));
         return Results.Json(new { ok = true, channel = "C0TEST", ts });
     }
 
     private async Task<IResult> HandleWebhookAsync(HttpContext context)
     {
-        await RecordAsync(context);
+        var (body, json, receivedAt) = await ReadAsync(context);
+        Record(new SlackCall(context.Request.Path.Value ?? string.Empty, context.Request.Headers.Authorization.ToString(), body, json, receivedAt, null));
         return Results.Text("ok");
     }
 
-    private async Task<SlackCall> RecordAsync(HttpContext context)
+    private static async Task<(string Body, JsonObject? Json, long ReceivedAt)> ReadAsync(HttpContext context)
     {
         var receivedAt = Stopwatch.GetTimestamp();
         using var reader = new StreamReader(context.Request.Body);
         var body = await reader.ReadToEndAsync();
-        JsonObject? json = null;
         try
         {
-            json = JsonNode.Parse(body) as JsonObject;
+            return (body, JsonNode.Parse(body) as JsonObject, receivedAt);
         }
         catch (System.Text.Json.JsonException)
         {
             // Slack also accepts form posts; the test only needs the raw body then.
+            return (body, null, receivedAt);
         }
+    }
 
-        var call = new SlackCall(context.Request.Path.Value ?? string.Empty, context.Request.Headers.Authorization.ToString(), body, json, receivedAt);
+    private void Record(SlackCall call)
+    {
         lock (_gate)
         {
             _calls.Add(call);
         }
-
-        return call;
     }
 }

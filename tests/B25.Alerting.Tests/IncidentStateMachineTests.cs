@@ -1,0 +1,188 @@
+using B25.Alerting.Delivery;
+using B25.Alerting.Incidents;
+using B25.Alerting.Routing;
+using B25.Alerting.Storage;
+using B25.Alerting.Webhooks;
+using Dapper;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using static B25.Alerting.Tests.Support.Notifications;
+
+namespace B25.Alerting.Tests;
+
+/// <summary>The pure transition function of architecture.md.</summary>
+public sealed class IncidentStateMachineTests
+{
+    private static readonly AlertKey A = new("a", "t0");
+    private static readonly AlertKey B = new("b", "t0");
+
+    private static IncidentTransition Apply(Dictionary<AlertKey, AlertState> known, bool open, params (AlertKey, AlertState)[] alerts) =>
+        IncidentStateMachine.Apply(known, known.Keys.ToList(), open, alerts);
+
+    [Fact]
+    public void Firing_alert_with_no_open_incident_opens_one() =>
+        Assert.Equal(TransitionKind.Open, Apply([], false, (A, AlertState.Firing)).Kind);
+
+    [Fact]
+    public void Resolved_alert_never_seen_firing_opens_nothing_and_is_remembered()
+    {
+        var t = Apply([], false, (A, AlertState.Resolved));
+        Assert.Equal(TransitionKind.None, t.Kind);
+        Assert.Equal([A], t.RememberedResolved);
+    }
+
+    [Fact]
+    public void Known_firing_again_is_a_repeat() =>
+        Assert.Equal(TransitionKind.Repeat, Apply(new() { [A] = AlertState.Firing }, true, (A, AlertState.Firing)).Kind);
+
+    [Fact]
+    public void New_alert_in_open_incident_is_a_change()
+    {
+        var t = Apply(new() { [A] = AlertState.Firing }, true, (A, AlertState.Firing), (B, AlertState.Firing));
+        Assert.Equal(TransitionKind.Change, t.Kind);
+        Assert.Equal([B], t.Joined);
+    }
+
+    [Fact]
+    public void Some_resolved_is_a_change_all_resolved_closes()
+    {
+        var known = new Dictionary<AlertKey, AlertState> { [A] = AlertState.Firing, [B] = AlertState.Firing };
+        Assert.Equal(TransitionKind.Change, Apply(known, true, (A, AlertState.Resolved), (B, AlertState.Firing)).Kind);
+        var close = Apply(known, true, (A, AlertState.Resolved), (B, AlertState.Resolved));
+        Assert.Equal(TransitionKind.Close, close.Kind);
+        Assert.Equal([A, B], close.Resolved);
+    }
+
+    [Fact]
+    public void Alert_missing_from_a_notification_is_not_resolved_by_omission()
+    {
+        var known = new Dictionary<AlertKey, AlertState> { [A] = AlertState.Firing, [B] = AlertState.Firing };
+        var t = Apply(known, true, (A, AlertState.Resolved));
+        Assert.Equal(TransitionKind.Change, t.Kind);
+    }
+
+    [Fact]
+    public void Firing_copy_of_a_resolved_occurrence_changes_nothing()
+    {
+        var known = new Dictionary<AlertKey, AlertState> { [A] = AlertState.Resolved };
+        Assert.Equal(TransitionKind.None, Apply(known, false, (A, AlertState.Firing)).Kind);
+        Assert.Equal(TransitionKind.Repeat, IncidentStateMachine.Apply(
+            new Dictionary<AlertKey, AlertState> { [A] = AlertState.Resolved, [B] = AlertState.Firing }, [B], true, [(A, AlertState.Firing)]).Kind);
+    }
+
+    [Fact]
+    public void The_same_occurrence_twice_in_one_body_counts_once()
+    {
+        var t = Apply([], false, (A, AlertState.Firing), (A, AlertState.Firing));
+        Assert.Equal([A], t.Joined);
+    }
+}
+
+/// <summary>The state machine applied to journaled notifications on a real SQLite file, time from a FakeTimeProvider.</summary>
+public sealed class IncidentProcessorTests : IAsyncLifetime
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-processor-{Guid.NewGuid():N}.db");
+    private readonly FakeTimeProvider _time = new(T0);
+    private Database _database = null!;
+    private IncidentProcessor _processor = null!;
+    private long _seq;
+
+    public async Task InitializeAsync()
+    {
+        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
+        await _database.MigrateAsync();
+        var routing = new RoutingOptions
+        {
+            Routes =
+            [
+                new RouteOptions { Name = "critical", Matchers = ["severity=\"critical\""], Continue = true, Slack = new() { Channel = "#crit" } },
+                new RouteOptions { Name = "db", Matchers = ["alertname=~\"Database.*\""], Slack = new() { Channel = "#db" } },
+                new RouteOptions { Name = "default", Slack = new() { Channel = "#default" } },
+            ],
+        };
+        _processor = new IncidentProcessor(_database, new Router(Options.Create(routing)), _time, new DeliverySignal(), NullLogger<IncidentProcessor>.Instance);
+    }
+
+    public Task DisposeAsync()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
+        return Task.CompletedTask;
+    }
+
+    private async Task<ProcessOutcome> Process(string groupKey, params Alert[] alerts)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes(Body(groupKey, alerts));
+        var (notification, error) = NotificationParser.Parse(body);
+        Assert.Null(error);
+        var id = NotificationIdentity.NotificationId(notification!) + $"-{++_seq}"; // distinct rows: exercise the state machine, not the journal
+        await using (var connection = await _database.OpenAsync())
+        {
+            await connection.ExecuteAsync(
+                "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body) VALUES (@id, @g, 'b25-critical', @groupKey, @at, @body)",
+                new { id, g = NotificationIdentity.GroupId("b25-critical", groupKey), groupKey, at = _time.GetUtcNow().ToUnixTimeMilliseconds(), body });
+        }
+        var outcome = await _processor.ProcessAsync(id, CancellationToken.None);
+        Assert.Equal(ProcessOutcome.AlreadyProcessed, await _processor.ProcessAsync(id, CancellationToken.None));
+        return outcome;
+    }
+
+    private async Task<List<(string Target, string Kind, long Revision)>> Deliveries()
+    {
+        await using var connection = await _database.OpenAsync();
+        return (await connection.QueryAsync<(string, string, long)>("SELECT target, kind, revision FROM deliveries ORDER BY id")).ToList();
+    }
+
+    [Fact]
+    public async Task Opening_records_time_and_one_post_per_routed_target()
+    {
+        Assert.Equal(ProcessOutcome.Opened, await Process("g", Firing("a", alertname: "DatabaseDown")));
+
+        Assert.Equal([("#crit", "post", 1L), ("#db", "post", 1L)], (await Deliveries()).OrderBy(d => d.Target).ToList());
+        await using var connection = await _database.OpenAsync();
+        Assert.Equal(T0.ToUnixTimeMilliseconds(), await connection.ExecuteScalarAsync<long>("SELECT opened_at FROM incidents"));
+    }
+
+    [Fact]
+    public async Task Life_of_an_incident_writes_update_and_reply_per_change_and_closes_at_the_fake_time()
+    {
+        await Process("g", Firing("a", severity: "warning"));
+        _time.Advance(TimeSpan.FromMinutes(3));
+        Assert.Equal(ProcessOutcome.Changed, await Process("g", Firing("a", severity: "warning"), Firing("b", severity: "warning")));
+        Assert.Equal(ProcessOutcome.Repeat, await Process("g", Firing("a", severity: "warning"), Firing("b", severity: "warning")));
+        _time.Advance(TimeSpan.FromMinutes(7));
+        Assert.Equal(ProcessOutcome.Closed, await Process("g", Resolved("a", severity: "warning"), Resolved("b", severity: "warning")));
+
+        Assert.Equal(
+            [("#default", "post", 1L), ("#default", "update", 2L), ("#default", "reply", 2L), ("#default", "update", 3L), ("#default", "reply", 3L)],
+            await Deliveries());
+        await using var connection = await _database.OpenAsync();
+        var (openedAt, closedAt, state) = await connection.QuerySingleAsync<(long, long, string)>("SELECT opened_at, closed_at, state FROM incidents");
+        Assert.Equal("closed", state);
+        Assert.Equal(TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(closedAt - openedAt));
+    }
+
+    [Fact]
+    public async Task Joining_alert_that_routes_elsewhere_gets_its_own_first_message()
+    {
+        await Process("g", Firing("a", severity: "warning"));
+        await Process("g", Firing("a", severity: "warning"), Firing("b", severity: "critical"));
+
+        Assert.Equal(
+            [("#default", "post", 1L), ("#crit", "post", 2L), ("#default", "update", 2L), ("#default", "reply", 2L)],
+            await Deliveries());
+    }
+
+    [Fact]
+    public async Task Late_firing_copy_after_close_opens_nothing_new_firing_does()
+    {
+        await Process("g", Firing("a"));
+        await Process("g", Resolved("a"));
+        Assert.Equal(ProcessOutcome.None, await Process("g", Firing("a")));
+        Assert.Equal(ProcessOutcome.Opened, await Process("g", Firing("a", startsAt: T0.AddHours(1))));
+
+        await using var connection = await _database.OpenAsync();
+        Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM incidents"));
+    }
+}
