@@ -64,7 +64,7 @@ internal sealed class SlackStandIn : IAsyncDisposable
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();
         app.MapPost("/api/{method}", HandleApiAsync);
-        app.MapPost("/am-webhook/{receiver}", HandleWebhookAsync);
+        app.MapPost("/am-webhook/{receiver}", (Func<HttpContext, Task<IResult>>)HandleWebhookAsync);
         await app.StartAsync();
         Port = new Uri(app.Urls.First()).Port;
         _app = app;

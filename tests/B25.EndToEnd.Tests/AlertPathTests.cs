@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Text.Json;
+using B25.EndToEnd.Tests.Stack;
+using Xunit.Abstractions;
+
+namespace B25.EndToEnd.Tests;
+
+/// <summary>
+/// Fault to page to resolution on real binaries: simulator -> Prometheus (the repository's rules)
+/// -> Alertmanager (the repository's routes) -> B25.Alerting -> Slack stand-in. Alertmanager also
+/// posts each notification straight to the stand-in (slack_configs on the same receivers): the
+/// difference between the two arrival times is what B25.Alerting adds to a page.
+/// </summary>
+public sealed class AlertPathTests(ITestOutputHelper output)
+{
+    /// <summary>Generous: a page is expected in about 5 s (1 s scrape and evaluation, `for` / 30, 1 s grouping).</summary>
+    private static readonly TimeSpan PageTimeout = TimeSpan.FromSeconds(90);
+
+    private const string Critical = "#trading-alerts-critical";
+
+    [Fact]
+    public async Task A_fault_pages_the_right_channel_and_clearing_it_resolves_the_message()
+    {
+        var run = Stopwatch.StartNew();
+        await using var stack = await LocalStack.StartAsync(output.WriteLine);
+        try
+        {
+            await Healthy_stack_is_silent_and_passes_the_smoke_suite(stack);
+
+            var rounds = new List<Round>();
+            foreach (var (service, fault, alert) in new[]
+            {
+                ("risk-manager", "service-down", "ServiceDown"),
+                ("order-execution", "service-down", "ServiceDown"),
+                ("market-data", "websocket-disconnect", "WebSocketDisconnected"),
+            })
+            {
+                rounds.Add(await PageAndResolveAsync(stack, service, fault, alert));
+            }
+
+            // The emergency-stop route (action="emergency-stop", group_wait 0s). RiskLimitViolation looks
+            // back 2 minutes, so it is not cleared here: the run ends with the page.
+            rounds.Add(await PageAsync(stack, "risk-manager", "risk-violation", "RiskLimitViolation"));
+
+            var report = BenchmarkReport.Render(rounds, run.Elapsed);
+            output.WriteLine(report);
+            BenchmarkReport.WriteIfAsked(report, output.WriteLine);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            throw new Xunit.Sdk.XunitException($"{ex.Message}\n\n{stack.Diagnostics()}");
+        }
+    }
+
+    private async Task Healthy_stack_is_silent_and_passes_the_smoke_suite(LocalStack stack)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var up = await stack.QueryAsync("up");
+            var healthy = up.EnumerateArray().Count(s => s.GetProperty("value")[1].GetString() == "1");
+            if (healthy == stack.Jobs.Count)
+            {
+                break;
+            }
+
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"only {healthy} of {stack.Jobs.Count} targets up after 30 s: {up}");
+            await Task.Delay(250);
+        }
+
+        // Let every rule see a few evaluations over real data (rates need two scrapes; scaled `for` is at most 2 min / 30).
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        var alerts = await stack.QueryAsync("ALERTS");
+        Assert.True(alerts.GetArrayLength() == 0, $"a healthy stack must raise no alert (pending or firing), got: {alerts}");
+        Assert.Empty(stack.Slack.Calls);
+        output.WriteLine($"healthy: {stack.Jobs.Count} targets up, no alert pending or firing after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        var smoke = await RunSmokeAsync(stack);
+        Assert.True(smoke.ExitCode == 0, $"tests/smoke/stack-smoke.sh failed:\n{smoke.Output}");
+        output.WriteLine(smoke.Output);
+    }
+
+    private async Task<Round> PageAndResolveAsync(LocalStack stack, string service, string fault, string alert)
+    {
+        var round = await PageAsync(stack, service, fault, alert);
+
+        var from = stack.Slack.Calls.Count;
+        var cleared = Stopwatch.GetTimestamp();
+        await stack.SetFaultAsync(service, fault, on: false);
+        var resolved = await stack.Slack.WaitForAsync(
+            c => c.IsUpdate && c.Ts == round.PageTs && c.Text.Contains("RESOLVED", StringComparison.OrdinalIgnoreCase),
+            PageTimeout, $"chat.update marking the {alert} page ({round.PageTs}) RESOLVED", skip: from);
+        var amResolved = await stack.Slack.WaitForAsync(
+            c => c.IsAlertmanagerSlack && c.Body.Contains("[RESOLVED]", StringComparison.Ordinal) && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"Alertmanager's own resolved message for {alert} {service}", skip: from);
+        Assert.Equal("Bearer " + LocalStack.SlackBotToken, resolved.Authorization);
+
+        round = round with
+        {
+            ResolveAlerting = Seconds(cleared, resolved.ReceivedAt),
+            ResolveAlertmanager = Seconds(cleared, amResolved.ReceivedAt),
+        };
+        output.WriteLine($"{service} {fault}: resolved in {round.ResolveAlerting:0.00} s via B25.Alerting, {round.ResolveAlertmanager:0.00} s via Alertmanager slack_configs");
+
+        // Let the group's last notification go out before the next round, so each page is a fresh incident.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        return round;
+    }
+
+    private async Task<Round> PageAsync(LocalStack stack, string service, string fault, string alert)
+    {
+        var from = stack.Slack.Calls.Count;
+        var injected = Stopwatch.GetTimestamp();
+        await stack.SetFaultAsync(service, fault, on: true);
+
+        var page = await stack.Slack.WaitForAsync(
+            c => c.IsPostMessage && c.ThreadTs is null && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"chat.postMessage paging {alert} for {service}", skip: from);
+        var amPage = await stack.Slack.WaitForAsync(
+            c => c.IsAlertmanagerSlack && c.Body.Contains("[FIRING", StringComparison.Ordinal) && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"Alertmanager's own slack message for {alert} {service}", skip: from);
+
+        Assert.Equal(Critical, page.Channel);
+        Assert.Equal("Bearer " + LocalStack.SlackBotToken, page.Authorization);
+        Assert.Contains("FIRING", page.Text, StringComparison.OrdinalIgnoreCase);
+
+        var round = new Round(service, fault, alert, page.AnsweredTs!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
+            amPage.Path["/am-webhook/".Length..]);
+        output.WriteLine($"{service} {fault}: {alert} paged {round.Channel(page)} in {round.PageAlerting:0.00} s via B25.Alerting, " +
+            $"{round.PageAlertmanager:0.00} s via Alertmanager slack_configs (receiver {round.Receiver})");
+        return round;
+    }
+
+    private static double Seconds(long from, long to) => (to - from) / (double)Stopwatch.Frequency;
+
+    private static async Task<(int ExitCode, string Output)> RunSmokeAsync(LocalStack stack)
+    {
+        var info = new ProcessStartInfo("bash", [Repository.PathOf("tests", "smoke", "stack-smoke.sh")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Repository.Root,
+        };
+        info.Environment["PROMETHEUS_URL"] = stack.PrometheusUrl;
+        info.Environment["ALERTMANAGER_URL"] = stack.AlertmanagerUrl;
+        info.Environment["ALERTING_URL"] = stack.AlertingUrl;
+        info.Environment["EXPECT_NO_FIRING"] = "1";
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+}
+
+/// <summary>One fault injected and (when cleared) resolved, with the arrival times at the stand-in.</summary>
+internal sealed record Round(string Service, string Fault, string Alert, string PageTs, double PageAlerting, double PageAlertmanager,
+    double? ResolveAlerting, double? ResolveAlertmanager, string Receiver)
+{
+    public double AddedLatency => PageAlerting - PageAlertmanager;
+
+    public string Channel(SlackCall page) => page.Channel ?? "?";
+}
