@@ -14,6 +14,17 @@ public static class Eventually
         Assert.Fail($"Timed out after {timeoutMs} ms waiting for: {because}");
     }
 
+    public static async Task True(Func<Task<bool>> condition, string because, int timeoutMs = 10_000)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition()) return;
+            await Task.Delay(50);
+        }
+        Assert.Fail($"Timed out after {timeoutMs} ms waiting for: {because}");
+    }
+
     /// <summary>Waits a moment and checks that nothing more happened.</summary>
     public static async Task Stays(Func<bool> condition, string because, int forMs = 1_000)
     {
