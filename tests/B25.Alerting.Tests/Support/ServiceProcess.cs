@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace B25.Alerting.Tests.Support;
+
+/// <summary>The service as a real OS process (the build output next to the tests), to kill -9 and restart.</summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ServiceProcess(Process process, string baseUrl)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+    }
+
+    public string BaseUrl { get; }
+
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment)
+    {
+        var port = FreePort();
+        var info = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll"), "--urls", $"http://127.0.0.1:{port}" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (key, value) in environment) info.Environment[key] = value;
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the service");
+        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
+        process.OutputDataReceived += (_, e) => { lock (service._output) service._output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (service._output) service._output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+                throw new InvalidOperationException($"the service exited with {process.ExitCode}:\n{service.Output}");
+            try
+            {
+                if ((await http.GetAsync($"{service.BaseUrl}/health/ready")).StatusCode == HttpStatusCode.OK) return service;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            await Task.Delay(100);
+        }
+        await service.DisposeAsync();
+        throw new TimeoutException($"the service did not become ready:\n{service.Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash.</summary>
+    public async Task KillAsync()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        _process.Dispose();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
