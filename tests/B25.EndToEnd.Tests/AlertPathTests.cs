@@ -17,6 +17,7 @@ public sealed class AlertPathTests(ITestOutputHelper output)
     private static readonly TimeSpan PageTimeout = TimeSpan.FromSeconds(90);
 
     private const string Critical = "#trading-alerts-critical";
+    private const string Warning = "#trading-alerts";
 
     [Fact]
     public async Task A_fault_pages_the_right_channel_and_clearing_it_resolves_the_message()
@@ -35,12 +36,15 @@ public sealed class AlertPathTests(ITestOutputHelper output)
                 ("market-data", "websocket-disconnect", "WebSocketDisconnected"),
             })
             {
-                rounds.Add(await PageAndResolveAsync(stack, service, fault, alert));
+                rounds.Add(await PageAndResolveAsync(stack, service, fault, alert, Critical));
             }
 
-            // The emergency-stop route (action="emergency-stop", group_wait 0s). RiskLimitViolation looks
-            // back 2 minutes, so it is not cleared here: the run ends with the page.
-            rounds.Add(await PageAsync(stack, "risk-manager", "risk-violation", "RiskLimitViolation"));
+            // Rules that look back minutes resolve minutes after the fault is cleared: these rounds end with the page.
+            // The emergency-stop route (action="emergency-stop", group_wait 0s):
+            rounds.Add(await PageAsync(stack, "risk-manager", "risk-violation", "RiskLimitViolation", Critical));
+
+            // A warning goes to the other channel (p95 over 5m crosses 1 s once 5% of the window is slow).
+            rounds.Add(await PageAsync(stack, "order-execution", "latency-spike", "SlowResponseTime", Warning));
 
             var report = BenchmarkReport.Render(rounds, run.Elapsed);
             output.WriteLine(report);
@@ -84,9 +88,9 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         output.WriteLine(smoke.Output);
     }
 
-    private async Task<Round> PageAndResolveAsync(LocalStack stack, string service, string fault, string alert)
+    private async Task<Round> PageAndResolveAsync(LocalStack stack, string service, string fault, string alert, string channel)
     {
-        var round = await PageAsync(stack, service, fault, alert);
+        var round = await PageAsync(stack, service, fault, alert, channel);
 
         var from = stack.Slack.Calls.Count;
         var cleared = Stopwatch.GetTimestamp();
@@ -111,7 +115,7 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         return round;
     }
 
-    private async Task<Round> PageAsync(LocalStack stack, string service, string fault, string alert)
+    private async Task<Round> PageAsync(LocalStack stack, string service, string fault, string alert, string channel)
     {
         var from = stack.Slack.Calls.Count;
         var injected = Stopwatch.GetTimestamp();
@@ -124,13 +128,13 @@ public sealed class AlertPathTests(ITestOutputHelper output)
             c => c.IsAlertmanagerSlack && c.Body.Contains("[FIRING", StringComparison.Ordinal) && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
             PageTimeout, $"Alertmanager's own slack message for {alert} {service}", skip: from);
 
-        Assert.Equal(Critical, page.Channel);
+        Assert.Equal(channel, page.Channel);
         Assert.Equal("Bearer " + LocalStack.SlackBotToken, page.Authorization);
         Assert.Contains("FIRING", page.Text, StringComparison.OrdinalIgnoreCase);
 
         var round = new Round(service, fault, alert, page.AnsweredTs!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
-            amPage.Path["/am-webhook/".Length..]);
-        output.WriteLine($"{service} {fault}: {alert} paged {round.Channel(page)} in {round.PageAlerting:0.00} s via B25.Alerting, " +
+            amPage.Path["/am-webhook/".Length..], page.Channel!);
+        output.WriteLine($"{service} {fault}: {alert} paged {page.Channel} in {round.PageAlerting:0.00} s via B25.Alerting, " +
             $"{round.PageAlertmanager:0.00} s via Alertmanager slack_configs (receiver {round.Receiver})");
         return round;
     }
@@ -160,9 +164,7 @@ public sealed class AlertPathTests(ITestOutputHelper output)
 
 /// <summary>One fault injected and (when cleared) resolved, with the arrival times at the stand-in.</summary>
 internal sealed record Round(string Service, string Fault, string Alert, string PageTs, double PageAlerting, double PageAlertmanager,
-    double? ResolveAlerting, double? ResolveAlertmanager, string Receiver)
+    double? ResolveAlerting, double? ResolveAlertmanager, string Receiver, string Channel)
 {
     public double AddedLatency => PageAlerting - PageAlertmanager;
-
-    public string Channel(SlackCall page) => page.Channel ?? "?";
 }
