@@ -22,7 +22,7 @@ internal static class BenchmarkReport
         var s = new StringBuilder();
         s.AppendLine("## End to end: fault to Slack page");
         s.AppendLine();
-        s.AppendLine(c, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, Linux {Environment.OSVersion.Version}; {Version("prometheus")}, {Version(AlertmanagerBinary())}, .NET {Environment.Version}.");
+        s.AppendLine(c, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, Linux {Run("uname", ["-r"]).Trim()}; {Version("prometheus")}, {Version(AlertmanagerBinary())}, .NET {Environment.Version}.");
         s.AppendLine(c, $"Command: `{Command}` (also runs, without writing this file, in `tests/run-all.sh`).");
         s.AppendLine();
         s.AppendLine("Path: B25.Simulator fault switch -> Prometheus scrape (1 s) and rule evaluation (1 s, the repository's rules with");
