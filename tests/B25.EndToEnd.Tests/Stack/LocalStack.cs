@@ -100,6 +100,15 @@ internal sealed class LocalStack : IAsyncDisposable
     private async Task StartAllAsync(Action<string> log)
     {
         var started = Stopwatch.StartNew();
+        foreach (var binary in new[] { "prometheus", AlertmanagerBinary(), "bash", "curl" })
+        {
+            if (!OnPath(binary))
+            {
+                throw new InvalidOperationException(
+                    $"{binary} is not installed: apt-get install -y --no-install-recommends prometheus prometheus-alertmanager curl (tests/run-all.sh does it)");
+            }
+        }
+
         await Slack.StartAsync();
         ControlPort = FreePort.Next();
         PrometheusPort = FreePort.Next();
@@ -191,6 +200,11 @@ internal sealed class LocalStack : IAsyncDisposable
 
         throw new TimeoutException($"{what}: not within {seconds} s ({last?.Message})\n{process.Tail()}");
     }
+
+    private static bool OnPath(string binary) =>
+        Path.IsPathRooted(binary)
+            ? File.Exists(binary)
+            : (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Any(dir => File.Exists(Path.Combine(dir, binary)));
 
     private static string AlertmanagerBinary() =>
         File.Exists("/usr/bin/prometheus-alertmanager") ? "/usr/bin/prometheus-alertmanager" : "alertmanager";
