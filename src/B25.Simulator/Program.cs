@@ -25,7 +25,8 @@ builder.Services.AddHostedService<SimulationClock>();
 
 // The control API listens on its own port, next to the seven service ports.
 var control = builder.Configuration.GetSection(SimulatorOptions.Section).Get<SimulatorOptions>() ?? new SimulatorOptions();
-builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse(control.Host), control.ControlPort));
+// A bad Host falls back to loopback here and then fails the options validation with its message.
+builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.TryParse(control.Host, out var host) ? host : IPAddress.Loopback, control.ControlPort));
 
 var app = builder.Build();
 app.MapControl();
