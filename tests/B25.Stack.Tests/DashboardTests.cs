@@ -236,6 +236,21 @@ public sealed class DashboardTests
     }
 
     [Fact]
+    public void Every_service_dashboard_shows_its_logs_from_loki_next_to_its_metrics()
+    {
+        // Plan 2.5 / phase 5: logs linked to metrics. Service dashboards, the overview and the
+        // error-rate dashboard carry a Loki logs panel filtered by the same service selector.
+        var expected = All.Where(d => d.Folder == "Service Dashboards" || d.Uid is "b25-system-health-overview" or "b25-error-rates" or "b25-alerting");
+        var failures = expected
+            .Where(d => !d.Panels().Any(p => p["type"]?.GetValue<string>() == "logs"
+                                             && Dashboard.DatasourceUid(p["datasource"]) == "loki"
+                                             && (p["targets"] as JsonArray ?? []).OfType<JsonObject>().Any(t => t["expr"]?.GetValue<string>()?.Contains("$service", StringComparison.Ordinal) == true)))
+            .Select(d => $"{d.Name}: no Loki logs panel filtered by $service")
+            .ToList();
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
     public void Log_panels_query_loki_by_the_labels_promtail_sets()
     {
         var promtail = Repo.LoadYaml(Repo.PathOf("compose", "promtail", "promtail-config.yml"));
@@ -271,7 +286,7 @@ public sealed class DashboardTests
     }
 
     private static List<Query> PrometheusQueries() =>
-        All.SelectMany(d => d.Queries()).Where(q => q.DatasourceUid is "prometheus" or null).ToList();
+        All.SelectMany(d => d.Queries().Concat(d.OtherQueries())).Where(q => q.DatasourceUid is "prometheus" or null).ToList();
 
     private static HashSet<string> ProvisionedDatasourceUids()
     {

@@ -30,6 +30,36 @@ internal sealed record Dashboard(string Path, string Folder, JsonObject Json)
         }
     }
 
+    /// <summary>
+    /// PromQL outside panels: Prometheus annotations, and the series selector inside each
+    /// label_values(selector, label) variable query.
+    /// </summary>
+    public IEnumerable<Query> OtherQueries()
+    {
+        var source = new JsonObject { ["title"] = "(dashboard settings)" };
+        foreach (var a in (Json["annotations"]?["list"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (a["expr"]?.GetValue<string>() is { } expr)
+            {
+                yield return new Query(this, source, DatasourceUid(a["datasource"]), $"annotation {a["name"]}", expr);
+            }
+        }
+        foreach (var v in Variables())
+        {
+            var text = v["query"] switch
+            {
+                JsonValue value => value.GetValue<string>(),
+                JsonObject o => o["query"]?.GetValue<string>(),
+                _ => null,
+            };
+            var m = text is null ? null : System.Text.RegularExpressions.Regex.Match(text, @"^\s*label_values\((.+),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$");
+            if (m is { Success: true })
+            {
+                yield return new Query(this, source, DatasourceUid(v["datasource"]), $"variable {v["name"]}", m.Groups[1].Value);
+            }
+        }
+    }
+
     public IEnumerable<JsonObject> Variables() =>
         (Json["templating"]?["list"] as JsonArray ?? []).OfType<JsonObject>();
 
