@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates the B25 Grafana dashboards (grafana/dashboards/<folder>/<NN-name>.json).
 
-Usage: python3 grafana/generate-dashboards.py    (stdlib only; rewrites every dashboard file)
+Usage: python3 grafana/generate-dashboards.py           (stdlib only; rewrites every dashboard file)
+       python3 grafana/generate-dashboards.py --check   (exit 1 if the committed JSON is stale)
 
 The generated JSON is committed: Grafana provisions it as is. Edit this file, not the JSON (the
 provider sets allowUiUpdates: false), then run it and `dotnet test tests/B25.Stack.Tests`, which
@@ -20,6 +21,7 @@ Conventions:
 import json
 import os
 import shutil
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "dashboards")
@@ -838,15 +840,37 @@ def b25_alerting():
                      panels, variables, "The webhook receiver: intake, dedupe, incidents, deliveries.")
 
 
+def render(build):
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def check():
+    """Compares the committed JSON with what this script generates now."""
+    expected = {os.path.join(OUT, folder, filename): render(build)
+                for (folder, filename), build in DASHBOARDS.items()}
+    actual = set()
+    for root, _, files in os.walk(OUT):
+        actual.update(os.path.join(root, f) for f in files if f.endswith(".json"))
+    stale = sorted(p for p, text in expected.items()
+                   if not os.path.exists(p) or open(p, encoding="utf-8").read() != text)
+    extra = sorted(actual - set(expected))
+    for p in stale:
+        print("stale or missing:", os.path.relpath(p, os.path.dirname(HERE)))
+    for p in extra:
+        print("not generated:", os.path.relpath(p, os.path.dirname(HERE)))
+    return 1 if stale or extra else 0
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--check":
+        sys.exit(check())
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     for (folder, filename), build in sorted(DASHBOARDS.items()):
         path = os.path.join(OUT, folder, filename)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(build(), f, indent=2, ensure_ascii=False)
-            f.write("\n")
+            f.write(render(build))
         print(os.path.relpath(path, os.path.dirname(HERE)))
 
 

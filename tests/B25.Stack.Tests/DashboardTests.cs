@@ -102,6 +102,30 @@ public sealed class DashboardTests
     }
 
     [Fact]
+    public void Panels_fit_the_24_column_grid_without_overlapping()
+    {
+        var failures = new List<string>();
+        foreach (var d in All)
+        {
+            var boxes = new List<(string Title, int X, int Y, int W, int H)>();
+            foreach (var p in d.Panels())
+            {
+                var g = p["gridPos"];
+                var title = p["title"]?.GetValue<string>() ?? "?";
+                if (g is null) { failures.Add($"{d.Name}: panel \"{title}\" has no gridPos"); continue; }
+                var box = (title, g["x"]!.GetValue<int>(), g["y"]!.GetValue<int>(), g["w"]!.GetValue<int>(), g["h"]!.GetValue<int>());
+                if (box.Item2 < 0 || box.Item4 < 1 || box.Item2 + box.Item4 > 24) failures.Add($"{d.Name}: panel \"{title}\" leaves the 24-column grid");
+                foreach (var other in boxes.Where(o => o.X < box.Item2 + box.Item4 && box.Item2 < o.X + o.W && o.Y < box.Item3 + box.Item5 && box.Item3 < o.Y + o.H))
+                {
+                    failures.Add($"{d.Name}: panels \"{title}\" and \"{other.Title}\" overlap");
+                }
+                boxes.Add(box);
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
     public void No_dashboard_uses_a_deprecated_or_unknown_panel_type()
     {
         var failures = All.SelectMany(d => d.Panels()
