@@ -101,7 +101,13 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
                 new RouteOptions { Name = "default", Slack = new() { Channel = "#default" } },
             ],
         };
-        _processor = new IncidentProcessor(_database, new Router(Options.Create(routing)), _time, new DeliverySignal(), NullLogger<IncidentProcessor>.Instance);
+        var slack = new B25.Alerting.Delivery.Slack.SlackNotifier(
+            new B25.Alerting.Delivery.Slack.SlackLogApi(NullLogger<B25.Alerting.Delivery.Slack.SlackLogApi>.Instance),
+            new B25.Alerting.Delivery.Slack.SlackRenderer(Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), Options.Create(new B25.Alerting.Delivery.Slack.TemplateOptions())),
+            Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), _time, NullLogger<B25.Alerting.Delivery.Slack.SlackNotifier>.Instance);
+        IChannelNotifier[] channels = [slack];
+        _processor = new IncidentProcessor(_database, new Router(Options.Create(routing), channels, NullLogger<Router>.Instance), channels,
+            _time, new DeliverySignal(), NullLogger<IncidentProcessor>.Instance);
     }
 
     public Task DisposeAsync()
@@ -170,7 +176,7 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
         await Process("g", Firing("a", severity: "warning"), Firing("b", severity: "critical"));
 
         Assert.Equal(
-            [("#default", "post", 1L), ("#crit", "post", 2L), ("#default", "update", 2L), ("#default", "reply", 2L)],
+            [("#default", "post", 1L), ("#default", "update", 2L), ("#default", "reply", 2L), ("#crit", "post", 2L)],
             await Deliveries());
     }
 

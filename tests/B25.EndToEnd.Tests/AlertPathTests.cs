@@ -19,6 +19,10 @@ public sealed class AlertPathTests(ITestOutputHelper output)
     private const string Critical = "#trading-alerts-critical";
     private const string Warning = "#trading-alerts";
 
+    /// <summary>How many times the page-and-resolve rounds run: 1 in CI, more for the figures of docs/benchmarks.md.</summary>
+    private static int Repeats =>
+        int.TryParse(Environment.GetEnvironmentVariable("B25_E2E_REPEAT"), out var n) ? Math.Clamp(n, 1, 10) : 1;
+
     [Fact]
     public async Task A_fault_pages_the_right_channel_and_clearing_it_resolves_the_message()
     {
@@ -28,15 +32,19 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         {
             await Healthy_stack_is_silent_and_passes_the_smoke_suite(stack);
 
+            // Each repetition pages and resolves again: a later firing of the same group is a new incident.
             var rounds = new List<Round>();
-            foreach (var (service, fault, alert) in new[]
+            for (var repeat = 0; repeat < Repeats; repeat++)
             {
-                ("risk-manager", "service-down", "ServiceDown"),
-                ("order-execution", "service-down", "ServiceDown"),
-                ("market-data", "websocket-disconnect", "WebSocketDisconnected"),
-            })
-            {
-                rounds.Add(await PageAndResolveAsync(stack, service, fault, alert, Critical));
+                foreach (var (service, fault, alert) in new[]
+                {
+                    ("risk-manager", "service-down", "ServiceDown"),
+                    ("order-execution", "service-down", "ServiceDown"),
+                    ("market-data", "websocket-disconnect", "WebSocketDisconnected"),
+                })
+                {
+                    rounds.Add(await PageAndResolveAsync(stack, service, fault, alert, Critical));
+                }
             }
 
             // Rules that look back minutes resolve minutes after the fault is cleared: these rounds end with the page.

@@ -36,6 +36,13 @@ internal sealed record ChangeSummary(
     }
 }
 
+/// <summary>
+/// A line another channel adds to an incident's Slack threads (e.g. the risk manager's answer).
+/// The text is Slack mrkdwn in which alert data is already escaped.
+/// </summary>
+internal sealed record SlackNote(string Text);
+
 [JsonSerializable(typeof(ChangeSummary))]
+[JsonSerializable(typeof(SlackNote))]
 [JsonSerializable(typeof(List<ChangeSummary>))]
 internal sealed partial class DeliveryJsonContext : JsonSerializerContext;

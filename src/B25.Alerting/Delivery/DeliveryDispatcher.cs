@@ -135,7 +135,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             pending = (await connection.QueryAsync<PendingDelivery>(
                 """
                 SELECT id AS Id, incident_id AS IncidentId, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision,
-                       payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt
+                       subject AS Subject, payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt
                 FROM deliveries
                 WHERE status = 'pending' AND channel = @channel AND target = @target AND incident_id IN (
                     SELECT incident_id FROM deliveries WHERE status = 'pending' AND channel = @channel AND target = @target

@@ -2,7 +2,19 @@ namespace B25.Alerting.Delivery;
 
 /// <summary>A pending delivery as the dispatcher hands it to a channel notifier.</summary>
 internal sealed record PendingDelivery(long Id, string IncidentId, string Channel, string Target, string Kind, long Revision,
-    string Payload, long Attempts, long AcceptedAt);
+    string Subject, string Payload, long Attempts, long AcceptedAt);
+
+/// <summary>One incident change as the channels see it when they plan their deliveries.</summary>
+internal sealed record IncidentChange(
+    string IncidentId,
+    int Revision,
+    Incidents.TransitionKind Kind,
+    string Receiver,
+    string GroupId,
+    ChangeSummary Summary);
+
+/// <summary>A delivery a channel wants written to the outbox for a change.</summary>
+internal sealed record PlannedDelivery(string Kind, string Payload, string Subject = "");
 
 /// <summary>The message a target already holds for an incident (Slack: channel id and ts).</summary>
 internal sealed record DeliveredMessage(string Address, string MessageId);
@@ -40,10 +52,26 @@ internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind
 /// <summary>What a notifier did with the pending deliveries of one incident at one target.</summary>
 internal sealed record DeliveryBatchResult(IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage);
 
-/// <summary>One channel (Slack, ...): renders and sends the pending deliveries of one incident at one target.</summary>
+/// <summary>
+/// One channel (Slack, PagerDuty, email, risk manager): plans the deliveries an incident change causes
+/// at one of its targets, then renders and sends the pending deliveries of one incident at one target.
+/// </summary>
 internal interface IChannelNotifier
 {
     string Channel { get; }
+
+    /// <summary>Why the channel is off (settings missing), or null when it is on.</summary>
+    string? DisabledReason => null;
+
+    /// <summary>What is wrong with a target a route names (checked at start), or null.</summary>
+    string? CheckTarget(string target) => null;
+
+    /// <param name="change">The change.</param>
+    /// <param name="target">The target.</param>
+    /// <param name="isNewTarget">No delivery was planned for this target and incident before.</param>
+    /// <param name="joinedHere">The alerts of this change that joined and route to this target.</param>
+    IEnumerable<PlannedDelivery> Plan(IncidentChange change, Routing.DeliveryTarget target, bool isNewTarget,
+        IReadOnlyList<Webhooks.AlertmanagerAlert> joinedHere);
 
     Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
         DeliveredMessage? message, CancellationToken cancellationToken);

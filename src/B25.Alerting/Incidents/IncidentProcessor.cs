@@ -21,10 +21,13 @@ internal enum ProcessOutcome { AlreadyProcessed, NotFound, None, Repeat, Opened,
 internal sealed partial class IncidentProcessor(
     Database database,
     Router router,
+    IEnumerable<IChannelNotifier> channels,
     TimeProvider time,
     DeliverySignal signal,
     ILogger<IncidentProcessor> logger)
 {
+    private readonly Dictionary<string, IChannelNotifier> notifiers = channels.ToDictionary(c => c.Channel);
+
     public async Task<ProcessOutcome> ProcessAsync(string notificationId, CancellationToken cancellationToken)
     {
         ProcessOutcome outcome;
@@ -157,7 +160,7 @@ internal sealed partial class IncidentProcessor(
         WriteAlerts(connection, tx, row.GroupId, incidentId, transition, byKey, now);
 
         if (transition.ChangesIncident)
-            WriteDeliveries(connection, tx, incidentId!, revision, notification.Receiver!, transition, byKey, row.ReceivedAt, now);
+            WriteDeliveries(connection, tx, incidentId!, revision, notification.Receiver!, row.GroupId, transition, byKey, row.ReceivedAt, now);
 
         var outcome = transition.Kind switch
         {
@@ -221,37 +224,46 @@ internal sealed partial class IncidentProcessor(
     }
 
     private void WriteDeliveries(SqliteConnection connection, SqliteTransaction tx, string incidentId, int revision, string receiver,
-        IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now)
+        string groupId, IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now)
     {
-        // Targets that already hold a message for this incident get an edit and a thread reply;
-        // targets that a joining alert routes to for the first time get a new message.
+        // Targets that already had deliveries for this incident hear about every change; a target that
+        // a joining alert routes to for the first time starts there (e.g. a first Slack message).
         var existing = connection.Query<(string Channel, string Target)>(
-                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId AND kind = 'post'",
+                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId",
                 new { incidentId }, tx)
             .Select(t => new DeliveryTarget(t.Channel, t.Target)).ToHashSet();
-        var fresh = new HashSet<DeliveryTarget>();
+        var joinedByTarget = new Dictionary<DeliveryTarget, List<AlertmanagerAlert>>();
         foreach (var key in transition.Joined)
         {
-            var labels = byKey[key].Labels ?? [];
-            foreach (var target in router.TargetsFor(receiver, labels))
-                if (!existing.Contains(target)) fresh.Add(target);
+            var alert = byKey[key];
+            foreach (var target in router.TargetsFor(receiver, alert.Labels ?? []).Distinct())
+            {
+                if (!joinedByTarget.TryGetValue(target, out var list)) joinedByTarget[target] = list = [];
+                list.Add(alert);
+            }
         }
 
-        var change = ChangeSummary.Of(transition, byKey);
-        var payload = JsonSerializer.Serialize(change, DeliveryJsonContext.Default.ChangeSummary);
+        var change = new IncidentChange(incidentId, revision, transition.Kind, receiver, groupId, ChangeSummary.Of(transition, byKey));
         const string sql =
             """
-            INSERT OR IGNORE INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
-            VALUES (@incidentId, @Channel, @Target, @kind, @revision, @payload, 'pending', @now, @acceptedAt, @now)
+            INSERT OR IGNORE INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
+            VALUES (@incidentId, @Channel, @Target, @Kind, @revision, @Subject, @Payload, 'pending', @now, @acceptedAt, @now)
             """;
-        foreach (var target in fresh)
-            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "post", revision, payload, now, acceptedAt }, tx);
-        foreach (var target in existing)
+        var planned = 0;
+        foreach (var target in existing.Union(joinedByTarget.Keys))
         {
-            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "update", revision, payload, now, acceptedAt }, tx);
-            connection.Execute(sql, new { incidentId, target.Channel, target.Target, kind = "reply", revision, payload, now, acceptedAt }, tx);
+            if (!notifiers.TryGetValue(target.Channel, out var notifier)) continue;
+            var joinedHere = joinedByTarget.TryGetValue(target, out var list) ? list : [];
+            foreach (var delivery in notifier.Plan(change, target, !existing.Contains(target), joinedHere))
+            {
+                connection.Execute(sql, new
+                {
+                    incidentId, target.Channel, target.Target, delivery.Kind, revision, delivery.Subject, delivery.Payload, now, acceptedAt,
+                }, tx);
+                planned++;
+            }
         }
-        if (fresh.Count == 0 && existing.Count == 0 && transition.Kind == TransitionKind.Open)
+        if (planned == 0 && transition.Kind == TransitionKind.Open)
             LogUnrouted(incidentId);
     }
 

@@ -12,14 +12,40 @@ internal sealed record CompiledRoute(string Name, Matcher? Receiver, IReadOnlyLi
         && Matchers.All(m => m.Matches(labels));
 }
 
-internal sealed class Router
+internal sealed partial class Router
 {
     public Router(IOptions<RoutingOptions> options)
+        : this(options, [], Microsoft.Extensions.Logging.Abstractions.NullLogger<Router>.Instance)
     {
-        Routes = Compile(options.Value, out var errors);
+    }
+
+    /// <summary>Compiles the routes; targets of a channel that is off are dropped, with one log line per channel.</summary>
+    public Router(IOptions<RoutingOptions> options, IEnumerable<Delivery.IChannelNotifier> channels, ILogger<Router> logger)
+    {
+        var compiled = Compile(options.Value, out var errors);
+        var byName = channels.ToDictionary(c => c.Channel);
+        foreach (var route in compiled)
+            foreach (var target in route.Targets)
+                if (byName.TryGetValue(target.Channel, out var channel) && channel.DisabledReason is null && channel.CheckTarget(target.Target) is { } problem)
+                    errors.Add($"Routing route '{route.Name}': {problem}");
         if (errors.Count > 0)
             throw new OptionsValidationException(RoutingOptions.Section, typeof(RoutingOptions), errors);
+
+        foreach (var channel in byName.Values.Where(c => c.DisabledReason is not null))
+        {
+            var affected = compiled.Where(r => r.Targets.Any(t => t.Channel == channel.Channel)).Select(r => r.Name).ToList();
+            if (affected.Count > 0) LogChannelOff(logger, channel.Channel, channel.DisabledReason!, string.Join(", ", affected));
+        }
+        Routes = byName.Count == 0
+            ? compiled
+            : compiled.Select(r => r with
+            {
+                Targets = r.Targets.Where(t => byName.TryGetValue(t.Channel, out var c) && c.DisabledReason is null).ToList(),
+            }).ToList();
     }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Channel {Channel} is off ({Reason}): routes {Routes} deliver to their other targets only")]
+    private static partial void LogChannelOff(ILogger logger, string channel, string reason, string routes);
 
     public IReadOnlyList<CompiledRoute> Routes { get; }
 
@@ -71,8 +97,28 @@ internal sealed class Router
                 else
                     targets.Add(new DeliveryTarget("slack", route.Slack.Channel.Trim()));
             }
+            if (route.PagerDuty is not null)
+            {
+                if (string.IsNullOrWhiteSpace(route.PagerDuty.RoutingKey))
+                    errors.Add($"{where}: PagerDuty:RoutingKey (the key's name) is empty; use \"default\" for PagerDuty:RoutingKey.");
+                else
+                    targets.Add(new DeliveryTarget("pagerduty", route.PagerDuty.RoutingKey.Trim()));
+            }
+            if (route.Email is not null)
+            {
+                if (route.Email.To.Count == 0) targets.Add(new DeliveryTarget("email", "default"));
+                foreach (var address in route.Email.To)
+                {
+                    if (!System.Net.Mail.MailAddress.TryCreate(address, out _))
+                        errors.Add($"{where}: Email:To has '{address}', which is not a mail address.");
+                    else
+                        targets.Add(new DeliveryTarget("email", address.Trim()));
+                }
+            }
+            if (route.RiskManager is { EmergencyStop: true })
+                targets.Add(new DeliveryTarget("risk-manager", "risk-manager"));
             if (targets.Count == 0)
-                errors.Add($"{where}: the route has no target (set Slack:Channel).");
+                errors.Add($"{where}: the route has no target (set Slack:Channel, PagerDuty, Email or RiskManager:EmergencyStop).");
             routes.Add(new CompiledRoute(name, receiver, matchers, route.Continue, targets));
         }
         return routes;

@@ -27,6 +27,33 @@ internal sealed class RouteOptions
     public bool Continue { get; set; }
 
     public SlackRouteOptions? Slack { get; set; }
+
+    public PagerDutyRouteOptions? PagerDuty { get; set; }
+
+    public EmailRouteOptions? Email { get; set; }
+
+    public RiskManagerRouteOptions? RiskManager { get; set; }
+}
+
+internal sealed class PagerDutyRouteOptions
+{
+    /// <summary>
+    /// Name of the routing key: <c>default</c> is <c>PagerDuty:RoutingKey</c>, any other name is
+    /// <c>PagerDuty:RoutingKeys:&lt;name&gt;</c>. The key itself is a secret and never stored or shown.
+    /// </summary>
+    public string RoutingKey { get; set; } = "default";
+}
+
+internal sealed class EmailRouteOptions
+{
+    /// <summary>Mailboxes; empty means the default recipients <c>Smtp:To</c>.</summary>
+    public List<string> To { get; set; } = [];
+}
+
+internal sealed class RiskManagerRouteOptions
+{
+    /// <summary>Ask the risk manager for an emergency stop when an alert of this route fires.</summary>
+    public bool EmergencyStop { get; set; }
 }
 
 internal sealed class SlackRouteOptions

@@ -110,10 +110,11 @@ internal sealed class Database
         CREATE TABLE deliveries (
             id              INTEGER PRIMARY KEY AUTOINCREMENT,
             incident_id     TEXT NOT NULL REFERENCES incidents(id),
-            channel         TEXT NOT NULL,           -- slack
+            channel         TEXT NOT NULL,           -- slack | pagerduty | email | risk-manager
             target          TEXT NOT NULL,           -- e.g. #trading-alerts
-            kind            TEXT NOT NULL,           -- post | update | reply
+            kind            TEXT NOT NULL,           -- per channel: post | update | reply | note (slack), trigger | resolve (pagerduty), ...
             revision        INTEGER NOT NULL,
+            subject         TEXT NOT NULL DEFAULT '', -- what within the change, e.g. the alert of an emergency stop
             payload         TEXT NOT NULL,
             status          TEXT NOT NULL,           -- pending | sent | merged | failed
             attempts        INTEGER NOT NULL DEFAULT 0,
@@ -122,7 +123,7 @@ internal sealed class Database
             accepted_at     INTEGER NOT NULL,        -- when the notification behind it was accepted
             created_at      INTEGER NOT NULL,
             completed_at    INTEGER NULL,
-            UNIQUE (incident_id, channel, target, kind, revision)
+            UNIQUE (incident_id, channel, target, kind, revision, subject)
         );
         CREATE INDEX ix_deliveries_pending ON deliveries(next_attempt_at) WHERE status = 'pending';
         CREATE INDEX ix_deliveries_incident ON deliveries(incident_id);

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.RateLimiting;
+using B25.Alerting.Incidents;
+using B25.Alerting.Routing;
+using B25.Alerting.Webhooks;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -35,13 +38,27 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
     public string Channel => "slack";
 
+    public IEnumerable<PlannedDelivery> Plan(IncidentChange change, DeliveryTarget target, bool isNewTarget, IReadOnlyList<AlertmanagerAlert> joinedHere)
+    {
+        var payload = JsonSerializer.Serialize(change.Summary, DeliveryJsonContext.Default.ChangeSummary);
+        if (isNewTarget)
+        {
+            yield return new PlannedDelivery("post", payload);
+        }
+        else if (change.Kind is TransitionKind.Change or TransitionKind.Close)
+        {
+            yield return new PlannedDelivery("update", payload);
+            yield return new PlannedDelivery("reply", payload);
+        }
+    }
+
     public async Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
         DeliveredMessage? message, CancellationToken cancellationToken)
     {
         var outcomes = new List<DeliveryOutcome>();
         var posts = pending.Where(d => d.Kind == "post").ToList();
         var updates = pending.Where(d => d.Kind == "update").ToList();
-        var replies = pending.Where(d => d.Kind == "reply").ToList();
+        var replies = pending.Where(d => d.Kind is "reply" or "note").ToList();
         DeliveredMessage? created = null;
 
         if (message is null)
@@ -80,10 +97,15 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
         if (replies.Count > 0)
         {
-            var changes = replies.OrderBy(d => d.Revision)
+            var changes = replies.Where(d => d.Kind == "reply").OrderBy(d => d.Revision)
                 .Select(d => JsonSerializer.Deserialize(d.Payload, DeliveryJsonContext.Default.ChangeSummary)!)
                 .ToList();
-            var text = _renderer.RenderChange(incident, changes);
+            var notes = replies.Where(d => d.Kind == "note").OrderBy(d => d.Id)
+                .Select(d => JsonSerializer.Deserialize(d.Payload, DeliveryJsonContext.Default.SlackNote)!.Text);
+            var parts = new List<string>();
+            if (changes.Count > 0) parts.Add(_renderer.RenderChange(incident, changes));
+            parts.AddRange(notes);
+            var text = SlackText.Truncate(string.Join("\n", parts), SlackRenderer.MaxSectionText);
             var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, ct), cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, replies, target, result, created);
