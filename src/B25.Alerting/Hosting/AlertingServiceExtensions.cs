@@ -1,5 +1,7 @@
 using System.Text.Json;
 using B25.Alerting.Delivery;
+using B25.Alerting.Delivery.Email;
+using B25.Alerting.Delivery.PagerDuty;
 using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Incidents;
 using B25.Alerting.Pipeline;
@@ -58,6 +60,9 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<ISlackApi>(sp => sp.GetRequiredService<IOptions<SlackOptions>>().Value.Enabled
             ? sp.GetRequiredService<SlackWebApi>()
             : sp.GetRequiredService<SlackLogApi>());
+
+        services.AddPagerDutyChannel();
+        services.AddEmailChannel();
 
         services.AddAlertingBus(builder.Configuration);
         services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
