@@ -42,7 +42,7 @@ internal static class BenchmarkReport
         s.AppendLine();
         var addedOnResolve = rounds.Where(r => r.ResolveAlerting is not null).Select(r => r.ResolveAlerting!.Value - r.ResolveAlertmanager!.Value).Order().ToArray();
         s.AppendLine(c, $"Added latency over {added.Length} pages: median {Median(added) * 1000:0} ms, max {added[^1] * 1000:0} ms; over {addedOnResolve.Length} resolutions: median {Median(addedOnResolve) * 1000:0} ms, max {addedOnResolve[^1] * 1000:0} ms.");
-        s.AppendLine(c, $"Whole test (start of the stack included): {total.TotalSeconds:0} s.");
+        s.AppendLine(c, $"Whole test for the rounds above, start of the stack included: {total.TotalSeconds:0} s (CI runs them once: about 50 s).");
         s.AppendLine("The first page of a run also pays B25.Alerting's cold path (JIT, first Slack connection); the rows after it show the warm cost.");
         s.AppendLine("Most of the time to page is the alerting pipeline's own waits (scrape, evaluation, `for`, group_wait), which production runs with");
         s.AppendLine("the repository's full durations: add them (ServiceDown: `for: 1m` + group_wait 10s) to read production figures.");
