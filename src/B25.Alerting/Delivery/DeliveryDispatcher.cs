@@ -207,12 +207,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         {
             if (outcomes.TryGetValue(delivery.Id, out var outcome) && outcome.Kind != DeliveryOutcomeKind.Retry)
             {
-                var status = outcome.Kind switch
-                {
-                    DeliveryOutcomeKind.Sent => "sent",
-                    DeliveryOutcomeKind.Merged => "merged",
-                    _ => "failed",
-                };
+                var status = Label(outcome.Kind);
                 await connection.ExecuteAsync(
                     "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @nowMs WHERE id = @Id AND status = 'pending'",
                     new { status, counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, nowMs, delivery.Id }, tx);
@@ -228,18 +223,20 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
 
         foreach (var outcome in result.Outcomes)
         {
-            var label = outcome.Kind switch
-            {
-                DeliveryOutcomeKind.Sent => "sent",
-                DeliveryOutcomeKind.Merged => "merged",
-                DeliveryOutcomeKind.Retry => "retry",
-                _ => "failed",
-            };
-            AlertingMetrics.Deliveries.WithLabels(channel, label).Inc();
+            AlertingMetrics.Deliveries.WithLabels(channel, Label(outcome.Kind)).Inc();
             if (outcome.Kind == DeliveryOutcomeKind.Sent && byId.TryGetValue(outcome.DeliveryId, out var d))
                 AlertingMetrics.DeliveryLatency.WithLabels(channel).Observe(Math.Max(0, nowMs - d.AcceptedAt) / 1000.0);
         }
     }
+
+    private static string Label(DeliveryOutcomeKind kind) => kind switch
+    {
+        DeliveryOutcomeKind.Sent => "sent",
+        DeliveryOutcomeKind.Merged => "merged",
+        DeliveryOutcomeKind.Retry => "retry",
+        DeliveryOutcomeKind.Skipped => "skipped",
+        _ => "failed",
+    };
 
     internal static async Task<IncidentView?> LoadIncidentAsync(SqliteConnection connection, string incidentId, int maxAlerts = 40)
     {

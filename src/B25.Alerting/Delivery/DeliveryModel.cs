@@ -45,7 +45,8 @@ internal sealed record AlertView(
     IReadOnlyDictionary<string, string> Annotations,
     string GeneratorUrl);
 
-internal enum DeliveryOutcomeKind { Sent, Merged, Retry, Failed }
+/// <summary>Sent; Merged into another delivery; Retry later; Failed for good; Skipped on purpose (dry run, guard).</summary>
+internal enum DeliveryOutcomeKind { Sent, Merged, Retry, Failed, Skipped }
 
 internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind, string? Error = null, TimeSpan? RetryAfter = null);
 
@@ -62,6 +63,9 @@ internal interface IChannelNotifier
 
     /// <summary>Why the channel is off (settings missing), or null when it is on.</summary>
     string? DisabledReason => null;
+
+    /// <summary>The channel hears about every incident, whatever the routes say (e.g. incident events).</summary>
+    bool EveryIncident => false;
 
     /// <summary>What is wrong with a target a route names (checked at start), or null.</summary>
     string? CheckTarget(string target) => null;

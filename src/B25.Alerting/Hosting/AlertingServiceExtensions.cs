@@ -5,6 +5,7 @@ using B25.Alerting.Delivery.PagerDuty;
 using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Incidents;
 using B25.Alerting.Pipeline;
+using B25.Alerting.RiskManager;
 using B25.Alerting.Routing;
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
@@ -63,6 +64,7 @@ internal static partial class AlertingServiceExtensions
 
         services.AddPagerDutyChannel();
         services.AddEmailChannel();
+        services.AddRiskManagerChannel();
 
         services.AddAlertingBus(builder.Configuration);
         services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
@@ -85,9 +87,12 @@ internal static partial class AlertingServiceExtensions
         app.UseHttpMetrics();
         app.MapAlertmanagerWebhook();
         app.MapIncidents();
+        app.MapEmergencyStops();
         app.MapMetrics("/metrics");
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealth });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
+        // What blackbox-exporter probes (prometheus.yml): the same as ready.
+        app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
         return app;
     }
 

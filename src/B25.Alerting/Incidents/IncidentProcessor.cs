@@ -250,7 +250,8 @@ internal sealed partial class IncidentProcessor(
             VALUES (@incidentId, @Channel, @Target, @Kind, @revision, @Subject, @Payload, 'pending', @now, @acceptedAt, @now)
             """;
         var planned = 0;
-        foreach (var target in existing.Union(joinedByTarget.Keys))
+        var implicitTargets = notifiers.Values.Where(n => n.EveryIncident).Select(n => new DeliveryTarget(n.Channel, n.Channel));
+        foreach (var target in existing.Union(joinedByTarget.Keys).Union(implicitTargets))
         {
             if (!notifiers.TryGetValue(target.Channel, out var notifier)) continue;
             var joinedHere = joinedByTarget.TryGetValue(target, out var list) ? list : [];
@@ -260,7 +261,7 @@ internal sealed partial class IncidentProcessor(
                 {
                     incidentId, target.Channel, target.Target, delivery.Kind, revision, delivery.Subject, delivery.Payload, now, acceptedAt,
                 }, tx);
-                planned++;
+                if (!notifier.EveryIncident) planned++;
             }
         }
         if (planned == 0 && transition.Kind == TransitionKind.Open)

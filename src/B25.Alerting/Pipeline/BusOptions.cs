@@ -35,4 +35,7 @@ internal sealed class RabbitMqOptions
 
     /// <summary>Queue of journaled notifications (a quorum queue).</summary>
     public string Queue { get; set; } = "b25-alerting-notifications";
+
+    /// <summary>Queue of the risk manager's answers (EmergencyStopAcknowledged / Rejected), a quorum queue.</summary>
+    public string AnswersQueue { get; set; } = "b25-alerting-risk-answers";
 }

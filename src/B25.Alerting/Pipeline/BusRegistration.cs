@@ -15,6 +15,7 @@ internal static class BusRegistration
         services.AddMassTransit(x =>
         {
             x.AddConsumer<NotificationConsumer>();
+            x.AddConsumer<RiskManager.EmergencyStopAnswerConsumer>();
             if (options.Transport == BusTransport.RabbitMq && Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri))
             {
                 x.UsingRabbitMq((context, cfg) =>
@@ -26,12 +27,20 @@ internal static class BusRegistration
                         e.PrefetchCount = Math.Max(16, options.Partitions * 4);
                         Configure(e, context, options);
                     });
+                    cfg.ReceiveEndpoint(options.RabbitMq.AnswersQueue, e =>
+                    {
+                        e.SetQuorumQueue();
+                        ConfigureAnswers(e, context);
+                    });
                 });
             }
             else
             {
                 x.UsingInMemory((context, cfg) =>
-                    cfg.ReceiveEndpoint("b25-alerting-notifications", e => Configure(e, context, options)));
+                {
+                    cfg.ReceiveEndpoint("b25-alerting-notifications", e => Configure(e, context, options));
+                    cfg.ReceiveEndpoint("b25-alerting-risk-answers", e => ConfigureAnswers(e, context));
+                });
             }
         });
         services.Configure<MassTransitHostOptions>(o =>
@@ -40,6 +49,12 @@ internal static class BusRegistration
             o.StopTimeout = TimeSpan.FromSeconds(10);
         });
         return services;
+    }
+
+    private static void ConfigureAnswers(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)
+    {
+        endpoint.UseMessageRetry(r => r.Intervals(100, 500, 2000, 5000));
+        endpoint.ConfigureConsumer<RiskManager.EmergencyStopAnswerConsumer>(context);
     }
 
     private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, BusOptions options)

@@ -139,5 +139,22 @@ internal sealed class Database
             PRIMARY KEY (incident_id, channel, target)
         );
         """,
+        """
+        -- Emergency stops asked of the risk manager: one row per command (alert occurrence), with the answer.
+        CREATE TABLE emergency_stops (
+            command_id    TEXT PRIMARY KEY,
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            alert_name    TEXT NOT NULL,
+            fingerprint   TEXT NOT NULL,
+            starts_at     TEXT NOT NULL,
+            scope         TEXT NOT NULL,
+            status        TEXT NOT NULL,             -- requesting | requested | dry-run | suppressed | acknowledged | rejected
+            requested_at  INTEGER NOT NULL,
+            answered_at   INTEGER NULL,
+            answered_by   TEXT NULL,
+            answer        TEXT NULL
+        );
+        CREATE INDEX ix_emergency_stops_requested ON emergency_stops(requested_at);
+        """,
     ];
 }

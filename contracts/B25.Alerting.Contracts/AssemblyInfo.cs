@@ -1,1 +1,0 @@
-namespace B25.Alerting.Contracts;

@@ -1,0 +1,64 @@
+using B25.Alerting.Contracts;
+using B25.Alerting.Delivery;
+using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Storage;
+using Dapper;
+using MassTransit;
+
+namespace B25.Alerting.RiskManager;
+
+/// <summary>Records the risk manager's answer to an emergency stop and posts it in the incident's Slack thread.</summary>
+internal sealed partial class EmergencyStopAnswerConsumer(
+    Database database,
+    DeliverySignal signal,
+    TimeProvider time,
+    ILogger<EmergencyStopAnswerConsumer> logger) : IConsumer<EmergencyStopAcknowledged>, IConsumer<EmergencyStopRejected>
+{
+    public Task Consume(ConsumeContext<EmergencyStopAcknowledged> context) =>
+        RecordAsync(context.Message.CommandId, "acknowledged", context.Message.AcknowledgedBy, context.Message.Detail,
+            context.Message.AcknowledgedAt, ":white_check_mark: Risk manager *acknowledged* emergency stop", context.CancellationToken);
+
+    public Task Consume(ConsumeContext<EmergencyStopRejected> context) =>
+        RecordAsync(context.Message.CommandId, "rejected", context.Message.RejectedBy, context.Message.Reason,
+            context.Message.RejectedAt, "<!here> :x: Risk manager *rejected* emergency stop", context.CancellationToken);
+
+    private async Task RecordAsync(Guid commandId, string status, string by, string? detail, DateTimeOffset at, string headline,
+        CancellationToken cancellationToken)
+    {
+        var id = commandId.ToString();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var tx = Database.BeginWrite(connection);
+        var incidentId = await connection.QuerySingleOrDefaultAsync<string>(
+            "SELECT incident_id FROM emergency_stops WHERE command_id = @id", new { id }, tx);
+        if (incidentId is null)
+        {
+            LogUnknown(id, status);
+            return;
+        }
+        // The first answer counts; a repeated or later answer is logged, not posted again.
+        var changed = await connection.ExecuteAsync(
+            """
+            UPDATE emergency_stops SET status = @status, answered_at = @answeredAt, answered_by = @by, answer = @detail
+            WHERE command_id = @id AND status IN ('requesting', 'requested')
+            """, new { status, answeredAt = at.ToUnixTimeMilliseconds(), by, detail, id }, tx);
+        if (changed == 0)
+        {
+            LogAlreadyAnswered(id, status);
+            return;
+        }
+        var text = $"{headline} `{id}` ({SlackText.Escape(by)}){(string.IsNullOrWhiteSpace(detail) ? "" : ": " + SlackText.Escape(detail))}";
+        SlackNotes.Add(connection, tx, incidentId, $"answer:{id}", text, time.GetUtcNow().ToUnixTimeMilliseconds());
+        await tx.CommitAsync(cancellationToken);
+        LogAnswered(id, status, by);
+        signal.Notify();
+    }
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Warning, Message = "Risk manager {Status} emergency stop {CommandId} ({By})")]
+    private partial void LogAnswered(string commandId, string status, string by);
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "Answer {Status} for unknown emergency stop {CommandId}: ignored")]
+    private partial void LogUnknown(string commandId, string status);
+
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Information, Message = "Emergency stop {CommandId} was already answered; later answer {Status} only logged")]
+    private partial void LogAlreadyAnswered(string commandId, string status);
+}

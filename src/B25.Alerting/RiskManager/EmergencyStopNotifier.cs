@@ -1,0 +1,150 @@
+using System.Text.Json;
+using B25.Alerting.Contracts;
+using B25.Alerting.Delivery;
+using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Routing;
+using B25.Alerting.Storage;
+using B25.Alerting.Webhooks;
+using Dapper;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace B25.Alerting.RiskManager;
+
+/// <summary>
+/// Asks the risk manager for an emergency stop, once per alert occurrence, for alerts whose route asks
+/// for it. Guarded: at most N requests per window (then humans are paged in the incident's Slack
+/// thread instead), and a dry-run switch. Every request and answer is recorded and posted to the thread.
+/// </summary>
+internal sealed partial class EmergencyStopNotifier(
+    Database database,
+    IBus bus,
+    DeliverySignal signal,
+    IOptions<RiskManagerOptions> options,
+    TimeProvider time,
+    ILogger<EmergencyStopNotifier> logger) : IChannelNotifier
+{
+    public const string ChannelName = "risk-manager";
+
+    public string Channel => ChannelName;
+
+    public IEnumerable<PlannedDelivery> Plan(IncidentChange change, DeliveryTarget target, bool isNewTarget, IReadOnlyList<AlertmanagerAlert> joinedHere)
+    {
+        // The state machine lets an occurrence join once, ever; the subject (the command id) makes even a replay harmless.
+        foreach (var alert in joinedHere.Where(a => a.IsFiring))
+        {
+            var command = EmergencyStopCommand.For(alert);
+            yield return new PlannedDelivery("emergency-stop",
+                JsonSerializer.Serialize(command, RiskManagerJsonContext.Default.EmergencyStopCommand), command.CommandId.ToString());
+        }
+    }
+
+    public async Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
+        DeliveredMessage? message, CancellationToken cancellationToken)
+    {
+        var outcomes = new List<DeliveryOutcome>();
+        foreach (var delivery in pending.OrderBy(d => d.Id))
+        {
+            var command = JsonSerializer.Deserialize(delivery.Payload, RiskManagerJsonContext.Default.EmergencyStopCommand)!;
+            var outcome = await RequestAsync(incident, command, delivery.Id, cancellationToken);
+            outcomes.Add(outcome);
+            if (outcome.Kind == DeliveryOutcomeKind.Retry) break; // keep the order of commands
+        }
+        return new DeliveryBatchResult(outcomes, null);
+    }
+
+    private async Task<DeliveryOutcome> RequestAsync(IncidentView incident, EmergencyStopCommand command, long deliveryId, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var now = time.GetUtcNow();
+        var id = command.CommandId.ToString();
+        string status;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        await using (var tx = Database.BeginWrite(connection))
+        {
+            var existing = await connection.QuerySingleOrDefaultAsync<string>(
+                "SELECT status FROM emergency_stops WHERE command_id = @id", new { id }, tx);
+            if (existing is not null && existing != "requesting")
+                return new DeliveryOutcome(deliveryId, existing is "dry-run" or "suppressed" ? DeliveryOutcomeKind.Skipped : DeliveryOutcomeKind.Sent);
+            if (existing is null)
+            {
+                var since = (now - settings.Window).ToUnixTimeMilliseconds();
+                var recent = await connection.ExecuteScalarAsync<long>(
+                    "SELECT COUNT(*) FROM emergency_stops WHERE status NOT IN ('dry-run', 'suppressed') AND requested_at > @since",
+                    new { since }, tx);
+                status = settings.DryRun ? "dry-run" : recent >= settings.MaxStopsPerWindow ? "suppressed" : "requesting";
+                await connection.ExecuteAsync(
+                    """
+                    INSERT INTO emergency_stops (command_id, incident_id, alert_name, fingerprint, starts_at, scope, status, requested_at)
+                    VALUES (@id, @IncidentId, @AlertName, @Fingerprint, @startsAt, @scope, @status, @at)
+                    """,
+                    new
+                    {
+                        id, IncidentId = incident.Id, command.AlertName, command.Fingerprint, startsAt = AlertKey.Format(command.StartsAt),
+                        scope = JsonSerializer.Serialize(command.Scope, WebhookJsonContext.Default.DictionaryStringString),
+                        status, at = now.ToUnixTimeMilliseconds(),
+                    }, tx);
+                if (status != "requesting")
+                {
+                    var note = status == "dry-run"
+                        ? $":test_tube: DRY RUN: an emergency stop of {Scope(command)} would have been requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}"
+                        : $"<!here> :warning: Emergency stop of {Scope(command)} NOT requested: {recent} stop(s) already in the last {settings.Window} (cap {settings.MaxStopsPerWindow}). Act by hand. (command `{id}`)";
+                    SlackNotes.Add(connection, tx, incident.Id, $"stop:{id}", note, now.ToUnixTimeMilliseconds());
+                }
+                await tx.CommitAsync(cancellationToken);
+                if (status != "requesting")
+                {
+                    if (status == "suppressed") LogSuppressed(id, recent, settings.MaxStopsPerWindow);
+                    else LogDryRun(id);
+                    signal.Notify();
+                    return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Skipped, status);
+                }
+            }
+        }
+
+        try
+        {
+            await bus.Publish(new EmergencyStopRequested(command.CommandId, incident.Id, command.AlertName, command.Fingerprint,
+                command.StartsAt, command.Scope, command.Reason, now, command.Labels), context =>
+            {
+                // On RabbitMQ an unroutable command (no risk manager has ever bound its queue) is an error, not silence.
+                if (context is RabbitMqSendContext rabbit) rabbit.Mandatory = true;
+            }, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogPublishFailed(ex, id);
+            return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Retry, $"publish failed: {ex.GetType().Name}", TimeSpan.FromSeconds(5));
+        }
+
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        await using (var tx = Database.BeginWrite(connection))
+        {
+            await connection.ExecuteAsync("UPDATE emergency_stops SET status = 'requested' WHERE command_id = @id AND status = 'requesting'", new { id }, tx);
+            SlackNotes.Add(connection, tx, incident.Id, $"stop:{id}",
+                $":rotating_light: Emergency stop of {Scope(command)} requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
+                now.ToUnixTimeMilliseconds());
+            await tx.CommitAsync(cancellationToken);
+        }
+        LogRequested(id, incident.Id);
+        signal.Notify();
+        return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Sent);
+    }
+
+    private static string Scope(EmergencyStopCommand command) =>
+        command.Scope.Count == 0
+            ? "*everything* (the alert names no exchange, symbol, strategy, account or service)"
+            : string.Join(", ", command.Scope.Select(kv => $"`{SlackText.Escape(kv.Key)}={SlackText.Escape(kv.Value)}`"));
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Emergency stop {CommandId} requested from the risk manager for incident {IncidentId}")]
+    private partial void LogRequested(string commandId, string incidentId);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Emergency stop {CommandId} NOT requested: {Recent} already within the window (cap {Cap}); humans paged in Slack")]
+    private partial void LogSuppressed(string commandId, long recent, int cap);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Emergency stop {CommandId}: dry run, nothing published")]
+    private partial void LogDryRun(string commandId);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Emergency stop {CommandId} could not be published; retrying")]
+    private partial void LogPublishFailed(Exception ex, string commandId);
+}

@@ -1,0 +1,21 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace B25.Alerting.RiskManager;
+
+internal sealed class RiskManagerOptions
+{
+    public const string Section = "RiskManager";
+
+    /// <summary>Record and post what would be requested; publish nothing.</summary>
+    public bool DryRun { get; set; }
+
+    /// <summary>Emergency stops requested within <see cref="Window"/> beyond which the service stops asking and pages humans.</summary>
+    [Range(1, 1000)]
+    public int MaxStopsPerWindow { get; set; } = 3;
+
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Publish IncidentOpened / IncidentResolved for every incident.</summary>
+    public bool PublishIncidentEvents { get; set; } = true;
+}

@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using B25.Alerting.Contracts;
+using B25.Alerting.Tests.Support;
+using MassTransit;
+using static B25.Alerting.Tests.Support.Notifications;
+
+namespace B25.Alerting.Tests.RiskManager;
+
+/// <summary>Emergency stops on a real broker: a stand-in risk manager receives exactly one command and answers it.</summary>
+[Collection(RabbitMqCollection.Name)]
+public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDisposable
+{
+    private readonly SlackStandIn _slack = new();
+    private readonly string _db = Path.Combine(Path.GetTempPath(), $"b25-risk-{Guid.NewGuid():N}.db");
+
+    public void Dispose()
+    {
+        _slack.Dispose();
+        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
+    }
+
+    [Fact]
+    public async Task Three_concurrent_copies_give_one_command_and_its_acknowledgement_is_recorded_and_posted()
+    {
+        var commands = new ConcurrentBag<EmergencyStopRequested>();
+        var opened = new ConcurrentBag<IncidentOpened>();
+        var riskManager = Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(new Uri(broker.Uri));
+            cfg.ReceiveEndpoint($"risk-manager-stand-in-{Guid.NewGuid():N}", e =>
+            {
+                e.Handler<EmergencyStopRequested>(async context =>
+                {
+                    commands.Add(context.Message);
+                    await context.Publish(new EmergencyStopAcknowledged(context.Message.CommandId, "risk-manager-test",
+                        $"halted {string.Join(",", context.Message.Scope.Select(kv => kv.Key + "=" + kv.Value))}", DateTimeOffset.UtcNow));
+                });
+                e.Handler<IncidentOpened>(context =>
+                {
+                    opened.Add(context.Message);
+                    return Task.CompletedTask;
+                });
+            });
+        });
+        await riskManager.StartAsync();
+        try
+        {
+            await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+            {
+                ["Webhook__BearerToken"] = AlertingFactory.Token,
+                ["Storage__ConnectionString"] = $"Data Source={_db}",
+                ["Slack__BotToken"] = "xoxb-test",
+                ["Slack__ApiBaseUrl"] = _slack.ApiBaseUrl,
+                ["Bus__Transport"] = "RabbitMq",
+                ["Bus__RabbitMq__Uri"] = broker.Uri,
+                ["Bus__RabbitMq__Queue"] = "b25-alerting-notifications-risk",
+                ["Bus__RabbitMq__AnswersQueue"] = "b25-alerting-risk-answers-risk",
+                ["Logging__LogLevel__Default"] = "Warning",
+            });
+            var alert = Firing("stop1", "HighDrawdown") with
+            {
+                Labels = new()
+                {
+                    ["alertname"] = "HighDrawdown", ["severity"] = "critical", ["action"] = "emergency-stop",
+                    ["strategy"] = "mm-btc", ["account"] = "main",
+                },
+            };
+            var body = Body("g-drawdown", alert);
+
+            using var http = new HttpClient();
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AlertingFactory.Token);
+            var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
+                http.PostAsync($"{service.BaseUrl}/webhooks/alertmanager", new StringContent(body, Encoding.UTF8, "application/json"))));
+            Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+
+            await Eventually.True(() => !commands.IsEmpty, "the risk manager received the command", 20_000);
+            await Eventually.True(() => _slack.Replies.Any(r => r.Text.Contains("acknowledged")), "the acknowledgement is posted in the thread", 20_000);
+            await Eventually.Stays(() => commands.Count == 1, "exactly one command", 2_000);
+
+            var command = commands.Single();
+            Assert.Equal(Guid.Parse(command.CommandId.ToString()), command.CommandId);
+            Assert.Equal("mm-btc", command.Scope["strategy"]);
+            Assert.Equal("main", command.Scope["account"]);
+            Assert.Equal("stop1", command.AlertFingerprint);
+            var stops = (await http.GetFromJsonAsync<JsonArray>($"{service.BaseUrl}/api/emergency-stops"))!;
+            var stop = Assert.Single(stops)!;
+            Assert.Equal(command.CommandId.ToString(), stop["commandId"]!.GetValue<string>());
+            Assert.Equal("acknowledged", stop["status"]!.GetValue<string>());
+            Assert.Equal("risk-manager-test", stop["answeredBy"]!.GetValue<string>());
+            await Eventually.True(() => opened.Any(o => o.IncidentId == command.IncidentId), "IncidentOpened published", 10_000);
+        }
+        finally
+        {
+            await riskManager.StopAsync();
+        }
+    }
+}
