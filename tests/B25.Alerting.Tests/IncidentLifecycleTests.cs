@@ -135,7 +135,7 @@ public sealed class IncidentLifecycleTests : IDisposable
         var firing = Body("g1", Firing("a1"));
         await Send(firing);
         await Send(Body("g1", Resolved("a1")));
-        await Eventually.True(() => _slack.Updates.Count == 1, "resolved edit");
+        await Eventually.True(() => _slack.Updates.Count == 1 && _slack.Replies.Count == 1, "resolved edit and its thread reply");
         var before = _slack.Calls.Count;
 
         // A firing copy of the same (fingerprint, startsAt) arriving late, with other content than the first.
