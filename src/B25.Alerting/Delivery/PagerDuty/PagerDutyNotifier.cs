@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
-using System.Threading.RateLimiting;
 using B25.Alerting.Incidents;
 using B25.Alerting.Routing;
 using B25.Alerting.Storage;
@@ -8,8 +6,6 @@ using B25.Alerting.Webhooks;
 using Dapper;
 using Microsoft.Extensions.Options;
 using Polly;
-using Polly.CircuitBreaker;
-using Polly.Retry;
 
 namespace B25.Alerting.Delivery.PagerDuty;
 
@@ -29,11 +25,8 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     private readonly PagerDutyOptions _options;
     private readonly Dictionary<string, string> _keys;
     private readonly Database _database;
-    private readonly TimeProvider _time;
     private readonly ILogger<PagerDutyNotifier> _logger;
-    private readonly ConcurrentDictionary<string, TokenBucketRateLimiter> _limiters = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ConcurrentDictionary<string, ResiliencePipeline<PagerDutyCallResult>> _pipelines = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ConcurrentDictionary<(string Target, string Error), bool> _loggedPermanent = new();
+    private readonly TargetGuard<PagerDutyCallResult> _guard;
 
     public PagerDutyNotifier(IPagerDutyEventsApi api, IOptions<PagerDutyOptions> options, Database database, TimeProvider time,
         ILogger<PagerDutyNotifier> logger)
@@ -42,8 +35,13 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         _options = options.Value;
         _keys = _options.ConfiguredKeys();
         _database = database;
-        _time = time;
         _logger = logger;
+        // One quick retry in place for a blip; anything longer waits in the outbox (RetryDelay).
+        _guard = new TargetGuard<PagerDutyCallResult>(
+            new TargetGuardSettings(_options.Burst, TimeSpan.FromMinutes(1.0 / _options.EventsPerMinute), QuickRetries: 1,
+                RetryDelay: TimeSpan.FromSeconds(1), DelayBackoffType.Constant, BreakerMinimumThroughput: 4,
+                BreakerSampling: TimeSpan.FromSeconds(60), BreakDuration: TimeSpan.FromSeconds(30)),
+            r => r.Status == PagerDutyCallStatus.Transient, r => r.RetryAfter, time, StringComparer.OrdinalIgnoreCase);
     }
 
     public string Channel => "pagerduty";
@@ -158,7 +156,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         var error = result.Error ?? "unknown";
         if (result.Status == PagerDutyCallStatus.Permanent)
         {
-            if (_loggedPermanent.TryAdd((target, error), true))
+            if (_guard.FirstReport(target, error))
                 LogPermanent(target, error);
             outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, error)));
         }
@@ -173,56 +171,9 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     }
 
     /// <summary>One event under the routing key's budget, short retries and circuit breaker.</summary>
-    private async Task<PagerDutyCallResult> CallAsync(string target, string body, CancellationToken cancellationToken)
-    {
-        using var lease = await Limiter(target).AcquireAsync(1, cancellationToken);
-        try
-        {
-            return await Pipeline(target).ExecuteAsync(async ct => await _api.SendAsync(body, ct), cancellationToken);
-        }
-        catch (BrokenCircuitException ex)
-        {
-            return new PagerDutyCallResult(PagerDutyCallStatus.Transient, "circuit open for this routing key", ex.RetryAfter ?? _options.RetryDelay);
-        }
-    }
-
-    private TokenBucketRateLimiter Limiter(string target) => _limiters.GetOrAdd(target, _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-    {
-        TokenLimit = _options.Burst,
-        TokensPerPeriod = 1,
-        ReplenishmentPeriod = TimeSpan.FromMinutes(1.0 / _options.EventsPerMinute),
-        QueueLimit = int.MaxValue,
-        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-        AutoReplenishment = true,
-    }));
-
-    private ResiliencePipeline<PagerDutyCallResult> Pipeline(string target) => _pipelines.GetOrAdd(target, _ =>
-    {
-        static bool Transient(Outcome<PagerDutyCallResult> outcome) =>
-            outcome.Exception is HttpRequestException or TimeoutException || outcome.Result?.Status == PagerDutyCallStatus.Transient;
-
-        return new ResiliencePipelineBuilder<PagerDutyCallResult> { TimeProvider = _time }
-            .AddRetry(new RetryStrategyOptions<PagerDutyCallResult>
-            {
-                // One quick retry in place for a blip; anything longer waits in the outbox (RetryDelay).
-                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)
-                    && (args.Outcome.Result?.RetryAfter ?? TimeSpan.Zero) <= TimeSpan.FromSeconds(5)),
-                MaxRetryAttempts = 1,
-                BackoffType = DelayBackoffType.Constant,
-                UseJitter = true,
-                Delay = TimeSpan.FromSeconds(1),
-                DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter is { } ra && ra > TimeSpan.Zero ? ra : (TimeSpan?)null),
-            })
-            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<PagerDutyCallResult>
-            {
-                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)),
-                FailureRatio = 0.5,
-                MinimumThroughput = 4,
-                SamplingDuration = TimeSpan.FromSeconds(60),
-                BreakDuration = TimeSpan.FromSeconds(30),
-            })
-            .Build();
-    });
+    private Task<PagerDutyCallResult> CallAsync(string target, string body, CancellationToken cancellationToken) =>
+        _guard.ExecuteAsync(target, ct => _api.SendAsync(body, ct),
+            wait => new PagerDutyCallResult(PagerDutyCallStatus.Transient, "circuit open for this routing key", wait), cancellationToken);
 
     [LoggerMessage(EventId = 3301, Level = LogLevel.Error, Message = "PagerDuty refused an event for routing key {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
     private partial void LogPermanent(string target, string error);

@@ -1,13 +1,9 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
-using System.Threading.RateLimiting;
 using B25.Alerting.Incidents;
 using B25.Alerting.Routing;
 using B25.Alerting.Webhooks;
 using Microsoft.Extensions.Options;
 using Polly;
-using Polly.CircuitBreaker;
-using Polly.Retry;
 
 namespace B25.Alerting.Delivery.Slack;
 
@@ -21,19 +17,21 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     private readonly ISlackApi _api;
     private readonly SlackRenderer _renderer;
     private readonly SlackOptions _options;
-    private readonly TimeProvider _time;
     private readonly ILogger<SlackNotifier> _logger;
-    private readonly ConcurrentDictionary<string, TokenBucketRateLimiter> _limiters = new();
-    private readonly ConcurrentDictionary<string, ResiliencePipeline<SlackCallResult>> _pipelines = new();
-    private readonly ConcurrentDictionary<(string Target, string Error), bool> _loggedPermanent = new();
+    private readonly TargetGuard<SlackCallResult> _guard;
 
     public SlackNotifier(ISlackApi api, SlackRenderer renderer, IOptions<SlackOptions> options, TimeProvider time, ILogger<SlackNotifier> logger)
     {
         _api = api;
         _renderer = renderer;
         _options = options.Value;
-        _time = time;
         _logger = logger;
+        // Short retries in place; a longer outage is retried later from the outbox, so nothing is lost.
+        _guard = new TargetGuard<SlackCallResult>(
+            new TargetGuardSettings(_options.BurstPerChannel, TimeSpan.FromSeconds(1 / _options.MessagesPerSecondPerChannel), QuickRetries: 2,
+                RetryDelay: TimeSpan.FromMilliseconds(250), DelayBackoffType.Exponential, BreakerMinimumThroughput: 6,
+                BreakerSampling: TimeSpan.FromSeconds(30), BreakDuration: TimeSpan.FromSeconds(15)),
+            r => r.Status == SlackCallStatus.Transient, r => r.RetryAfter, time);
     }
 
     public string Channel => "slack";
@@ -121,7 +119,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     {
         if (result.Status == SlackCallStatus.Permanent)
         {
-            if (_loggedPermanent.TryAdd((target, result.Error ?? ""), true))
+            if (_guard.FirstReport(target, result.Error ?? ""))
                 LogPermanent(target, result.Error ?? "unknown");
             outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, result.Error)));
         }
@@ -134,56 +132,9 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     }
 
     /// <summary>One Web API call under the target's rate limit, retries and circuit breaker.</summary>
-    private async Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken)
-    {
-        using var lease = await Limiter(target).AcquireAsync(1, cancellationToken);
-        try
-        {
-            return await Pipeline(target).ExecuteAsync(async ct => await call(ct), cancellationToken);
-        }
-        catch (BrokenCircuitException ex)
-        {
-            return new SlackCallResult(SlackCallStatus.Transient, Error: "circuit open for this channel", RetryAfter: ex.RetryAfter ?? TimeSpan.FromSeconds(15));
-        }
-    }
-
-    private TokenBucketRateLimiter Limiter(string target) => _limiters.GetOrAdd(target, _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-    {
-        TokenLimit = _options.BurstPerChannel,
-        TokensPerPeriod = 1,
-        ReplenishmentPeriod = TimeSpan.FromSeconds(1 / _options.MessagesPerSecondPerChannel),
-        QueueLimit = int.MaxValue,
-        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-        AutoReplenishment = true,
-    }));
-
-    private ResiliencePipeline<SlackCallResult> Pipeline(string target) => _pipelines.GetOrAdd(target, _ =>
-    {
-        static bool Transient(Outcome<SlackCallResult> outcome) =>
-            outcome.Exception is HttpRequestException or TimeoutException || outcome.Result?.Status == SlackCallStatus.Transient;
-
-        return new ResiliencePipelineBuilder<SlackCallResult> { TimeProvider = _time }
-            .AddRetry(new RetryStrategyOptions<SlackCallResult>
-            {
-                // Short retries in place; a longer outage is retried later from the outbox, so nothing is lost.
-                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)
-                    && (args.Outcome.Result?.RetryAfter ?? TimeSpan.Zero) <= TimeSpan.FromSeconds(5)),
-                MaxRetryAttempts = 2,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = TimeSpan.FromMilliseconds(250),
-                DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter),
-            })
-            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<SlackCallResult>
-            {
-                ShouldHandle = args => ValueTask.FromResult(Transient(args.Outcome)),
-                FailureRatio = 0.5,
-                MinimumThroughput = 6,
-                SamplingDuration = TimeSpan.FromSeconds(30),
-                BreakDuration = TimeSpan.FromSeconds(15),
-            })
-            .Build();
-    });
+    private Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken) =>
+        _guard.ExecuteAsync(target, call,
+            wait => new SlackCallResult(SlackCallStatus.Transient, Error: "circuit open for this channel", RetryAfter: wait), cancellationToken);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Slack refused a delivery to {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
     private partial void LogPermanent(string target, string error);
