@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace B25.Alerting.Bench;
+
+internal static partial class Posix
+{
+    public const int SigTerm = 15;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static bool PortFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Starts a command with stdout+stderr appended to a log file; the returned process is the command itself (exec).</summary>
+    public static Process StartLogged(string file, IEnumerable<string> args, string log, IDictionary<string, string> env)
+    {
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("exec \"$0\" \"$@\" >>\"$B25_BENCH_LOG\" 2>&1");
+        info.ArgumentList.Add(file);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["B25_BENCH_LOG"] = log;
+        foreach (var (k, v) in env) info.Environment[k] = v;
+        return Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
+    }
+
+    /// <summary>SIGTERM by PID, then wait; SIGKILL only if it does not exit in time.</summary>
+    public static void Stop(Process process, TimeSpan grace)
+    {
+        if (process.HasExited) return;
+        _ = Kill(process.Id, SigTerm);
+        if (!process.WaitForExit(grace)) process.Kill();
+        process.WaitForExit();
+    }
+
+    /// <summary>utime + stime of a process, in seconds (USER_HZ 100).</summary>
+    public static double CpuSeconds(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (IOException) { return double.NaN; }
+    }
+
+    public static long StatusKb(int pid, string field)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith(field + ":", StringComparison.Ordinal))
+                    return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        }
+        catch (IOException) { }
+        return -1;
+    }
+}
+
+/// <summary>The B25.Alerting service as a child process with a fresh SQLite database.</summary>
+internal sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+    public int Pid => _process.Id;
+    public string BaseUrl { get; }
+    public string Log { get; }
+
+    private ServiceProcess(Process process, string baseUrl, string log)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+        Log = log;
+    }
+
+    public static async Task<ServiceProcess> StartAsync(string serviceDll, string workDir, string name, IDictionary<string, string> env, HttpClient http)
+    {
+        var port = Posix.FreePort();
+        var dir = Path.Combine(workDir, name);
+        Directory.CreateDirectory(dir);
+        env = new Dictionary<string, string>(env) { ["Storage__ConnectionString"] = $"Data Source={Path.Combine(dir, "a.db")}" };
+        var log = Path.Combine(dir, "service.log");
+        var process = Posix.StartLogged("dotnet", [serviceDll, "--urls", $"http://127.0.0.1:{port}"], log, env);
+        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}", log);
+        Cleanup.Add(service);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"service exited with {process.ExitCode}; see {log}");
+            try
+            {
+                using var r = await http.GetAsync(service.BaseUrl + "/health/ready");
+                if (r.IsSuccessStatusCode) return service;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(200);
+        }
+        service.Dispose();
+        throw new TimeoutException($"service not ready in 60 s; see {log}");
+    }
+
+    public long PeakRssMb => Posix.StatusKb(Pid, "VmHWM") / 1024;
+    public long RssMb => Posix.StatusKb(Pid, "VmRSS") / 1024;
+
+    public void Dispose()
+    {
+        Cleanup.Remove(this);
+        Posix.Stop(_process, TimeSpan.FromSeconds(20));
+    }
+}
+
+/// <summary>
+/// A throwaway RabbitMQ node per /work/shared/environment.md: root without systemd, everything on
+/// 127.0.0.1, non-default ports, data in a temp folder; stopped with rabbitmqctl, then its epmd.
+/// </summary>
+internal sealed class RabbitBroker : IDisposable
+{
+    private const string Bin = "/usr/lib/rabbitmq/bin";
+    private readonly Process _server;
+    private readonly Dictionary<string, string> _env;
+    private readonly string _node;
+    private readonly string _dir;
+    private readonly Process _epmd;
+    public string Uri { get; }
+
+    /// <summary>The Erlang VM of the node (from its pid file), for CPU accounting.</summary>
+    public int? NodePid =>
+        File.Exists(_env["RABBITMQ_PID_FILE"]) && int.TryParse(File.ReadAllText(_env["RABBITMQ_PID_FILE"]).Trim(), out var pid) ? pid : null;
+
+    private RabbitBroker(Process server, Process epmd, Dictionary<string, string> env, string node, string uri, string dir)
+    {
+        _dir = dir;
+        _epmd = epmd;
+        _server = server;
+        _env = env;
+        _node = node;
+        Uri = uri;
+    }
+
+    public static async Task<RabbitBroker> StartAsync(string workDir, int amqpPort)
+    {
+        if (!File.Exists(Path.Combine(Bin, "rabbitmq-server")))
+            throw new InvalidOperationException("RabbitMQ is not installed: apt-get install -y --no-install-recommends rabbitmq-server");
+        int dist = amqpPort + 20000, epmd = amqpPort - 1300;
+        foreach (var p in new[] { amqpPort, dist, epmd })
+            if (!Posix.PortFree(p)) throw new InvalidOperationException($"port {p} is taken; pass another --rabbit-port");
+        var dir = Path.Combine(workDir, "rabbitmq");
+        Directory.CreateDirectory(Path.Combine(dir, "home"));
+        await File.WriteAllTextAsync(Path.Combine(dir, "rabbitmq.conf"), $"listeners.tcp.default = 127.0.0.1:{amqpPort}\nlog.console = false\n");
+        await File.WriteAllTextAsync(Path.Combine(dir, "enabled_plugins"), "[].\n");
+        var node = $"b25bench{amqpPort}@localhost";
+        var env = new Dictionary<string, string>
+        {
+            ["HOME"] = Path.Combine(dir, "home"),
+            ["RABBITMQ_NODENAME"] = node,
+            ["RABBITMQ_NODE_IP_ADDRESS"] = "127.0.0.1",
+            ["RABBITMQ_NODE_PORT"] = amqpPort.ToString(CultureInfo.InvariantCulture),
+            ["RABBITMQ_DIST_PORT"] = dist.ToString(CultureInfo.InvariantCulture),
+            ["ERL_EPMD_PORT"] = epmd.ToString(CultureInfo.InvariantCulture),
+            ["ERL_EPMD_ADDRESS"] = "127.0.0.1",
+            ["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = "-kernel inet_dist_use_interface {127,0,0,1}",
+            ["RABBITMQ_MNESIA_BASE"] = Path.Combine(dir, "mnesia"),
+            ["RABBITMQ_LOG_BASE"] = Path.Combine(dir, "log"),
+            ["RABBITMQ_CONFIG_FILE"] = Path.Combine(dir, "rabbitmq.conf"),
+            ["RABBITMQ_ENABLED_PLUGINS_FILE"] = Path.Combine(dir, "enabled_plugins"),
+            ["RABBITMQ_PID_FILE"] = Path.Combine(dir, "node.pid"),
+        };
+        // epmd in the foreground as our own child (not the daemon the node would fork), so we can stop and reap it.
+        var epmdProcess = Posix.StartLogged("epmd", ["-port", epmd.ToString(CultureInfo.InvariantCulture), "-address", "127.0.0.1"], Path.Combine(dir, "epmd.log"), env);
+        await Task.Delay(300);
+        var server = Posix.StartLogged(Path.Combine(Bin, "rabbitmq-server"), [], Path.Combine(dir, "server.log"), env);
+        var broker = new RabbitBroker(server, epmdProcess, env, node, $"amqp://guest:guest@127.0.0.1:{amqpPort}/", dir);
+        Cleanup.Add(broker);
+        // await_startup fails at once while the node has not registered with epmd yet: retry.
+        var ctl = -1;
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (ctl != 0 && DateTime.UtcNow < deadline && !server.HasExited)
+        {
+            ctl = await broker.CtlAsync(TimeSpan.FromSeconds(60), "await_startup", "--timeout", "60");
+            if (ctl != 0) await Task.Delay(1000);
+        }
+        if (ctl != 0)
+        {
+            broker.Dispose();
+            throw new InvalidOperationException($"RabbitMQ did not start; see {dir}/server.log");
+        }
+        return broker;
+    }
+
+    private async Task<int> CtlAsync(TimeSpan timeout, params string[] args)
+    {
+        using var ctl = Posix.StartLogged(Path.Combine(Bin, "rabbitmqctl"), ["-n", _node, .. args], Path.Combine(_dir, "ctl.log"), _env);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await ctl.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Posix.Stop(ctl, TimeSpan.FromSeconds(5));
+            return -1;
+        }
+        return ctl.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        Cleanup.Remove(this);
+        if (!_server.HasExited) CtlAsync(TimeSpan.FromSeconds(60), "stop").GetAwaiter().GetResult();
+        if (!_server.WaitForExit(TimeSpan.FromSeconds(30))) Posix.Stop(_server, TimeSpan.FromSeconds(10));
+        // Our epmd outlives the node: ask exactly that one (our port) to exit, then reap it.
+        using (var kill = Posix.StartLogged("epmd", ["-port", _env["ERL_EPMD_PORT"], "-kill"], Path.Combine(_dir, "epmd.log"), _env))
+            kill.WaitForExit(TimeSpan.FromSeconds(10));
+        Posix.Stop(_epmd, TimeSpan.FromSeconds(10));
+        _epmd.Dispose();
+        _server.Dispose();
+    }
+}

@@ -1,0 +1,533 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using B25.Alerting.Bench;
+
+// B25.Alerting benchmark: see bench/README.md. Every phase runs against a fresh service process
+// (fresh SQLite database, fresh RabbitMQ queue), so backlogs of one phase never leak into the next.
+var options = BenchOptions.Parse(args);
+var workDir = Path.Combine(Path.GetTempPath(), $"b25-bench-{Environment.ProcessId}");
+Directory.CreateDirectory(workDir);
+Console.Error.WriteLine($"work dir {workDir}");
+
+// Ctrl-C / SIGTERM: stop the service and broker children before leaving.
+using var onInt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Cleanup.OnSignal);
+using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Cleanup.OnSignal);
+
+var (serviceDll, commit) = options.ServiceDll is { } given ? (given, "prebuilt " + given) : BuildService(options.RepoRoot, options.Commit, workDir);
+using var http = new HttpClient(new SocketsHttpHandler
+{
+    MaxConnectionsPerServer = 256,
+    UseProxy = false,
+    PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+})
+{ Timeout = TimeSpan.FromSeconds(60) };
+
+await using var slack = await SlackStandIn.StartAsync();
+var report = new StringBuilder();
+report.AppendLine(Machine.Describe(commit));
+report.AppendLine();
+foreach (var transport in options.Transports)
+{
+    RabbitBroker? broker = null;
+    try
+    {
+        if (transport == "RabbitMq")
+        {
+            Console.Error.WriteLine($"starting a throwaway RabbitMQ on 127.0.0.1:{options.RabbitPort}");
+            broker = await RabbitBroker.StartAsync(workDir, options.RabbitPort);
+        }
+        var bench = new Bench(options, serviceDll, workDir, transport, broker?.Uri, broker?.NodePid, slack, http);
+        report.Append(await bench.RunAsync());
+    }
+    catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException)
+    {
+        Console.Error.WriteLine($"[{transport}] failed: {ex}");
+        report.AppendLine(CultureInfo.InvariantCulture, $"### Transport: {transport}\n\nNot measured: {ex.Message}\n");
+    }
+    finally
+    {
+        broker?.Dispose();
+    }
+}
+
+Console.WriteLine(report);
+if (options.Out is not null)
+{
+    await File.WriteAllTextAsync(options.Out, report.ToString());
+    Console.Error.WriteLine($"results written to {options.Out}");
+}
+return 0;
+
+// Builds the service from a committed snapshot (git archive), so other people's uncommitted edits in the
+// working tree never leak into the figures, and the report can name the exact commit.
+static (string Dll, string Commit) BuildService(string repoRoot, string commitRef, string workDir)
+{
+    var sha = Run(repoRoot, "git", "rev-parse", "--short=12", commitRef + "^{commit}").Trim();
+    var source = Path.Combine(workDir, "source");
+    Directory.CreateDirectory(source);
+    Console.Error.WriteLine($"exporting commit {sha} into {source}");
+    Run(repoRoot, "/bin/sh", "-c", $"git archive --format=tar {sha} | tar -x -C '{source}'");
+    var output = Path.Combine(workDir, "service");
+    Console.Error.WriteLine($"building src/B25.Alerting (Release) into {output}");
+    Run(source, "dotnet", "build", Path.Combine("src", "B25.Alerting"), "-c", "Release", "-o", output, "-nologo", "-v", "q");
+    return (Path.Combine(output, "B25.Alerting.dll"), sha);
+}
+
+static string Run(string dir, string file, params string[] args)
+{
+    var info = new ProcessStartInfo(file) { WorkingDirectory = dir, UseShellExecute = false, RedirectStandardOutput = true };
+    foreach (var a in args) info.ArgumentList.Add(a);
+    using var p = Process.Start(info)!;
+    var text = p.StandardOutput.ReadToEnd();
+    p.WaitForExit();
+    if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({p.ExitCode}):\n{text}");
+    return text;
+}
+
+internal sealed record BenchOptions(string[] Transports, string? ServiceDll, string RepoRoot, double Scale, int RabbitPort, string? Out,
+    Dictionary<string, string> ServiceEnv, string[] Phases, string Commit)
+{
+    public static BenchOptions Parse(string[] args)
+    {
+        string transport = "Both", commitRef = "HEAD";
+        string? dll = null, output = null, repo = null;
+        double scale = 1;
+        var rabbitPort = 5699;
+        var serviceEnv = new Dictionary<string, string>();
+        string[] phases = ["accept", "throughput", "duplicates", "big", "slack"];
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--transport": transport = Next(); break;
+                case "--service-dll": dll = Path.GetFullPath(Next()); break;
+                case "--commit": commitRef = Next(); break;
+                case "--repo": repo = Path.GetFullPath(Next()); break;
+                case "--scale": scale = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--rabbit-port": rabbitPort = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--out": output = Path.GetFullPath(Next()); break;
+                case "--service-env":
+                    var kv = Next().Split('=', 2);
+                    serviceEnv[kv[0]] = kv.Length == 2 ? kv[1] : "";
+                    break;
+                case "--phases": phases = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
+                default:
+                    throw new ArgumentException($"unknown argument {args[i]}; see bench/README.md");
+            }
+        }
+        var transports = transport.ToLowerInvariant() switch
+        {
+            "both" => new[] { "InMemory", "RabbitMq" },
+            "inmemory" => ["InMemory"],
+            "rabbitmq" => ["RabbitMq"],
+            _ => throw new ArgumentException("--transport is InMemory, RabbitMq or Both"),
+        };
+        repo ??= FindRepo(Directory.GetCurrentDirectory()) ?? FindRepo(AppContext.BaseDirectory)
+            ?? throw new ArgumentException("run from inside the repository or pass --repo");
+        return new BenchOptions(transports, dll, repo, scale, rabbitPort, output, serviceEnv, phases, commitRef);
+    }
+
+    private static string? FindRepo(string from)
+    {
+        for (var dir = new DirectoryInfo(from); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "B25.Alerting.sln"))) return dir.FullName;
+        return null;
+    }
+}
+
+internal sealed class Bench(BenchOptions options, string serviceDll, string workDir, string transport, string? rabbitUri, int? brokerPid, SlackStandIn slack, HttpClient http)
+{
+    public const string Token = "bench-token";
+    private const int RatePerSecond = 200;
+    private const int SlackRatePerSecond = 50;
+    private const int Senders = 32;
+    private const int BigAlerts = 20_000;
+    private static long _nextId = 1;
+    private readonly List<string> _notes = [];
+    private readonly Dictionary<string, long> _peakRss = new();
+    private readonly List<string> _cpu = [];
+    private List<byte[]> _warmupBodies = [];
+
+    private TimeSpan Seconds(double s) => TimeSpan.FromSeconds(s * options.Scale);
+
+    public async Task<string> RunAsync()
+    {
+        var accept = await PhaseAsync("accept", AcceptLatencyAsync);
+        var throughput = await PhaseAsync("throughput", ThroughputAsync);
+        var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
+        var big = await PhaseAsync("big", BigAsync);
+        var toSlack = await PhaseAsync("slack", SlackLatencyAsync);
+        var peak = _peakRss.Count == 0 ? new KeyValuePair<string, long>("none", 0) : _peakRss.MaxBy(p => p.Value);
+
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"### Transport: {transport}");
+        md.AppendLine();
+        if (options.ServiceEnv.Count > 0)
+            md.AppendLine(CultureInfo.InvariantCulture, $"Extra service settings: {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
+        md.AppendLine();
+        md.AppendLine("| # | measure | target | measured | |");
+        md.AppendLine("|---|---|---|---|---|");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | none set | {accept.Measured} | {accept.Verdict} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 2b | diagnostic: the same closed loop re-sending journaled notifications (duplicates: parse + hash + journal transaction, no processing, no Slack) | none | {duplicates.Measured} | |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 3 | one {BigAlerts:N0}-alert notification: time to 200 (worst of 3) | <= 2 s | {big.Measured} | {big.Verdict} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 4 | notification to Slack stand-in (first chat.postMessage), {SlackRatePerSecond} new incidents/s over {Payloads.Channels} channels, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | p99 <= 50 ms | {toSlack.Measured} | {toSlack.Verdict} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 5 | peak RSS of the service (VmHWM), worst phase | <= 300 MB | {peak.Value} MB ({peak.Key} phase; others: {string.Join(", ", _peakRss.Where(p => p.Key != peak.Key).Select(p => $"{p.Key} {p.Value} MB"))}) | {(peak.Value <= 300 ? "met" : "**missed**")} |");
+        md.AppendLine();
+        foreach (var note in _notes) md.AppendLine(CultureInfo.InvariantCulture, $"- {note}");
+        md.AppendLine(CultureInfo.InvariantCulture, $"- CPU used by the service per phase, in cores (of 2 shared): {string.Join("; ", _cpu)}; load average at the end {File.ReadAllText("/proc/loadavg").Trim()}.");
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    private sealed record Outcome(string Measured, string Verdict);
+
+    private async Task<Outcome> PhaseAsync(string name, Func<ServiceProcess, Task<Outcome>> phase)
+    {
+        if (!options.Phases.Contains(name)) return new Outcome("not run", "");
+        Console.Error.WriteLine($"[{transport}] phase {name}: starting a fresh service");
+        using var service = await ServiceProcess.StartAsync(serviceDll, workDir, $"{transport}-{name}", Environment(name), http);
+        Console.Error.WriteLine($"[{transport}] phase {name}: service PID {service.Pid} at {service.BaseUrl}, log {service.Log}");
+        await WarmUpAsync(service);
+        var cpu0 = Posix.CpuSeconds(service.Pid);
+        var broker0 = brokerPid is { } bp0 ? Posix.CpuSeconds(bp0) : 0;
+        var gc0 = await MetricsAsync(service);
+        var self0 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        var wall0 = Stopwatch.GetTimestamp();
+        var outcome = await phase(service);
+        var wall = Stats.Ms(wall0, Stopwatch.GetTimestamp()) / 1000;
+        var gc1 = await MetricsAsync(service);
+        string Gc(int generation) => $"{Counter(gc1, $"dotnet_collection_count_total{{generation=\"{generation}\"}}") - Counter(gc0, $"dotnet_collection_count_total{{generation=\"{generation}\"}}"):F0}";
+        _cpu.Add($"{name} {(Posix.CpuSeconds(service.Pid) - cpu0) / wall:F2} (bench client {(Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / wall:F2}" +
+                 (brokerPid is { } bp1 ? $", RabbitMQ node {(Posix.CpuSeconds(bp1) - broker0) / wall:F2}" : "") + $"; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)})");
+        _peakRss[name] = service.PeakRssMb;
+        Console.Error.WriteLine($"[{transport}] phase {name}: {outcome.Measured} {outcome.Verdict}; VmHWM {_peakRss[name]} MB");
+        return outcome;
+    }
+
+    private Dictionary<string, string> Environment(string phase)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Webhook__BearerToken"] = Token,
+            ["Slack__BotToken"] = "xoxb-bench",
+            ["Slack__ApiBaseUrl"] = slack.BaseUrl,
+            ["Slack__MessagesPerSecondPerChannel"] = "100",
+            ["Slack__BurstPerChannel"] = "100",
+            ["Bus__Transport"] = transport,
+        };
+        if (rabbitUri is not null)
+        {
+            env["Bus__RabbitMq__Uri"] = rabbitUri;
+            env["Bus__RabbitMq__Queue"] = $"b25-bench-{phase}-{System.Environment.ProcessId}";
+        }
+        // Environment routes merge by index with appsettings.json's, properties and all (targets, Continue).
+        // So the shipped routes keep their index and targets but get a first matcher no bench alert has;
+        // the bench's routes come after them: channel="cN" -> #bench-N, then a catch-all.
+        var shipped = ShippedRouteCount();
+        for (var i = 0; i < shipped; i++)
+            env[$"Routing__Routes__{i}__Matchers__0"] = "bench_route_disabled=\"true\"";
+        for (var c = 0; c < Payloads.Channels; c++)
+        {
+            env[$"Routing__Routes__{shipped + c}__Name"] = $"bench-c{c}";
+            env[$"Routing__Routes__{shipped + c}__Matchers__0"] = $"channel=\"c{c}\"";
+            env[$"Routing__Routes__{shipped + c}__Slack__Channel"] = $"#bench-{c}";
+        }
+        env[$"Routing__Routes__{shipped + Payloads.Channels}__Name"] = "bench-catch-all";
+        env[$"Routing__Routes__{shipped + Payloads.Channels}__Slack__Channel"] = "#bench-other";
+        foreach (var (k, v) in options.ServiceEnv) env[k] = v;
+        return env;
+    }
+
+    private int ShippedRouteCount()
+    {
+        var settings = Path.Combine(Path.GetDirectoryName(serviceDll)!, "appsettings.json");
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(settings),
+            new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        return json.RootElement.TryGetProperty("Routing", out var routing) && routing.TryGetProperty("Routes", out var routes) ? routes.GetArrayLength() : 0;
+    }
+
+    /// <summary>JIT and pipeline warm-up: 200 notifications, 4 at a time, until all reached the Slack stand-in.</summary>
+    private async Task WarmUpAsync(ServiceProcess service)
+    {
+        var ids = new List<long>();
+        var bodies = new List<byte[]>();
+        var sem = new SemaphoreSlim(4);
+        var tasks = new List<Task>();
+        for (var i = 0; i < 200; i++)
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            ids.Add(id);
+            var body = Payloads.Notification(id, 10, (int)(id % Payloads.Channels));
+            bodies.Add(body);
+            await sem.WaitAsync();
+            tasks.Add(Task.Run(async () =>
+            {
+                try { await PostAsync(service, body); }
+                finally { sem.Release(); }
+            }));
+        }
+        await Task.WhenAll(tasks);
+        _warmupBodies = bodies;
+        await WaitForPostsAsync(ids, TimeSpan.FromSeconds(60));
+    }
+
+    private async Task<int> WaitForPostsAsync(IReadOnlyCollection<long> ids, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            if (ids.All(slack.FirstPostAt.ContainsKey)) return ids.Count;
+            await Task.Delay(50);
+        }
+        return ids.Count(slack.FirstPostAt.ContainsKey);
+    }
+
+    private async Task<int> PostAsync(ServiceProcess service, byte[] body)
+    {
+        try
+        {
+            using var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Post, service.BaseUrl + "/webhooks/alertmanager") { Content = content };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+            using var response = await http.SendAsync(request);
+            await response.Content.ReadAsByteArrayAsync();
+            return (int)response.StatusCode;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return -1;
+        }
+    }
+
+    private async Task<string> MetricsAsync(ServiceProcess service) => await http.GetStringAsync(service.BaseUrl + "/metrics");
+
+    private static double Counter(string metrics, string name) =>
+        metrics.Split('\n').Where(l => l.StartsWith(name, StringComparison.Ordinal) && l.Length > name.Length && (name.EndsWith('}') || l[name.Length] is ' ' or '{'))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+    /// <summary>Open loop: sends at fixed intended times, latency from the intended time (no coordinated omission).</summary>
+    private async Task<(List<double> Latencies, Dictionary<int, int> Statuses, List<(long Id, long Intended)> Sent)> OpenLoopAsync(
+        ServiceProcess service, int rate, TimeSpan duration, int alerts)
+    {
+        var count = (int)(rate * duration.TotalSeconds);
+        var latencies = new double[count];
+        var statuses = new int[count];
+        var sent = new (long Id, long Intended)[count];
+        var tasks = new Task[count];
+        var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10;
+        for (var i = 0; i < count; i++)
+        {
+            var intended = start + (long)(i * (double)Stopwatch.Frequency / rate);
+            while (Stopwatch.GetTimestamp() < intended)
+                Thread.Sleep(Math.Max(0, (int)Stats.Ms(Stopwatch.GetTimestamp(), intended) - 1));
+            var id = Interlocked.Increment(ref _nextId);
+            var index = i;
+            sent[i] = (id, intended);
+            tasks[i] = Task.Run(async () =>
+            {
+                statuses[index] = await PostAsync(service, Payloads.Notification(id, alerts, (int)(id % Payloads.Channels)));
+                latencies[index] = Stats.Ms(intended, Stopwatch.GetTimestamp());
+            });
+        }
+        await Task.WhenAll(tasks);
+        // Raw samples for a closer look: seconds since start, latency ms, status.
+        var csv = Path.Combine(workDir, $"{transport}-openloop-{rate}per-s-{Interlocked.Increment(ref _nextId)}.csv");
+        await File.WriteAllLinesAsync(csv, Enumerable.Range(0, count).Select(i =>
+            string.Create(CultureInfo.InvariantCulture, $"{Stats.Ms(start, sent[i].Intended) / 1000:F3},{latencies[i]:F2},{statuses[i]}")));
+        return (latencies.ToList(), statuses.GroupBy(s => s).ToDictionary(g => g.Key, g => g.Count()), sent.ToList());
+    }
+
+    private static string StatusText(Dictionary<int, int> statuses) =>
+        string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(s.Key < 0 ? "no answer" : s.Key.ToString(CultureInfo.InvariantCulture))}: {s.Value}"));
+
+    private async Task<Outcome> AcceptLatencyAsync(ServiceProcess service)
+    {
+        var before = await MetricsAsync(service);
+        var (latencies, statuses, _) = await OpenLoopAsync(service, RatePerSecond, Seconds(20), 10);
+        var after = await MetricsAsync(service);
+        var server = Histogram.Parse(after, "b25_alerting_accept_duration_seconds").Minus(Histogram.Parse(before, "b25_alerting_accept_duration_seconds"));
+        latencies.Sort();
+        var processed = Counter(after, "b25_alerting_notifications_processed_total") - Counter(before, "b25_alerting_notifications_processed_total");
+        _notes.Add($"1 (accept latency): client side {Stats.Summary(latencies)}; statuses {StatusText(statuses)}; server-side b25_alerting_accept_duration_seconds (validate+journal only, excludes the bus publish before the 200) {server.Describe()}; notifications processed by the state machine during the run: {processed:F0} of {latencies.Count}.");
+        var ok = statuses.GetValueOrDefault(200) == latencies.Count;
+        return new Outcome($"{Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(Stats.Percentile(latencies, 99))} / {Stats.F(latencies[^1])} ms", ok ? "(all 200)" : "**errors**, see notes");
+    }
+
+    private Task<Outcome> ThroughputAsync(ServiceProcess service) =>
+        ClosedLoopAsync(service, "2 (throughput)", _ =>
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            return Payloads.Notification(id, 10, (int)(id % Payloads.Channels));
+        });
+
+    /// <summary>
+    /// Diagnostic: the same closed loop, re-sending the warm-up notifications, which the journal already
+    /// holds. A duplicate is parsed, hashed and goes through the journal's write transaction, but is neither
+    /// published nor processed: the accept path alone, without the state machine and Slack delivery.
+    /// </summary>
+    private Task<Outcome> DuplicatesAsync(ServiceProcess service) =>
+        ClosedLoopAsync(service, "2b (diagnostic: duplicates only)", i => _warmupBodies[i % _warmupBodies.Count]);
+
+    private async Task<Outcome> ClosedLoopAsync(ServiceProcess service, string label, Func<int, byte[]> nextBody)
+    {
+        var sequence = 0;
+        var warm = Seconds(2);
+        var window = Seconds(15);
+        var before = await MetricsAsync(service);
+        var start = Stopwatch.GetTimestamp();
+        var windowStart = start + (long)(warm.TotalSeconds * Stopwatch.Frequency);
+        var end = windowStart + (long)(window.TotalSeconds * Stopwatch.Frequency);
+        long ok = 0, failed = 0;
+        var perSender = new List<double>[Senders];
+        var workers = Enumerable.Range(0, Senders).Select(s => Task.Run(async () =>
+        {
+            var mine = perSender[s] = [];
+            while (true)
+            {
+                var sendAt = Stopwatch.GetTimestamp();
+                if (sendAt >= end) break;
+                var status = await PostAsync(service, nextBody(Interlocked.Increment(ref sequence)));
+                var done = Stopwatch.GetTimestamp();
+                if (done < windowStart || done > end) continue;
+                if (status == 200) { Interlocked.Increment(ref ok); mine.Add(Stats.Ms(sendAt, done)); }
+                else Interlocked.Increment(ref failed);
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        var after = await MetricsAsync(service);
+        var rate = ok / window.TotalSeconds;
+        var latencies = perSender.SelectMany(l => l).ToList();
+        var server = Histogram.Parse(after, "b25_alerting_accept_duration_seconds").Minus(Histogram.Parse(before, "b25_alerting_accept_duration_seconds"));
+        var received = Counter(after, "b25_alerting_notifications_received_total") - Counter(before, "b25_alerting_notifications_received_total");
+        var processedAtEnd = Counter(after, "b25_alerting_notifications_processed_total") - Counter(before, "b25_alerting_notifications_processed_total");
+        // How long the incident state machine needs to catch up with what was accepted (bounded wait).
+        var drainStart = Stopwatch.GetTimestamp();
+        double processed = processedAtEnd;
+        while (processed < received && Stats.Ms(drainStart, Stopwatch.GetTimestamp()) < 90_000)
+        {
+            await Task.Delay(500);
+            processed = Counter(await MetricsAsync(service), "b25_alerting_notifications_processed_total") - Counter(before, "b25_alerting_notifications_processed_total");
+        }
+        var drainSeconds = Stats.Ms(drainStart, Stopwatch.GetTimestamp()) / 1000;
+        var totalSeconds = Stats.Ms(start, Stopwatch.GetTimestamp()) / 1000;
+        var duplicates = Counter(after, "b25_alerting_duplicates_dropped_total") - Counter(before, "b25_alerting_duplicates_dropped_total");
+        _notes.Add($"{label}: {ok} answered 200 ({duplicates:F0} of all answered as duplicates) in the {window.TotalSeconds:F0} s window ({rate * 10:F0} alerts/s), {failed} failed; closed-loop request latency {Stats.Summary(latencies)}; server-side accept histogram {server.Describe()}. " +
+                   $"The state machine had processed {processedAtEnd:F0} of {received:F0} accepted notifications when sending stopped and {processed:F0} after a further {drainSeconds:F1} s " +
+                   $"(end-to-end processing rate about {processed / totalSeconds:F0} notifications/s, each a new incident with one Slack post).");
+        return new Outcome($"{rate:F0} notifications/s", label.StartsWith("2b", StringComparison.Ordinal) ? "" : rate >= 1000 && failed == 0 ? "met" : "**missed**");
+    }
+
+    private async Task<Outcome> BigAsync(ServiceProcess service)
+    {
+        // Meanwhile, 10-alert notifications at 20/s: how much a big notification's processing delays other accepts.
+        using var stop = new CancellationTokenSource();
+        var background = new List<double>();
+        var backgroundTask = Task.Run(async () =>
+        {
+            var tasks = new List<Task>();
+            var next = Stopwatch.GetTimestamp();
+            while (!stop.IsCancellationRequested)
+            {
+                var intended = next;
+                var id = Interlocked.Increment(ref _nextId);
+                tasks.Add(Task.Run(async () =>
+                {
+                    await PostAsync(service, Payloads.Notification(id, 10, (int)(id % Payloads.Channels)));
+                    lock (background) background.Add(Stats.Ms(intended, Stopwatch.GetTimestamp()));
+                }));
+                next += Stopwatch.Frequency / 20;
+                var wait = Stats.Ms(Stopwatch.GetTimestamp(), next);
+                if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait));
+            }
+            await Task.WhenAll(tasks);
+        });
+
+        var times = new List<double>();
+        var toSlack = new List<double>();
+        long size = 0;
+        var statuses = new List<int>();
+        var hwm = new List<long>();
+        for (var run = 0; run < 3; run++)
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            var body = Payloads.Notification(id, BigAlerts, (int)(id % Payloads.Channels));
+            size = body.Length;
+            var rssBefore = service.RssMb;
+            var sentAt = Stopwatch.GetTimestamp();
+            statuses.Add(await PostAsync(service, body));
+            times.Add(Stats.Ms(sentAt, Stopwatch.GetTimestamp()));
+            var posted = await WaitForPostsAsync([id], TimeSpan.FromSeconds(120));
+            toSlack.Add(posted == 1 ? Stats.Ms(sentAt, slack.FirstPostAt[id]) : double.NaN);
+            hwm.Add(service.PeakRssMb);
+            Console.Error.WriteLine($"  big run {run}: 200 after {times[^1]:F0} ms, Slack after {toSlack[^1]:F0} ms, RSS {rssBefore} -> {service.RssMb} MB (HWM {service.PeakRssMb})");
+            await Task.Delay(1000);
+        }
+        await stop.CancelAsync();
+        await backgroundTask;
+        var worst = times.Max();
+        _notes.Add($"3 (20,000 alerts, body {size / 1e6:F1} MB): time to 200 per run {string.Join(", ", times.Select(t => Stats.F(t, 0)))} ms (statuses {string.Join(",", statuses)}); " +
+                   $"time to its Slack post {string.Join(", ", toSlack.Select(t => Stats.F(t, 0)))} ms; VmHWM after each run {string.Join(", ", hwm)} MB; 10-alert notifications sent at 20/s meanwhile: accept {Stats.Summary(background)}.");
+        return new Outcome($"{worst / 1000:F2} s", worst <= 2000 && statuses.All(s => s == 200) ? "met" : "**missed**");
+    }
+
+    private async Task<Outcome> SlackLatencyAsync(ServiceProcess service)
+    {
+        var before = await MetricsAsync(service);
+        var (accept, statuses, sent) = await OpenLoopAsync(service, SlackRatePerSecond, Seconds(20), 10);
+        var arrived = await WaitForPostsAsync(sent.Select(s => s.Id).ToList(), TimeSpan.FromSeconds(30));
+        var after = await MetricsAsync(service);
+        var latencies = sent.Where(s => slack.FirstPostAt.ContainsKey(s.Id)).Select(s => Stats.Ms(s.Intended, slack.FirstPostAt[s.Id])).ToList();
+        latencies.Sort();
+        var server = Histogram.Parse(after, "b25_alerting_delivery_latency_seconds", "channel=\"slack\"").Minus(Histogram.Parse(before, "b25_alerting_delivery_latency_seconds", "channel=\"slack\""));
+        var serverAccept = Histogram.Parse(after, "b25_alerting_accept_duration_seconds").Minus(Histogram.Parse(before, "b25_alerting_accept_duration_seconds"));
+        var missing = sent.Count - arrived;
+        _notes.Add($"4 (to Slack): {Stats.Summary(latencies)}; {missing} of {sent.Count} never reached the stand-in within 30 s; accept {Stats.Summary(accept)} ({StatusText(statuses)}; server-side accept histogram {serverAccept.Describe()}); " +
+                   $"server-side b25_alerting_delivery_latency_seconds{{channel=\"slack\"}} (accepted to marked sent) {server.Describe()}.");
+        var p99 = Stats.Percentile(latencies, 99);
+        return new Outcome($"{Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(p99)} / {Stats.F(latencies.Count == 0 ? double.NaN : latencies[^1])} ms",
+            p99 <= 50 && missing == 0 ? "met" : "**missed**");
+    }
+}
+
+internal static class Machine
+{
+    public static string Describe(string commit)
+    {
+        var cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
+        var memKb = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        var load = File.ReadAllText("/proc/loadavg").Trim();
+        return $"Machine: nproc {Environment.ProcessorCount}, CPU {cpu}, RAM {long.Parse(memKb, CultureInfo.InvariantCulture) / 1024 / 1024.0:F1} GiB, " +
+               $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, service commit {commit}, load average at start {load} (cores shared with other work), .NET {Environment.Version}.";
+    }
+}
+
+/// <summary>Child processes to stop when the bench is interrupted.</summary>
+internal static class Cleanup
+{
+    private static readonly List<IDisposable> Children = [];
+
+    public static void Add(IDisposable child) { lock (Children) Children.Add(child); }
+
+    public static void Remove(IDisposable child) { lock (Children) Children.Remove(child); }
+
+    public static void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+    {
+        context.Cancel = true;
+        Console.Error.WriteLine($"{context.Signal}: stopping the service and broker children");
+        List<IDisposable> children;
+        lock (Children) children = [.. Children];
+        children.Reverse();
+        foreach (var child in children)
+        {
+            try { child.Dispose(); }
+            catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception) { }
+        }
+        Environment.Exit(130);
+    }
+}
