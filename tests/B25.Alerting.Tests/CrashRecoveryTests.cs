@@ -22,14 +22,7 @@ public sealed class CrashRecoveryTests : IDisposable
         foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
     }
 
-    private Dictionary<string, string> Environment() => new()
-    {
-        ["Webhook__BearerToken"] = AlertingFactory.Token,
-        ["Storage__ConnectionString"] = $"Data Source={_db}",
-        ["Slack__BotToken"] = "xoxb-test",
-        ["Slack__ApiBaseUrl"] = _slack.ApiBaseUrl,
-        ["Logging__LogLevel__Default"] = "Warning",
-    };
+    private Dictionary<string, string> Environment() => ServiceProcess.Settings(_db, _slack);
 
     private static async Task<HttpStatusCode> Post(ServiceProcess service, string body)
     {

@@ -7,43 +7,20 @@ using static B25.Alerting.Tests.Support.Notifications;
 namespace B25.Alerting.Tests;
 
 /// <summary>The incident state machine as Slack sees it: one message per incident, edited through its life.</summary>
-public sealed class IncidentLifecycleTests : IDisposable
+public sealed class IncidentLifecycleTests : SlackScenario
 {
-    private readonly SlackStandIn _slack = new();
-    private readonly AlertingFactory _factory;
-    private readonly HttpClient _client;
-
-    public IncidentLifecycleTests()
-    {
-        _factory = new AlertingFactory(_slack);
-        _client = _factory.Authorized();
-    }
-
-    public void Dispose()
-    {
-        _client.Dispose();
-        _factory.Dispose();
-        _slack.Dispose();
-    }
-
-    private async Task Send(string body)
-    {
-        var response = await _client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body));
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-    }
-
     [Fact]
     public async Task First_firing_notification_posts_one_message_to_the_routed_channel()
     {
         await Send(Body("g1", Firing("a1")));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "one chat.postMessage");
-        var post = _slack.Posts[0];
+        await Eventually.True(() => Slack.Posts.Count == 1, "one chat.postMessage");
+        var post = Slack.Posts[0];
         Assert.Equal("#trading-alerts-critical", post.Channel);
         Assert.Equal("Bearer xoxb-test", post.Authorization);
         Assert.Contains("FIRING", post.Text);
         Assert.NotNull(post.Blocks);
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "nothing else is sent");
+        await Eventually.Stays(() => Slack.Calls.Count == 1, "nothing else is sent");
     }
 
     [Theory]
@@ -54,8 +31,8 @@ public sealed class IncidentLifecycleTests : IDisposable
     {
         await Send(Body("g-" + severity, Firing("a1", severity: severity)));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "one post");
-        Assert.Equal(channel, _slack.Posts[0].Channel);
+        await Eventually.True(() => Slack.Posts.Count == 1, "one post");
+        Assert.Equal(channel, Slack.Posts[0].Channel);
     }
 
     [Fact]
@@ -63,69 +40,69 @@ public sealed class IncidentLifecycleTests : IDisposable
     {
         var body = Body("g1", Firing("a1"));
         await Send(body);
-        await Eventually.True(() => _slack.Posts.Count == 1, "first post");
-        var duplicatesBefore = await MetricsText.ReadAsync(_client, "b25_alerting_duplicates_dropped_total");
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
+        var duplicatesBefore = await MetricsText.ReadAsync(Client, "b25_alerting_duplicates_dropped_total");
 
         await Send(body);
         var copyFromPeer = Build("g1", "b25-critical", Firing("a1"));
         copyFromPeer["externalURL"] = "http://alertmanager-2.test:9093";
         await Send(copyFromPeer.ToJsonString());
 
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "duplicates deliver nothing");
+        await Eventually.Stays(() => Slack.Calls.Count == 1, "duplicates deliver nothing");
         // Metrics are process-wide; other tests run alongside, so compare with at least the two counted here.
-        Assert.True(await MetricsText.ReadAsync(_client, "b25_alerting_duplicates_dropped_total") >= duplicatesBefore + 2);
+        Assert.True(await MetricsText.ReadAsync(Client, "b25_alerting_duplicates_dropped_total") >= duplicatesBefore + 2);
     }
 
     [Fact]
     public async Task Repeat_with_nothing_changed_delivers_nothing()
     {
         await Send(Body("g1", Firing("a1")));
-        await Eventually.True(() => _slack.Posts.Count == 1, "first post");
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
 
         // repeat_interval: same alerts, same state, fresher annotation value.
         var repeat = Build("g1", "b25-critical", Firing("a1") with { Annotations = new() { ["summary"] = "value now 0.42" } });
         await Send(repeat.ToJsonString());
 
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "a repeat delivers nothing");
+        await Eventually.Stays(() => Slack.Calls.Count == 1, "a repeat delivers nothing");
     }
 
     [Fact]
     public async Task Joining_alert_edits_the_message_and_replies_in_thread()
     {
         await Send(Body("g1", Firing("a1")));
-        await Eventually.True(() => _slack.Posts.Count == 1, "first post");
-        var ts = _slack.Posts[0].Ts;
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
+        var ts = Slack.Posts[0].Ts;
 
         await Send(Body("g1", Firing("a1"), Firing("a2")));
 
-        await Eventually.True(() => _slack.Updates.Count == 1 && _slack.Replies.Count == 1, "one update and one reply");
-        Assert.Equal(ts, _slack.Updates[0].MessageTs);
-        Assert.Equal(ts, _slack.Replies[0].ThreadTs);
-        Assert.Contains("joined", _slack.Replies[0].Text);
-        Assert.Contains("a2", _slack.Replies[0].Text);
-        Assert.Contains("2 firing", _slack.Updates[0].Text);
-        Assert.Single(_slack.Posts);
+        await Eventually.True(() => Slack.Updates.Count == 1 && Slack.Replies.Count == 1, "one update and one reply");
+        Assert.Equal(ts, Slack.Updates[0].MessageTs);
+        Assert.Equal(ts, Slack.Replies[0].ThreadTs);
+        Assert.Contains("joined", Slack.Replies[0].Text);
+        Assert.Contains("a2", Slack.Replies[0].Text);
+        Assert.Contains("2 firing", Slack.Updates[0].Text);
+        Assert.Single(Slack.Posts);
     }
 
     [Fact]
     public async Task Every_alert_resolved_edits_the_message_to_resolved_and_closes_the_incident()
     {
         await Send(Body("g1", Firing("a1"), Firing("a2")));
-        await Eventually.True(() => _slack.Posts.Count == 1, "first post");
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
 
         await Send(Body("g1", Resolved("a1"), Firing("a2")));
-        await Eventually.True(() => _slack.Updates.Count == 1, "partial resolve edits");
-        Assert.DoesNotContain("RESOLVED", _slack.Updates[0].Text);
+        await Eventually.True(() => Slack.Updates.Count == 1, "partial resolve edits");
+        Assert.DoesNotContain("RESOLVED", Slack.Updates[0].Text);
 
         await Send(Body("g1", Resolved("a1"), Resolved("a2")));
-        await Eventually.True(() => _slack.Updates.Count == 2 && _slack.Replies.Count == 2, "resolve edits and replies");
-        Assert.Contains("RESOLVED", _slack.Updates[1].Text);
-        Assert.Contains("closed", _slack.Replies[1].Text);
+        await Eventually.True(() => Slack.Updates.Count == 2 && Slack.Replies.Count == 2, "resolve edits and replies");
+        Assert.Contains("RESOLVED", Slack.Updates[1].Text);
+        Assert.Contains("closed", Slack.Replies[1].Text);
 
-        var closed = await _client.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed");
+        var closed = await Client.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed");
         Assert.Single(closed!);
         Assert.Equal("closed", closed![0]!["state"]!.GetValue<string>());
-        var open = await _client.GetFromJsonAsync<JsonArray>("/api/incidents");
+        var open = await Client.GetFromJsonAsync<JsonArray>("/api/incidents");
         Assert.Empty(open!);
     }
 
@@ -135,16 +112,16 @@ public sealed class IncidentLifecycleTests : IDisposable
         var firing = Body("g1", Firing("a1"));
         await Send(firing);
         await Send(Body("g1", Resolved("a1")));
-        await Eventually.True(() => _slack.Updates.Count == 1 && _slack.Replies.Count == 1, "resolved edit and its thread reply");
-        var before = _slack.Calls.Count;
+        await Eventually.True(() => Slack.Updates.Count == 1 && Slack.Replies.Count == 1, "resolved edit and its thread reply");
+        var before = Slack.Calls.Count;
 
         // A firing copy of the same (fingerprint, startsAt) arriving late, with other content than the first.
         var late = Build("g1", "b25-critical", Firing("a1") with { Annotations = new() { ["summary"] = "stale copy" } });
         await Send(late.ToJsonString());
         await Send(firing);
 
-        await Eventually.Stays(() => _slack.Calls.Count == before, "late copies deliver nothing");
-        var open = await _client.GetFromJsonAsync<JsonArray>("/api/incidents");
+        await Eventually.Stays(() => Slack.Calls.Count == before, "late copies deliver nothing");
+        var open = await Client.GetFromJsonAsync<JsonArray>("/api/incidents");
         Assert.Empty(open!);
     }
 
@@ -153,14 +130,14 @@ public sealed class IncidentLifecycleTests : IDisposable
     {
         await Send(Body("g1", Firing("a1")));
         await Send(Body("g1", Resolved("a1")));
-        await Eventually.True(() => _slack.Updates.Count == 1, "first incident resolved");
+        await Eventually.True(() => Slack.Updates.Count == 1, "first incident resolved");
 
         await Send(Body("g1", Firing("a1", startsAt: T0.AddHours(1))));
 
-        await Eventually.True(() => _slack.Posts.Count == 2, "a second message");
-        Assert.NotEqual(_slack.Posts[0].Ts, _slack.Posts[1].Ts);
-        var closed = await _client.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed");
-        var open = await _client.GetFromJsonAsync<JsonArray>("/api/incidents?state=open");
+        await Eventually.True(() => Slack.Posts.Count == 2, "a second message");
+        Assert.NotEqual(Slack.Posts[0].Ts, Slack.Posts[1].Ts);
+        var closed = await Client.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed");
+        var open = await Client.GetFromJsonAsync<JsonArray>("/api/incidents?state=open");
         Assert.Single(closed!);
         Assert.Single(open!);
         Assert.NotEqual(closed![0]!["id"]!.GetValue<string>(), open![0]!["id"]!.GetValue<string>());
@@ -174,15 +151,15 @@ public sealed class IncidentLifecycleTests : IDisposable
         var sends = Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
         {
             start.Wait();
-            using var client = _factory.Authorized();
+            using var client = Factory.Authorized();
             return await client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body));
         })).ToList();
         start.Set();
         var responses = await Task.WhenAll(sends);
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-        await Eventually.True(() => _slack.Posts.Count == 1, "one post");
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "exactly one message for three copies");
+        await Eventually.True(() => Slack.Posts.Count == 1, "one post");
+        await Eventually.Stays(() => Slack.Calls.Count == 1, "exactly one message for three copies");
     }
 
     [Fact]
@@ -195,8 +172,8 @@ public sealed class IncidentLifecycleTests : IDisposable
         };
         await Send(Body("g-evil", alert));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "post");
-        var raw = _slack.Posts[0].Body["blocks"]!.ToJsonString() + _slack.Posts[0].Text;
+        await Eventually.True(() => Slack.Posts.Count == 1, "post");
+        var raw = Slack.Posts[0].Body["blocks"]!.ToJsonString() + Slack.Posts[0].Text;
         var decoded = System.Text.RegularExpressions.Regex.Unescape(raw);
         Assert.DoesNotContain("<!channel>", decoded);
         Assert.DoesNotContain("<@U123>", decoded);
@@ -217,15 +194,15 @@ public sealed class IncidentLifecycleTests : IDisposable
         }).ToArray();
         await Send(Body("g-big", alerts));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "post");
-        var blocks = _slack.Posts[0].Blocks!;
+        await Eventually.True(() => Slack.Posts.Count == 1, "post");
+        var blocks = Slack.Posts[0].Blocks!;
         Assert.InRange(blocks.Count, 1, 50);
         foreach (var block in blocks)
         {
             var text = block!["text"]?["text"]?.GetValue<string>();
             if (text is not null) Assert.InRange(text.Length, 1, 3000);
         }
-        Assert.Contains("500 firing", _slack.Posts[0].Text);
+        Assert.Contains("500 firing", Slack.Posts[0].Text);
         Assert.Contains(blocks, b => b!.ToJsonString().Contains("more alert"));
     }
 }

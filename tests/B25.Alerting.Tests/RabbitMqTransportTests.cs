@@ -19,17 +19,12 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
         foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
     }
 
-    private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(new Dictionary<string, string>
+    private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>
     {
-        ["Webhook__BearerToken"] = AlertingFactory.Token,
-        ["Storage__ConnectionString"] = $"Data Source={_db}",
-        ["Slack__BotToken"] = "xoxb-test",
-        ["Slack__ApiBaseUrl"] = _slack.ApiBaseUrl,
         ["Bus__Transport"] = "RabbitMq",
         ["Bus__RabbitMq__Uri"] = broker.Uri,
         ["Bus__RabbitMq__Queue"] = queue,
-        ["Logging__LogLevel__Default"] = "Warning",
-    });
+    }));
 
     private static async Task<HttpResponseMessage> Post(ServiceProcess service, string body)
     {

@@ -7,41 +7,21 @@ using static B25.Alerting.Tests.Support.Notifications;
 namespace B25.Alerting.Tests;
 
 /// <summary>Retry classification as data: what Slack answers decides retry, give up, or wait.</summary>
-public sealed class SlackDeliveryTests : IDisposable
+public sealed class SlackDeliveryTests : SlackScenario
 {
-    private readonly SlackStandIn _slack = new();
-    private readonly AlertingFactory _factory;
-    private readonly HttpClient _client;
-
-    public SlackDeliveryTests()
-    {
-        _factory = new AlertingFactory(_slack);
-        _client = _factory.Authorized();
-    }
-
-    public void Dispose()
-    {
-        _client.Dispose();
-        _factory.Dispose();
-        _slack.Dispose();
-    }
-
-    private async Task Send(string body) =>
-        Assert.Equal(HttpStatusCode.OK, (await _client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body))).StatusCode);
-
     private async Task<JsonObject> OnlyIncident(string state = "open") =>
-        (await _client.GetFromJsonAsync<JsonArray>($"/api/incidents?state={state}"))!.Single()!.AsObject();
+        (await Client.GetFromJsonAsync<JsonArray>($"/api/incidents?state={state}"))!.Single()!.AsObject();
 
     [Fact]
     public async Task Http_429_is_retried_after_retry_after()
     {
         var refused = 0;
-        _slack.Respond(_ => Interlocked.Increment(ref refused) == 1 ? (429, "", 1) : null);
+        Slack.Respond(_ => Interlocked.Increment(ref refused) == 1 ? (429, "", 1) : null);
 
         await Send(Body("g1", Firing("a1")));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "posted after the 429");
-        var attempts = _slack.Calls.Where(c => c.Method == "chat.postMessage").ToList();
+        await Eventually.True(() => Slack.Posts.Count == 1, "posted after the 429");
+        var attempts = Slack.Calls.Where(c => c.Method == "chat.postMessage").ToList();
         Assert.Equal(2, attempts.Count);
         Assert.False(attempts[0].Answered);
     }
@@ -50,76 +30,76 @@ public sealed class SlackDeliveryTests : IDisposable
     public async Task Ratelimited_error_in_an_ok_response_is_retried()
     {
         var refused = 0;
-        _slack.Respond(_ => Interlocked.Increment(ref refused) == 1 ? (200, """{"ok":false,"error":"ratelimited"}""", 1) : null);
+        Slack.Respond(_ => Interlocked.Increment(ref refused) == 1 ? (200, """{"ok":false,"error":"ratelimited"}""", 1) : null);
 
         await Send(Body("g1", Firing("a1")));
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "posted after ratelimited");
+        await Eventually.True(() => Slack.Posts.Count == 1, "posted after ratelimited");
     }
 
     [Fact]
     public async Task Outage_longer_than_the_quick_retries_keeps_the_page_queued_until_slack_is_back()
     {
         var down = true;
-        _slack.Respond(_ => Volatile.Read(ref down) ? (503, "down", null) : null);
+        Slack.Respond(_ => Volatile.Read(ref down) ? (503, "down", null) : null);
 
         await Send(Body("g1", Firing("a1")));
-        await Eventually.True(() => _slack.Calls.Count >= 3, "in-place retries happened");
+        await Eventually.True(() => Slack.Calls.Count >= 3, "in-place retries happened");
         var pending = await OnlyIncident();
         Assert.Equal("pending", pending["deliveries"]![0]!["status"]!.GetValue<string>());
         Assert.Contains("503", pending["deliveries"]![0]!["lastError"]!.GetValue<string>());
 
         Volatile.Write(ref down, false);
 
-        await Eventually.True(() => _slack.Posts.Count == 1, "delivered once Slack is back", 15_000);
-        await Eventually.Stays(() => _slack.Posts.Count == 1, "exactly once");
+        await Eventually.True(() => Slack.Posts.Count == 1, "delivered once Slack is back", 15_000);
+        await Eventually.Stays(() => Slack.Posts.Count == 1, "exactly once");
     }
 
     [Fact]
     public async Task Permanent_error_is_recorded_and_counted_not_retried()
     {
-        _slack.Respond(c => c.Channel == "#trading-alerts-critical" ? (200, """{"ok":false,"error":"channel_not_found"}""", null) : null);
-        var failedBefore = await MetricsText.ReadAsync(_client, "b25_alerting_deliveries_total{channel=\"slack\",outcome=\"failed\"}");
+        Slack.Respond(c => c.Channel == "#trading-alerts-critical" ? (200, """{"ok":false,"error":"channel_not_found"}""", null) : null);
+        var failedBefore = await MetricsText.ReadAsync(Client, "b25_alerting_deliveries_total{channel=\"slack\",outcome=\"failed\"}");
 
         await Send(Body("g1", Firing("a1")));
-        await Eventually.True(() => _slack.Calls.Count == 1, "one attempt");
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "no retry of a permanent error", 2_500);
+        await Eventually.True(() => Slack.Calls.Count == 1, "one attempt");
+        await Eventually.Stays(() => Slack.Calls.Count == 1, "no retry of a permanent error", 2_500);
 
         var delivery = (await OnlyIncident())["deliveries"]![0]!;
         Assert.Equal("failed", delivery["status"]!.GetValue<string>());
         Assert.Equal("channel_not_found", delivery["lastError"]!.GetValue<string>());
-        Assert.True(await MetricsText.ReadAsync(_client, "b25_alerting_deliveries_total{channel=\"slack\",outcome=\"failed\"}") >= failedBefore + 1);
+        Assert.True(await MetricsText.ReadAsync(Client, "b25_alerting_deliveries_total{channel=\"slack\",outcome=\"failed\"}") >= failedBefore + 1);
 
         // Later changes to that incident have no message to edit: recorded as failed, nothing sent.
         await Send(Body("g1", Firing("a1"), Firing("a2")));
         await Eventually.True(async () => (await OnlyIncident())["deliveries"]!.AsArray().Count(d => d!["status"]!.GetValue<string>() == "failed") == 3,
             "edits recorded as failed");
-        Assert.Single(_slack.Calls);
+        Assert.Single(Slack.Calls);
     }
 
     [Fact]
     public async Task One_broken_channel_does_not_hold_up_another()
     {
-        _slack.Respond(c => c.Channel == "#trading-alerts-critical" ? (500, "boom", null) : null);
+        Slack.Respond(c => c.Channel == "#trading-alerts-critical" ? (500, "boom", null) : null);
 
         await Send(Body("g-crit", Firing("a1", severity: "critical")));
         await Send(Body("g-warn", Firing("b1", severity: "warning")));
 
-        await Eventually.True(() => _slack.Posts.Any(p => p.Channel == "#trading-alerts"), "the healthy channel is served");
-        Assert.DoesNotContain(_slack.Posts, p => p.Channel == "#trading-alerts-critical");
+        await Eventually.True(() => Slack.Posts.Any(p => p.Channel == "#trading-alerts"), "the healthy channel is served");
+        Assert.DoesNotContain(Slack.Posts, p => p.Channel == "#trading-alerts-critical");
     }
 
     [Fact]
     public async Task Storm_of_changes_to_one_message_is_merged()
     {
         var slow = new ManualResetEventSlim(true);
-        _slack.Respond(c =>
+        Slack.Respond(c =>
         {
             slow.Wait(TimeSpan.FromSeconds(10));
             return null;
         });
         await Send(Body("g1", Firing("a0")));
-        await Eventually.True(() => _slack.Posts.Count == 1, "first post");
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
 
         // Hold Slack while ten changes arrive; they must leave as one edit and one reply.
         slow.Reset();
@@ -136,9 +116,9 @@ public sealed class SlackDeliveryTests : IDisposable
                    && incident["deliveries"]!.AsArray().All(d => d!["status"]!.GetValue<string>() != "pending");
         }, "all ten changes processed and delivered", 15_000);
         var trace = string.Join("\n", (await OnlyIncident())["deliveries"]!.AsArray().Select(d => d!.ToJsonString()));
-        Assert.True(_slack.Updates.Count is >= 1 and <= 2, trace);
-        Assert.InRange(_slack.Replies.Count, 1, 2);
-        Assert.Contains("11 firing", _slack.Updates[^1].Text);
+        Assert.True(Slack.Updates.Count is >= 1 and <= 2, trace);
+        Assert.InRange(Slack.Replies.Count, 1, 2);
+        Assert.Contains("11 firing", Slack.Updates[^1].Text);
         var merged = (await OnlyIncident())["deliveries"]!.AsArray().Count(d => d!["status"]!.GetValue<string>() == "merged");
         Assert.True(merged >= 16, $"merged deliveries: {merged}");
     }

@@ -50,18 +50,13 @@ public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDispo
         await riskManager.StartAsync();
         try
         {
-            await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+            await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>
             {
-                ["Webhook__BearerToken"] = AlertingFactory.Token,
-                ["Storage__ConnectionString"] = $"Data Source={_db}",
-                ["Slack__BotToken"] = "xoxb-test",
-                ["Slack__ApiBaseUrl"] = _slack.ApiBaseUrl,
                 ["Bus__Transport"] = "RabbitMq",
                 ["Bus__RabbitMq__Uri"] = broker.Uri,
                 ["Bus__RabbitMq__Queue"] = "b25-alerting-notifications-risk",
                 ["Bus__RabbitMq__AnswersQueue"] = "b25-alerting-risk-answers-risk",
-                ["Logging__LogLevel__Default"] = "Warning",
-            });
+            }));
             var alert = Firing("stop1", "HighDrawdown") with
             {
                 Labels = new()

@@ -24,6 +24,21 @@ public sealed class ServiceProcess : IAsyncDisposable
         get { lock (_output) return _output.ToString(); }
     }
 
+    /// <summary>The settings every process-level test uses: token, SQLite file, Slack stand-in, quiet logs; plus its own.</summary>
+    public static Dictionary<string, string> Settings(string database, SlackStandIn slack, IDictionary<string, string>? extra = null)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Webhook__BearerToken"] = AlertingFactory.Token,
+            ["Storage__ConnectionString"] = $"Data Source={database}",
+            ["Slack__BotToken"] = "xoxb-test",
+            ["Slack__ApiBaseUrl"] = slack.ApiBaseUrl,
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>()) settings[key] = value;
+        return settings;
+    }
+
     public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment)
     {
         var port = FreePort();
