@@ -192,3 +192,45 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
         Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM incidents"));
     }
 }
+
+/// <summary>The journal keeps processed notifications for Storage:JournalRetention, and unprocessed ones always.</summary>
+public sealed class JournalRetentionTests : IAsyncLifetime
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-retention-{Guid.NewGuid():N}.db");
+    private readonly FakeTimeProvider _time = new(T0);
+    private Database _database = null!;
+
+    public async Task InitializeAsync()
+    {
+        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
+        await _database.MigrateAsync();
+    }
+
+    public Task DisposeAsync()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Prune_deletes_only_processed_notifications_older_than_the_retention()
+    {
+        var day = (long)TimeSpan.FromDays(1).TotalMilliseconds;
+        var now = T0.ToUnixTimeMilliseconds();
+        await using (var connection = await _database.OpenAsync())
+        {
+            foreach (var (id, processedAt) in new (string, long?)[] { ("old", now - 8 * day), ("recent", now - 6 * day), ("unprocessed", null) })
+                await connection.ExecuteAsync(
+                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, 'g', 'r', 'k', 0, x'7b7d', @processedAt)",
+                    new { id, processedAt });
+        }
+        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database, null!, Options.Create(new StorageOptions()), _time,
+            NullLogger<B25.Alerting.Pipeline.NotificationRecovery>.Instance);
+
+        Assert.Equal(1, await recovery.PruneAsync(CancellationToken.None));
+
+        await using var check = await _database.OpenAsync();
+        Assert.Equal(["recent", "unprocessed"], (await check.QueryAsync<string>("SELECT id FROM notifications ORDER BY id")).ToList());
+    }
+}

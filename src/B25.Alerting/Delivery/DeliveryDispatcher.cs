@@ -194,7 +194,8 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         }
 
         await using var connection = await _database.OpenAsync(cancellationToken);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await _database.BeginWriteAsync(connection, cancellationToken);
+        var tx = write.Transaction;
         if (result.NewMessage is { } created)
         {
             await connection.ExecuteAsync(

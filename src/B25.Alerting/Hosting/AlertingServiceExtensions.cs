@@ -46,6 +46,8 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<DeliverySignal>();
         services.AddSingleton<NotificationJournal>();
         services.AddHostedService(sp => sp.GetRequiredService<NotificationJournal>());
+        services.AddSingleton<NotificationPublisher>();
+        services.AddHostedService(sp => sp.GetRequiredService<NotificationPublisher>());
         services.AddHostedService<DeliveryDispatcher>();
         services.AddHostedService<NotificationRecovery>();
 

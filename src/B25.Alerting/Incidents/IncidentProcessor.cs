@@ -34,16 +34,25 @@ internal sealed partial class IncidentProcessor(
         IncidentTransition? transition;
         string? incidentId;
         await using (var connection = await database.OpenAsync(cancellationToken))
-        await using (var tx = Database.BeginWrite(connection))
         {
-            var row = await connection.QuerySingleOrDefaultAsync<JournalRow>(
-                "SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, body AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
-                new { notificationId }, tx);
+            // Read and decide outside the write lock, so a large notification does not hold up the journal.
+            // Notifications of one group are processed one at a time (the bus partitions by group), so what
+            // was read still holds when the write starts; the checks below catch it if not.
+            var row = await LoadAsync(connection, null, notificationId);
             if (row is null) return ProcessOutcome.NotFound;
             if (row.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
-
             var notification = JsonSerializer.Deserialize(row.Body, WebhookJsonContext.Default.AlertmanagerNotification)!;
-            (outcome, transition, incidentId) = Apply(connection, tx, row, notificationId, notification);
+            var snapshot = Read(connection, null, row.GroupId, notification);
+
+            await using var write = await database.BeginWriteAsync(connection, cancellationToken);
+            var tx = write.Transaction;
+            var current = await LoadAsync(connection, tx, notificationId, withBody: false);
+            if (current is null) return ProcessOutcome.NotFound;
+            if (current.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
+            if (OpenIncidentOf(connection, tx, row.GroupId) != snapshot.Open)
+                snapshot = Read(connection, tx, row.GroupId, notification);
+
+            (outcome, transition, incidentId) = Apply(connection, tx, row, notificationId, notification, snapshot);
 
             await connection.ExecuteAsync(
                 "UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq",
@@ -66,13 +75,19 @@ internal sealed partial class IncidentProcessor(
         return outcome;
     }
 
-    private (ProcessOutcome, IncidentTransition, string?) Apply(
-        SqliteConnection connection, SqliteTransaction tx, JournalRow row, string notificationId, AlertmanagerNotification notification)
-    {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var open = connection.QuerySingleOrDefault<OpenIncident>(
-            "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @GroupId AND state = 'open'", new { row.GroupId }, tx);
+    private static async Task<JournalRow?> LoadAsync(SqliteConnection connection, SqliteTransaction? tx, string notificationId, bool withBody = true) =>
+        await connection.QuerySingleOrDefaultAsync<JournalRow>(
+            $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : "x''")} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
+            new { notificationId }, tx);
 
+    private static OpenIncident? OpenIncidentOf(SqliteConnection connection, SqliteTransaction? tx, string groupId) =>
+        connection.QuerySingleOrDefault<OpenIncident>(
+            "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'", new { groupId }, tx);
+
+    /// <summary>What the group knows: its open incident and the state of every occurrence this notification or that incident names.</summary>
+    private static GroupSnapshot Read(SqliteConnection connection, SqliteTransaction? tx, string groupId, AlertmanagerNotification notification)
+    {
+        var open = OpenIncidentOf(connection, tx, groupId);
         var known = new Dictionary<AlertKey, AlertState>();
         var openAlerts = new List<AlertKey>();
         if (open is not null)
@@ -94,7 +109,7 @@ internal sealed partial class IncidentProcessor(
             var g = lookup.Parameters.Add("$g", SqliteType.Text);
             var f = lookup.Parameters.Add("$f", SqliteType.Text);
             var s = lookup.Parameters.Add("$s", SqliteType.Text);
-            g.Value = row.GroupId;
+            g.Value = groupId;
             foreach (var alert in notification.Alerts!)
             {
                 var key = AlertKey.Of(alert);
@@ -106,7 +121,14 @@ internal sealed partial class IncidentProcessor(
                     known[key] = status == "firing" ? AlertState.Firing : AlertState.Resolved;
             }
         }
+        return new GroupSnapshot(open, known, openAlerts, byKey);
+    }
 
+    private (ProcessOutcome, IncidentTransition, string?) Apply(SqliteConnection connection, SqliteTransaction tx, JournalRow row,
+        string notificationId, AlertmanagerNotification notification, GroupSnapshot snapshot)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var (open, known, openAlerts, byKey) = snapshot;
         var transition = IncidentStateMachine.Apply(known, openAlerts, open is not null,
             notification.Alerts!.Select(a => (AlertKey.Of(a), a.IsFiring ? AlertState.Firing : AlertState.Resolved)));
 
@@ -283,4 +305,7 @@ internal sealed partial class IncidentProcessor(
     private sealed record JournalRow(long Seq, string GroupId, long ReceivedAt, byte[] Body, long? ProcessedAt);
     private sealed record OpenIncident(string Id, long Revision);
     private sealed record StoredAlert(string Fingerprint, string StartsAt, string Status);
+
+    private sealed record GroupSnapshot(OpenIncident? Open, Dictionary<AlertKey, AlertState> Known, List<AlertKey> OpenAlerts,
+        Dictionary<AlertKey, AlertmanagerAlert> ByKey);
 }

@@ -12,9 +12,13 @@ namespace B25.Alerting.Pipeline;
 internal sealed partial class NotificationRecovery(
     Database database,
     IBus bus,
+    Microsoft.Extensions.Options.IOptions<StorageOptions> storage,
     TimeProvider time,
     ILogger<NotificationRecovery> logger) : BackgroundService
 {
+    private static readonly TimeSpan PruneInterval = TimeSpan.FromHours(1);
+    private DateTimeOffset _nextPrune = DateTimeOffset.MinValue;
+
     public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(30);
 
@@ -28,6 +32,12 @@ internal sealed partial class NotificationRecovery(
                 var count = await SweepAsync(first ? TimeSpan.Zero : StaleAfter, stoppingToken);
                 if (count > 0) LogRepublished(count, first);
                 first = false;
+                if (time.GetUtcNow() >= _nextPrune)
+                {
+                    var pruned = await PruneAsync(stoppingToken);
+                    if (pruned > 0) LogPruned(pruned, storage.Value.JournalRetention);
+                    _nextPrune = time.GetUtcNow() + PruneInterval;
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -51,6 +61,27 @@ internal sealed partial class NotificationRecovery(
             await bus.Publish(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), cancellationToken);
         return rows.Count;
     }
+
+    /// <summary>Deletes processed notifications older than Storage:JournalRetention, in small batches.</summary>
+    internal async Task<int> PruneAsync(CancellationToken cancellationToken)
+    {
+        var cutoff = (time.GetUtcNow() - storage.Value.JournalRetention).ToUnixTimeMilliseconds();
+        var total = 0;
+        while (true)
+        {
+            await using var connection = await database.OpenAsync(cancellationToken);
+            await using var write = await database.BeginWriteAsync(connection, cancellationToken);
+            var deleted = await connection.ExecuteAsync(
+                "DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications WHERE processed_at IS NOT NULL AND processed_at < @cutoff LIMIT 500)",
+                new { cutoff }, write.Transaction);
+            await write.CommitAsync(cancellationToken);
+            total += deleted;
+            if (deleted < 500) return total;
+        }
+    }
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Pruned {Count} processed notification(s) older than {Retention} from the journal")]
+    private partial void LogPruned(int count, TimeSpan retention);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Published {Count} journaled notification(s) again that were not yet processed (at start: {AtStart})")]
     private partial void LogRepublished(int count, bool atStart);

@@ -27,7 +27,8 @@ internal sealed partial class EmergencyStopAnswerConsumer(
     {
         var id = commandId.ToString();
         await using var connection = await database.OpenAsync(cancellationToken);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken);
+        var tx = write.Transaction;
         var incidentId = await connection.QuerySingleOrDefaultAsync<string>(
             "SELECT incident_id FROM emergency_stops WHERE command_id = @id", new { id }, tx);
         if (incidentId is null)

@@ -60,8 +60,9 @@ internal sealed partial class EmergencyStopNotifier(
         var id = command.CommandId.ToString();
         string status;
         await using (var connection = await database.OpenAsync(cancellationToken))
-        await using (var tx = Database.BeginWrite(connection))
+        await using (var write = await database.BeginWriteAsync(connection, cancellationToken))
         {
+            var tx = write.Transaction;
             var existing = await connection.QuerySingleOrDefaultAsync<string>(
                 "SELECT status FROM emergency_stops WHERE command_id = @id", new { id }, tx);
             if (existing is not null && existing != "requesting")
@@ -118,8 +119,9 @@ internal sealed partial class EmergencyStopNotifier(
         }
 
         await using (var connection = await database.OpenAsync(cancellationToken))
-        await using (var tx = Database.BeginWrite(connection))
+        await using (var write = await database.BeginWriteAsync(connection, cancellationToken))
         {
+            var tx = write.Transaction;
             await connection.ExecuteAsync("UPDATE emergency_stops SET status = 'requested' WHERE command_id = @id AND status = 'requesting'", new { id }, tx);
             SlackNotes.Add(connection, tx, incident.Id, $"stop:{id}",
                 $":rotating_light: Emergency stop of {Scope(command)} requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using B25.Alerting.Observability;
 using B25.Alerting.Pipeline;
-using MassTransit;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -29,7 +28,7 @@ internal static partial class AlertmanagerWebhookEndpoints
         HttpContext http,
         IOptions<WebhookOptions> options,
         NotificationJournal journal,
-        IBus bus,
+        NotificationPublisher publisher,
         TimeProvider time,
         ILoggerFactory loggers)
     {
@@ -56,11 +55,16 @@ internal static partial class AlertmanagerWebhookEndpoints
         byte[]? body;
         try
         {
-            body = await ReadLimitedAsync(http.Request.Body, settings.MaxBodyBytes, http.RequestAborted);
+            body = await ReadLimitedAsync(http.Request.Body, http.Request.ContentLength, settings.MaxBodyBytes, http.RequestAborted);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             body = null;
+        }
+        catch (Exception ex) when (ex is EndOfStreamException or BadHttpRequestException)
+        {
+            return Reject("invalid", StatusCodes.Status400BadRequest, "Invalid Alertmanager notification",
+                "The body ended before its Content-Length.");
         }
         if (body is null) return TooLarge(settings.MaxBodyBytes);
 
@@ -84,24 +88,17 @@ internal static partial class AlertmanagerWebhookEndpoints
                 "The notification could not be stored durably; nothing was accepted. Retry later.");
         }
 
-        AlertingMetrics.AcceptLatency.Observe(time.GetElapsedTime(started).TotalSeconds);
         if (result == JournalResult.Duplicate)
         {
             AlertingMetrics.DuplicatesDropped.Inc();
-            return TypedResults.Ok(new Accepted("duplicate", id));
         }
-
-        AlertingMetrics.NotificationsReceived.Inc();
-        try
+        else
         {
-            await bus.Publish(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), http.RequestAborted);
+            AlertingMetrics.NotificationsReceived.Inc();
+            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)));
         }
-        catch (Exception ex)
-        {
-            // Journaled is accepted: the recovery sweep publishes it again.
-            LogPublishFailed(logger, ex, id);
-        }
-        return TypedResults.Ok(new Accepted("accepted", id));
+        AlertingMetrics.AcceptLatency.Observe(time.GetElapsedTime(started).TotalSeconds);
+        return TypedResults.Ok(new Accepted(result == JournalResult.Duplicate ? "duplicate" : "accepted", id));
     }
 
     private static ProblemHttpResult TooLarge(long max) =>
@@ -133,8 +130,16 @@ internal static partial class AlertmanagerWebhookEndpoints
     }
 
     /// <summary>Reads the body, or returns null as soon as it passes the limit.</summary>
-    private static async Task<byte[]?> ReadLimitedAsync(Stream body, long max, CancellationToken cancellationToken)
+    private static async Task<byte[]?> ReadLimitedAsync(Stream body, long? length, long max, CancellationToken cancellationToken)
     {
+        if (length is { } exact)
+        {
+            // The usual case (Alertmanager sends Content-Length): one buffer of the right size, no copies.
+            var bytes = new byte[exact];
+            await body.ReadExactlyAsync(bytes, cancellationToken);
+            var extra = new byte[1];
+            return await body.ReadAsync(extra, cancellationToken) == 0 ? bytes : null;
+        }
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int read;
@@ -148,7 +153,4 @@ internal static partial class AlertmanagerWebhookEndpoints
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "Journal unavailable: notification answered 503")]
     private static partial void LogJournalUnavailable(ILogger logger, Exception ex);
-
-    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Notification {NotificationId} journaled but not published to the bus; the recovery sweep will publish it")]
-    private static partial void LogPublishFailed(ILogger logger, Exception ex, string notificationId);
 }

@@ -67,7 +67,8 @@ internal sealed partial class NotificationJournal : BackgroundService
                         pragma.CommandText = $"PRAGMA busy_timeout = {(int)(_timeout.TotalMilliseconds / 2)};";
                         pragma.ExecuteNonQuery();
                     }
-                    var results = Write(connection, batch);
+                    await using var write = await _database.BeginWriteAsync(connection, stoppingToken);
+                    var results = Write(connection, write.Transaction, batch);
                     for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -92,9 +93,9 @@ internal sealed partial class NotificationJournal : BackgroundService
         }
     }
 
-    private static JournalResult[] Write(SqliteConnection connection, List<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)> batch)
+    private static JournalResult[] Write(SqliteConnection connection, SqliteTransaction tx,
+        List<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)> batch)
     {
-        using var tx = Database.BeginWrite(connection);
         // Taking the write lock may have waited: leave out requests that gave up meanwhile.
         batch.RemoveAll(item => item.Done.Task.IsCompleted);
         var results = new JournalResult[batch.Count];
