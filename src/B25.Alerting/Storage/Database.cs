@@ -5,9 +5,12 @@ using Microsoft.Extensions.Options;
 namespace B25.Alerting.Storage;
 
 /// <summary>
-/// The SQLite state store: the notification journal, incidents, alerts and deliveries.
-/// WAL mode with synchronous=FULL, so a committed journal row survives a crash of the process
-/// and of the machine.
+/// The SQLite state store: the notification journal, incidents, alerts and deliveries, in WAL mode.
+/// The journal's commits are synchronous=FULL: a notification answered 2xx survives a crash of the
+/// process and of the machine. Everything else commits with synchronous=NORMAL (one fsync fewer per
+/// transaction): it survives a crash of the process, and a power loss can only take the trailing
+/// commits after the last journal commit (WAL keeps a prefix), which are derived from the journal and
+/// redone from it, at worst posting a message again.
 /// </summary>
 internal sealed class Database
 {
@@ -23,34 +26,39 @@ internal sealed class Database
         _connectionString = builder.ToString();
     }
 
-    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    /// <param name="durable">synchronous=FULL: for the journal, whose commit is the promise behind a 2xx.</param>
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        // Per-connection settings; journal_mode=WAL is persistent and set by the migration.
-        await connection.ExecuteAsync("PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+        // Per-connection settings (pooled connections keep them, so set both ways); journal_mode=WAL is
+        // persistent and set by the migration.
+        await connection.ExecuteAsync(
+            $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
         return connection;
     }
 
-    // SQLite has one writer at a time. Writers of this process queue here, woken in order, instead of
-    // meeting in SQLite's busy handler, which polls with sleeps of up to 100 ms.
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    // SQLite has one writer at a time. Writers of this process queue here, woken in order (the journal
+    // first), instead of meeting in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+    private readonly WriteTurns _writeTurns = new();
 
     /// <summary>
     /// Starts a write transaction: waits for this process's turn, then takes SQLite's write lock at once
     /// (BEGIN IMMEDIATE: no lock-upgrade deadlocks). Disposing it rolls back what was not committed and
     /// gives the turn to the next writer.
     /// </summary>
-    public async Task<WriteTransaction> BeginWriteAsync(SqliteConnection connection, CancellationToken cancellationToken = default)
+    /// <param name="urgent">The journal's writes, which a 2xx waits for, go before every other waiting writer.</param>
+    public async Task<WriteTransaction> BeginWriteAsync(SqliteConnection connection, CancellationToken cancellationToken = default, bool urgent = false)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        await _writeTurns.EnterAsync(urgent);
         try
         {
-            return new WriteTransaction(connection.BeginTransaction(deferred: false), _writeLock);
+            return new WriteTransaction(connection.BeginTransaction(deferred: false), _writeTurns);
         }
         catch
         {
-            _writeLock.Release();
+            _writeTurns.Exit();
             throw;
         }
     }
@@ -188,7 +196,7 @@ internal sealed class Database
 }
 
 /// <summary>A write transaction holding this process's write turn.</summary>
-internal sealed class WriteTransaction(SqliteTransaction transaction, SemaphoreSlim writeLock) : IDisposable, IAsyncDisposable
+internal sealed class WriteTransaction(SqliteTransaction transaction, WriteTurns turns) : IDisposable, IAsyncDisposable
 {
     private int _released;
 
@@ -212,6 +220,6 @@ internal sealed class WriteTransaction(SqliteTransaction transaction, SemaphoreS
 
     private void Release()
     {
-        if (Interlocked.Exchange(ref _released, 1) == 0) writeLock.Release();
+        if (Interlocked.Exchange(ref _released, 1) == 0) turns.Exit();
     }
 }

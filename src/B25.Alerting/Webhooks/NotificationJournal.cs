@@ -60,14 +60,14 @@ internal sealed partial class NotificationJournal : BackgroundService
                 {
                     if (connection is null)
                     {
-                        connection = await _database.OpenAsync(stoppingToken);
+                        connection = await _database.OpenAsync(stoppingToken, durable: true);
                         // Wait for a locked database for half the time a request waits for its answer,
                         // so a write never lands after its request was answered 503.
                         using var pragma = connection.CreateCommand();
                         pragma.CommandText = $"PRAGMA busy_timeout = {(int)(_timeout.TotalMilliseconds / 2)};";
                         pragma.ExecuteNonQuery();
                     }
-                    await using var write = await _database.BeginWriteAsync(connection, stoppingToken);
+                    await using var write = await _database.BeginWriteAsync(connection, stoppingToken, urgent: true);
                     var results = Write(connection, write.Transaction, batch);
                     for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
                 }
