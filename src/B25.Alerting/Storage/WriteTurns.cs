@@ -3,7 +3,8 @@ namespace B25.Alerting.Storage;
 /// <summary>
 /// Turns at SQLite's single writer for the writers of this process, handed out in order, with the
 /// journal first: accepting a notification (what Alertmanager waits for) goes before processing,
-/// delivery bookkeeping and the rest, which catch up from the journal.
+/// delivery bookkeeping and the rest. After a journal turn a waiting processor goes next, so a storm
+/// of accepts (each journal turn takes a whole batch) cannot starve the pages behind it.
 /// </summary>
 internal sealed class WriteTurns
 {
@@ -11,6 +12,7 @@ internal sealed class WriteTurns
     private readonly Queue<TaskCompletionSource> _urgent = new();
     private readonly Queue<TaskCompletionSource> _normal = new();
     private bool _taken;
+    private bool _urgentHolds;
 
     public Task EnterAsync(bool urgent)
     {
@@ -19,6 +21,7 @@ internal sealed class WriteTurns
             if (!_taken)
             {
                 _taken = true;
+                _urgentHolds = urgent;
                 return Task.CompletedTask;
             }
             var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -32,7 +35,17 @@ internal sealed class WriteTurns
         TaskCompletionSource? next;
         lock (_gate)
         {
-            if (!_urgent.TryDequeue(out next) && !_normal.TryDequeue(out next))
+            var first = _urgentHolds ? _normal : _urgent;
+            var second = _urgentHolds ? _urgent : _normal;
+            if (first.TryDequeue(out next))
+            {
+                _urgentHolds = first == _urgent;
+            }
+            else if (second.TryDequeue(out next))
+            {
+                _urgentHolds = second == _urgent;
+            }
+            else
             {
                 _taken = false;
                 return;
