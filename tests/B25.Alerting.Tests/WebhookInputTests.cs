@@ -202,3 +202,41 @@ public sealed class LargeNotificationTests : IDisposable
         Assert.Contains("20000 firing", _slack.Posts[0].Text);
     }
 }
+
+/// <summary>What the intake accepts, the processor can bind: nulls and unknown fields included.</summary>
+public sealed class WebhookEdgeCaseTests : SlackScenario
+{
+    [Fact]
+    public async Task Nulls_and_unknown_fields_are_accepted_and_processed()
+    {
+        var body = Build("g-edge", "b25-critical", Firing("e1"));
+        body["truncatedAlerts"] = null;
+        body["commonAnnotations"] = null;
+        body["somethingNew"] = new JsonObject { ["nested"] = 1 };
+        var alert = body["alerts"]![0]!.AsObject();
+        alert["endsAt"] = null;
+        alert["generatorURL"] = null;
+        alert["labels"]!["empty"] = null;
+        alert["extra"] = 42;
+
+        await Send(body.ToJsonString());
+
+        await Eventually.True(() => Slack.Posts.Count == 1, "processed and posted");
+    }
+
+    [Theory]
+    [InlineData("labels", "{\"severity\": 5}", "labels.severity")]
+    [InlineData("annotations", "[\"x\"]", "annotations")]
+    [InlineData("endsAt", "\"soon\"", "endsAt")]
+    [InlineData("fingerprint", "12", "fingerprint")]
+    public async Task Wrongly_typed_alert_fields_are_400(string field, string json, string named)
+    {
+        var body = Build("g-typed", "b25-critical", Firing("t1"));
+        body["alerts"]![0]![field] = JsonNode.Parse(json);
+
+        var response = await Client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body.ToJsonString()));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(named, (await response.Content.ReadFromJsonAsync<JsonObject>())!["detail"]!.GetValue<string>());
+    }
+}

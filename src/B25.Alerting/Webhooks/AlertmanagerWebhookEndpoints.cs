@@ -72,9 +72,9 @@ internal static partial class AlertmanagerWebhookEndpoints
         if (error is not null)
             return Reject("invalid", StatusCodes.Status400BadRequest, "Invalid Alertmanager notification", error);
 
-        var groupId = NotificationIdentity.GroupId(notification!.Receiver!, notification.GroupKey!);
+        var groupId = NotificationIdentity.GroupId(notification!.Receiver, notification.GroupKey);
         var id = NotificationIdentity.NotificationId(notification);
-        var entry = new JournalEntry(id, groupId, notification.Receiver!, notification.GroupKey!, time.GetUtcNow().ToUnixTimeMilliseconds(), body);
+        var entry = new JournalEntry(id, groupId, notification.Receiver, notification.GroupKey, time.GetUtcNow().ToUnixTimeMilliseconds(), body);
 
         JournalResult result;
         try

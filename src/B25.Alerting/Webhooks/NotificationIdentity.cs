@@ -17,12 +17,12 @@ internal static class NotificationIdentity
     /// differ in externalURL and may differ in annotation values or endsAt; none of that changes what
     /// the incident state machine does with the notification, so none of it is part of the identity.
     /// </summary>
-    public static string NotificationId(AlertmanagerNotification notification)
+    public static string NotificationId(NotificationEnvelope notification)
     {
         var builder = new StringBuilder();
         builder.Append(notification.Receiver).Append('\n').Append(notification.GroupKey).Append('\n');
-        foreach (var alert in notification.Alerts!
-                     .Select(a => $"{a.Fingerprint}|{AlertKey.Format(a.StartsAt!.Value)}|{a.Status}")
+        foreach (var alert in notification.Alerts
+                     .Select(a => $"{a.Fingerprint}|{AlertKey.Format(a.StartsAt)}|{a.Status}")
                      .Order(StringComparer.Ordinal))
         {
             builder.Append(alert).Append('\n');
