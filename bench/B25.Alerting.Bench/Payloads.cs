@@ -15,7 +15,9 @@ internal static class Payloads
 
     public static string Token(long id) => $"bx{id}x";
 
-    public static byte[] Notification(long id, int alerts, int channel)
+    /// <param name="severity">The alerts' <c>severity</c> label (the shipped routes send "critical" to Slack, PagerDuty and email).</param>
+    /// <param name="action">An <c>action</c> label when not null ("emergency-stop": the shipped route asks the risk manager for a stop).</param>
+    public static byte[] Notification(long id, int alerts, int channel, string severity = "warning", string? action = null)
     {
         var buffer = new ArrayBufferWriter<byte>(alerts * 420 + 1024);
         using (var w = new Utf8JsonWriter(buffer))
@@ -31,12 +33,14 @@ internal static class Payloads
                 w.WriteStartObject();
                 w.WriteString("status", "firing");
                 w.WriteStartObject("labels");
+                if (action is not null) w.WriteString("action", action);
                 w.WriteString("alertname", "BenchAlert");
                 w.WriteString("bench_id", token);
                 w.WriteString("channel", ch);
+                if (action is not null) w.WriteString("exchange", "bench-exchange");
                 w.WriteString("instance", $"host-{i:D5}:9100");
                 w.WriteString("job", "b25-simulator");
-                w.WriteString("severity", "warning");
+                w.WriteString("severity", severity);
                 w.WriteEndObject();
                 w.WriteStartObject("annotations");
                 w.WriteString("summary", $"Bench alert {i} of {token}: order gateway latency above threshold");
@@ -54,11 +58,13 @@ internal static class Payloads
             w.WriteString("bench_id", token);
             w.WriteEndObject();
             w.WriteStartObject("commonLabels");
+            if (action is not null) w.WriteString("action", action);
             w.WriteString("alertname", "BenchAlert");
             w.WriteString("bench_id", token);
             w.WriteString("channel", ch);
+            if (action is not null) w.WriteString("exchange", "bench-exchange");
             w.WriteString("job", "b25-simulator");
-            w.WriteString("severity", "warning");
+            w.WriteString("severity", severity);
             w.WriteEndObject();
             w.WriteStartObject("commonAnnotations");
             w.WriteString("runbook_url", "https://runbooks.example.test/BenchAlert");

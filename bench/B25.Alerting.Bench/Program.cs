@@ -25,20 +25,32 @@ using var http = new HttpClient(new SocketsHttpHandler
 { Timeout = TimeSpan.FromSeconds(60) };
 
 await using var slack = await SlackStandIn.StartAsync();
+// channels phase: PagerDuty Events API and SMTP stand-ins (cheap, started always); the risk manager's
+// consumer needs the broker, so it is started per RabbitMq transport below.
+await using var pagerDuty = await PagerDutyStandIn.StartAsync();
+using var smtp = new SmtpStandIn();
+var wantChannels = options.Phases.Any(p => p.StartsWith("channels", StringComparison.Ordinal));
 var report = new StringBuilder();
 report.AppendLine(Machine.Describe(commit));
 report.AppendLine();
 foreach (var transport in options.Transports)
 {
     RabbitBroker? broker = null;
+    RiskManagerConsumer? riskManager = null;
     try
     {
         if (transport == "RabbitMq")
         {
             Console.Error.WriteLine($"starting a throwaway RabbitMQ on 127.0.0.1:{options.RabbitPort}");
             broker = await RabbitBroker.StartAsync(workDir, options.RabbitPort);
+            if (wantChannels)
+            {
+                Console.Error.WriteLine("starting the risk-manager consumer (MassTransit, EmergencyStopRequested)");
+                riskManager = await RiskManagerConsumer.StartAsync(broker.Uri, $"b25-bench-risk-manager-{Environment.ProcessId}");
+            }
         }
-        var bench = new Bench(options, serviceDll, workDir, transport, broker?.Uri, broker?.NodePid, slack, http);
+        var bench = new Bench(options, serviceDll, workDir, transport, broker?.Uri, broker?.NodePid, slack, http,
+            new ChannelStandIns(pagerDuty, smtp, riskManager));
         report.Append(await bench.RunAsync());
     }
     catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or HttpRequestException)
@@ -48,6 +60,7 @@ foreach (var transport in options.Transports)
     }
     finally
     {
+        if (riskManager is not null) await riskManager.DisposeAsync();
         broker?.Dispose();
     }
 }
@@ -96,7 +109,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         double scale = 1;
         var rabbitPort = 5699;
         var serviceEnv = new Dictionary<string, string>();
-        string[] phases = ["accept", "throughput", "duplicates", "big", "slack"];
+        string[] phases = ["accept", "throughput", "duplicates", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -138,8 +151,13 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
     }
 }
 
-internal sealed class Bench(BenchOptions options, string serviceDll, string workDir, string transport, string? rabbitUri, int? brokerPid, SlackStandIn slack, HttpClient http)
+internal sealed record ChannelStandIns(PagerDutyStandIn PagerDuty, SmtpStandIn Smtp, RiskManagerConsumer? RiskManager);
+
+internal sealed partial class Bench(BenchOptions options, string serviceDll, string workDir, string transport, string? rabbitUri, int? brokerPid, SlackStandIn slack,
+    HttpClient http, ChannelStandIns channels)
 {
+    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "big", "slack"];
+
     public const string Token = "bench-token";
     private const int RatePerSecond = 200;
     private const int SlackRatePerSecond = 50;
@@ -160,6 +178,8 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
         var big = await PhaseAsync("big", BigAsync);
         var toSlack = await PhaseAsync("slack", SlackLatencyAsync);
+        foreach (var run in ChannelRuns)
+            await PhaseAsync(run.Name, service => ChannelsAsync(service, run), "channels", run.Env);
         var peak = _peakRss.Count == 0 ? new KeyValuePair<string, long>("none", 0) : _peakRss.MaxBy(p => p.Value);
 
         var md = new StringBuilder();
@@ -168,6 +188,13 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         if (options.ServiceEnv.Count > 0)
             md.AppendLine(CultureInfo.InvariantCulture, $"Extra service settings: {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
         md.AppendLine();
+        if (!options.Phases.Intersect(ServicePhases).Any())
+        {
+            md.Append(ChannelsMarkdown());
+            md.AppendLine(CultureInfo.InvariantCulture, $"- CPU used by the service per phase, in cores (of 2 shared): {string.Join("; ", _cpu)}; load average at the end {File.ReadAllText("/proc/loadavg").Trim()}.");
+            md.AppendLine();
+            return md.ToString();
+        }
         md.AppendLine("| # | measure | target | measured | |");
         md.AppendLine("|---|---|---|---|---|");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | none set | {accept.Measured} | {accept.Verdict} |");
@@ -178,6 +205,8 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         md.AppendLine(CultureInfo.InvariantCulture, $"| 5 | peak RSS of the service (VmHWM), worst phase | <= 300 MB | {peak.Value} MB ({peak.Key} phase; others: {string.Join(", ", _peakRss.Where(p => p.Key != peak.Key).Select(p => $"{p.Key} {p.Value} MB"))}) | {(peak.Value <= 300 ? "met" : "**missed**")} |");
         md.AppendLine();
         foreach (var note in _notes) md.AppendLine(CultureInfo.InvariantCulture, $"- {note}");
+        md.AppendLine();
+        md.Append(ChannelsMarkdown());
         md.AppendLine(CultureInfo.InvariantCulture, $"- CPU used by the service per phase, in cores (of 2 shared): {string.Join("; ", _cpu)}; load average at the end {File.ReadAllText("/proc/loadavg").Trim()}.");
         md.AppendLine();
         return md.ToString();
@@ -185,11 +214,12 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
 
     private sealed record Outcome(string Measured, string Verdict);
 
-    private async Task<Outcome> PhaseAsync(string name, Func<ServiceProcess, Task<Outcome>> phase)
+    private async Task<Outcome> PhaseAsync(string name, Func<ServiceProcess, Task<Outcome>> phase, string? group = null,
+        IReadOnlyDictionary<string, string>? extraEnv = null)
     {
-        if (!options.Phases.Contains(name)) return new Outcome("not run", "");
+        if (!options.Phases.Contains(name) && (group is null || !options.Phases.Contains(group))) return new Outcome("not run", "");
         Console.Error.WriteLine($"[{transport}] phase {name}: starting a fresh service");
-        using var service = await ServiceProcess.StartAsync(serviceDll, workDir, $"{transport}-{name}", Environment(name), http);
+        using var service = await ServiceProcess.StartAsync(serviceDll, workDir, $"{transport}-{name}", Environment(name, extraEnv), http);
         Console.Error.WriteLine($"[{transport}] phase {name}: service PID {service.Pid} at {service.BaseUrl}, log {service.Log}");
         await WarmUpAsync(service);
         var cpu0 = Posix.CpuSeconds(service.Pid);
@@ -208,7 +238,7 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         return outcome;
     }
 
-    private Dictionary<string, string> Environment(string phase)
+    private Dictionary<string, string> Environment(string phase, IReadOnlyDictionary<string, string>? extraEnv = null)
     {
         var env = new Dictionary<string, string>
         {
@@ -224,6 +254,22 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         {
             env["Bus__RabbitMq__Uri"] = rabbitUri;
             env["Bus__RabbitMq__Queue"] = $"b25-bench-{phase}-{System.Environment.ProcessId}";
+        }
+        if (phase.StartsWith("channels", StringComparison.Ordinal))
+        {
+            // The shipped routes as they are: severity="critical" -> Slack #trading-alerts-critical + PagerDuty
+            // "default" + email "default" (Smtp:To); action="emergency-stop" (Continue) -> the risk manager.
+            env["PagerDuty__RoutingKey"] = "bench-key";
+            env["PagerDuty__EventsUrl"] = channels.PagerDuty.EventsUrl;
+            env["Smtp__Host"] = "127.0.0.1";
+            env["Smtp__Port"] = channels.Smtp.Port.ToString(CultureInfo.InvariantCulture);
+            env["Smtp__Security"] = "None";
+            env["Smtp__From"] = "alerts@bench.test";
+            env["Smtp__To__0"] = "oncall@bench.test";
+            env["RiskManager__MaxStopsPerWindow"] = "1000";
+            foreach (var (k, v) in extraEnv ?? new Dictionary<string, string>()) env[k] = v;
+            foreach (var (k, v) in options.ServiceEnv) env[k] = v;
+            return env;
         }
         // Environment routes merge by index with appsettings.json's, properties and all (targets, Continue).
         // So the shipped routes keep their index and targets but get a first matcher no bench alert has;
@@ -492,6 +538,220 @@ internal sealed class Bench(BenchOptions options, string serviceDll, string work
         var p99 = Stats.Percentile(latencies, 99);
         return new Outcome($"{Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(p99)} / {Stats.F(latencies.Count == 0 ? double.NaN : latencies[^1])} ms",
             p99 <= 50 && missing == 0 ? "met" : "**missed**");
+    }
+
+    // ---- channels phase: every delivery channel against its stand-in ----
+
+    /// <param name="Name">Phase name (also selectable alone with --phases).</param>
+    /// <param name="Rate">New critical incidents per second (each one alert with action="emergency-stop").</param>
+    /// <param name="Env">Service settings of this run on top of the channel settings.</param>
+    /// <param name="Budget">How the PagerDuty budget is described in the report.</param>
+    /// <param name="Drain">Longest wait, after sending stopped, for every delivery to reach its stand-in.</param>
+    private sealed record ChannelRun(string Name, int Rate, Dictionary<string, string> Env, string Budget, TimeSpan Drain);
+
+    private const int ChannelWarmUp = 20;
+
+    private static readonly ChannelRun[] ChannelRuns =
+    [
+        new("channels-20", 20, new() { ["PagerDuty__EventsPerMinute"] = "6000", ["PagerDuty__Burst"] = "100" }, "6000/min, burst 100", TimeSpan.FromSeconds(60)),
+        new("channels-50", 50, new() { ["PagerDuty__EventsPerMinute"] = "6000", ["PagerDuty__Burst"] = "100" }, "6000/min, burst 100", TimeSpan.FromSeconds(60)),
+        // Past Slack's per-channel budget: each incident costs #trading-alerts-critical two calls (post + the stop's thread note).
+        // 1,520 stops would pass the guard's 1000 per window, and a backlog drains in bursts of 300/s: a 1-s window keeps it from capping.
+        new("channels-100", 100, new() { ["PagerDuty__EventsPerMinute"] = "6000", ["PagerDuty__Burst"] = "100", ["RiskManager__Window"] = "00:00:01" },
+            "6000/min, burst 100", TimeSpan.FromSeconds(60)),
+        // The shipped PagerDuty budget (120/min, burst 20 per routing key) is itself a limit: measured once as such.
+        new("channels-pd-default", 20, new(), "shipped default 120/min, burst 20", TimeSpan.FromSeconds(30)),
+    ];
+
+    private readonly List<string> _channelRows = [];
+    private readonly List<string> _channelNotes = [];
+
+    private IReadOnlyList<IArrivals> ChannelArrivals() =>
+        channels.RiskManager is { } rm ? [slack, channels.PagerDuty, channels.Smtp, rm] : [slack, channels.PagerDuty, channels.Smtp];
+
+    private static byte[] CriticalNotification(long id) =>
+        Payloads.Notification(id, 1, (int)(id % Payloads.Channels), severity: "critical", action: "emergency-stop");
+
+    private string ChannelsMarkdown()
+    {
+        if (_channelRows.Count == 0) return "";
+        var md = new StringBuilder();
+        md.AppendLine("Channels (shipped routes; each notification one new incident of one critical alert with action=\"emergency-stop\", so one Slack post in " +
+                      "#trading-alerts-critical, one PagerDuty trigger, one mail and one EmergencyStopRequested; accept = the client receiving the 200):");
+        md.AppendLine();
+        md.AppendLine("| run | channel | delivered | deliveries/s | accept -> stand-in p50 / p99 / max | not yet delivered when sending stopped |");
+        md.AppendLine("|---|---|---|---|---|---|");
+        foreach (var row in _channelRows) md.AppendLine(row);
+        md.AppendLine();
+        foreach (var note in _channelNotes) md.AppendLine(CultureInfo.InvariantCulture, $"- {note}");
+        if (channels.RiskManager is null)
+            md.AppendLine("- risk manager: not measured on this transport (the in-memory bus lives inside the service; the bench consumer needs RabbitMq).");
+        return md.ToString();
+    }
+
+    private async Task<int> WaitForArrivalsAsync(IReadOnlyList<IArrivals> standIns, IReadOnlyCollection<long> ids, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            if (standIns.All(s => ids.All(s.FirstAt.ContainsKey))) return ids.Count;
+            await Task.Delay(50);
+        }
+        return ids.Count(id => standIns.All(s => s.FirstAt.ContainsKey(id)));
+    }
+
+    private static Dictionary<(string Channel, string Outcome), double> DeliveryCounts(string metrics)
+    {
+        var counts = new Dictionary<(string, string), double>();
+        foreach (var line in metrics.Split('\n'))
+        {
+            if (!line.StartsWith("b25_alerting_deliveries_total{", StringComparison.Ordinal)) continue;
+            var channel = LabelValue().Match(line) is { Success: true } c ? c.Groups[1].Value : "?";
+            var outcome = OutcomeValue().Match(line) is { Success: true } o ? o.Groups[1].Value : "?";
+            counts[(channel, outcome)] = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        }
+        return counts;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("channel=\"([^\"]*)\"")]
+    private static partial System.Text.RegularExpressions.Regex LabelValue();
+
+    [System.Text.RegularExpressions.GeneratedRegex("outcome=\"([^\"]*)\"")]
+    private static partial System.Text.RegularExpressions.Regex OutcomeValue();
+
+    private async Task<Outcome> ChannelsAsync(ServiceProcess service, ChannelRun run)
+    {
+        var standIns = ChannelArrivals();
+
+        // Channel warm-up (JIT of PagerDuty, MailKit, the risk-manager path): a few critical incidents, 2 at a time,
+        // until each reached every stand-in; then an idle pause so the budgets are full again (PagerDuty's default
+        // bucket earns its 20 tokens back in 10 s).
+        var warmIds = new List<long>();
+        var gate = new SemaphoreSlim(2);
+        var warmTasks = new List<Task>();
+        for (var i = 0; i < ChannelWarmUp; i++)
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            warmIds.Add(id);
+            await gate.WaitAsync();
+            warmTasks.Add(Task.Run(async () =>
+            {
+                try { await PostAsync(service, CriticalNotification(id)); }
+                finally { gate.Release(); }
+            }));
+        }
+        await Task.WhenAll(warmTasks);
+        var warmed = await WaitForArrivalsAsync(standIns, warmIds, TimeSpan.FromSeconds(90));
+        if (warmed < warmIds.Count)
+            Console.Error.WriteLine($"  channel warm-up: only {warmed} of {warmIds.Count} reached every stand-in " +
+                                    $"({string.Join(", ", standIns.Select(s => $"{s.Name} {warmIds.Count(s.FirstAt.ContainsKey)}"))})");
+        await Task.Delay(TimeSpan.FromSeconds(11));
+
+        var before = await MetricsAsync(service);
+        var slackPosts0 = slack.Posts;
+        var slackReplies0 = slack.Replies;
+        var pdEvents0 = channels.PagerDuty.Events;
+        var mails0 = channels.Smtp.Mails;
+        var commands0 = channels.RiskManager?.Commands ?? 0;
+
+        // /metrics once a second: the outbox's pending deliveries over time.
+        using var stopSampling = new CancellationTokenSource();
+        var pending = new List<(double At, double Pending)>();
+        var t0 = Stopwatch.GetTimestamp();
+        var sampler = Task.Run(async () =>
+        {
+            while (!stopSampling.IsCancellationRequested)
+            {
+                try
+                {
+                    var m = await MetricsAsync(service);
+                    lock (pending) pending.Add((Stats.Ms(t0, Stopwatch.GetTimestamp()) / 1000, Counter(m, "b25_alerting_pending_deliveries")));
+                }
+                catch (HttpRequestException) { }
+                try { await Task.Delay(1000, stopSampling.Token); }
+                catch (OperationCanceledException) { }
+            }
+        });
+
+        // Open loop: new incidents at a fixed rate; each request's 200 is its accept time.
+        var duration = Seconds(15);
+        var count = (int)(run.Rate * duration.TotalSeconds);
+        var sent = new (long Id, long Intended, long Accepted, int Status)[count];
+        var tasks = new Task[count];
+        var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10;
+        for (var i = 0; i < count; i++)
+        {
+            var intended = start + (long)(i * (double)Stopwatch.Frequency / run.Rate);
+            while (Stopwatch.GetTimestamp() < intended)
+                Thread.Sleep(Math.Max(0, (int)Stats.Ms(Stopwatch.GetTimestamp(), intended) - 1));
+            var id = Interlocked.Increment(ref _nextId);
+            var index = i;
+            tasks[i] = Task.Run(async () =>
+            {
+                var status = await PostAsync(service, CriticalNotification(id));
+                sent[index] = (id, intended, Stopwatch.GetTimestamp(), status);
+            });
+        }
+        await Task.WhenAll(tasks);
+        var sendEnd = Stopwatch.GetTimestamp();
+        var atEnd = await MetricsAsync(service);
+        var ok = sent.Where(s => s.Status == 200).ToList();
+        var ids = ok.Select(s => s.Id).ToList();
+        var behindAtEnd = standIns.ToDictionary(s => s.Name, s => ids.Count(id => !s.FirstAt.ContainsKey(id)));
+
+        // Drain: until every accepted incident reached every stand-in, or the run's bound.
+        await WaitForArrivalsAsync(standIns, ids, run.Drain);
+        var drainSeconds = Stats.Ms(sendEnd, Stopwatch.GetTimestamp()) / 1000;
+        await stopSampling.CancelAsync();
+        await sampler;
+        var after = await MetricsAsync(service);
+
+        var firstAccept = ok.Count == 0 ? start : ok.Min(s => s.Accepted);
+        var outcomes = new List<string>();
+        foreach (var standIn in standIns)
+        {
+            var arrived = ok.Where(s => standIn.FirstAt.ContainsKey(s.Id)).Select(s => (s.Accepted, At: standIn.FirstAt[s.Id])).ToList();
+            var latencies = arrived.Select(a => Stats.Ms(a.Accepted, a.At)).ToList();
+            latencies.Sort();
+            var span = arrived.Count == 0 ? double.NaN : Stats.Ms(firstAccept, arrived.Max(a => a.At)) / 1000;
+            var rate = arrived.Count / span;
+            var behind = behindAtEnd[standIn.Name];
+            _channelRows.Add(string.Create(CultureInfo.InvariantCulture,
+                $"| {run.Rate}/s x {duration.TotalSeconds:F0} s, PagerDuty {run.Budget} | {standIn.Name} | {arrived.Count} / {ok.Count} | {Stats.F(rate)} | " +
+                $"{Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(Stats.Percentile(latencies, 99))} / {Stats.F(latencies.Count == 0 ? double.NaN : latencies[^1])} ms | " +
+                $"{behind} ({behind * 100.0 / Math.Max(1, ok.Count):F0} %) |"));
+            outcomes.Add($"{standIn.Name} {arrived.Count}/{ok.Count} p99 {Stats.F(Stats.Percentile(latencies, 99))} ms");
+        }
+
+        var d0 = DeliveryCounts(before);
+        var d1 = DeliveryCounts(after);
+        var byChannel = d1.Keys.Select(k => k.Channel).Distinct().Order(StringComparer.Ordinal).Select(channel =>
+        {
+            var parts = d1.Where(kv => kv.Key.Channel == channel).OrderBy(kv => kv.Key.Outcome, StringComparer.Ordinal)
+                .Select(kv => (kv.Key.Outcome, Delta: kv.Value - d0.GetValueOrDefault(kv.Key))).Where(p => p.Delta > 0)
+                .Select(p => $"{p.Outcome} {p.Delta:F0}");
+            var server = Histogram.Parse(after, "b25_alerting_delivery_latency_seconds", $"channel=\"{channel}\"")
+                .Minus(Histogram.Parse(before, "b25_alerting_delivery_latency_seconds", $"channel=\"{channel}\""));
+            return $"{channel}: {string.Join(", ", parts)} (server-side accepted-to-sent {server.Describe()})";
+        });
+        double maxPending;
+        string pendingSeries;
+        lock (pending)
+        {
+            maxPending = pending.Count == 0 ? double.NaN : pending.Max(p => p.Pending);
+            pendingSeries = string.Join(" ", pending.Where((_, i) => i % 3 == 0).Select(p => $"{p.At:F0}s:{p.Pending:F0}"));
+        }
+        var statuses = sent.GroupBy(s => s.Status).ToDictionary(g => g.Key, g => g.Count());
+        var acceptMs = sent.Select(s => Stats.Ms(s.Intended, s.Accepted)).ToList();
+        _channelNotes.Add($"{run.Name} ({run.Rate}/s, PagerDuty {run.Budget}): {ok.Count} of {count} answered 200 ({StatusText(statuses)}), intended send to 200 {Stats.Summary(acceptMs)}; " +
+                          $"waited {drainSeconds:F1} s after sending stopped (bound {run.Drain.TotalSeconds:F0} s). " +
+                          $"b25_alerting_deliveries_total deltas: {string.Join("; ", byChannel)}. " +
+                          $"b25_alerting_pending_deliveries: {Counter(atEnd, "b25_alerting_pending_deliveries"):F0} when sending stopped, max {maxPending:F0}, " +
+                          $"{Counter(after, "b25_alerting_pending_deliveries"):F0} at the end (every 3rd 1-s sample, seconds since start: {pendingSeries}). " +
+                          $"Stand-in calls: Slack chat.postMessage {slack.Posts - slackPosts0} (of them thread replies/notes {slack.Replies - slackReplies0}), " +
+                          $"PagerDuty events {channels.PagerDuty.Events - pdEvents0}, mails {channels.Smtp.Mails - mails0}" +
+                          (channels.RiskManager is { } rm ? $", EmergencyStopRequested {rm.Commands - commands0}" : "") + ".");
+        return new Outcome(string.Join("; ", outcomes), "");
     }
 }
 

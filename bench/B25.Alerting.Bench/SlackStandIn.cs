@@ -16,17 +16,22 @@ namespace B25.Alerting.Bench;
 /// Slack Web API stand-in on Kestrel (127.0.0.1, a free port): answers every chat.* call ok and records
 /// when the first chat.postMessage of each bench notification (token bx{id}x in its body) arrived.
 /// </summary>
-internal sealed partial class SlackStandIn : IAsyncDisposable
+internal sealed partial class SlackStandIn : IArrivals, IAsyncDisposable
 {
     private readonly WebApplication _app;
     private long _ts;
     private long _posts;
     private long _updates;
+    private long _replies;
 
     public ConcurrentDictionary<long, long> FirstPostAt { get; } = new();
+    public string Name => "slack";
+    ConcurrentDictionary<long, long> IArrivals.FirstAt => FirstPostAt;
     public string BaseUrl { get; private set; } = "";
     public long Posts => Interlocked.Read(ref _posts);
     public long Updates => Interlocked.Read(ref _updates);
+    /// <summary>chat.postMessage calls in a thread (replies and notes), included in <see cref="Posts"/>.</summary>
+    public long Replies => Interlocked.Read(ref _replies);
 
     private SlackStandIn(WebApplication app) => _app = app;
 
@@ -53,6 +58,7 @@ internal sealed partial class SlackStandIn : IAsyncDisposable
         if (method == "chat.postMessage")
         {
             Interlocked.Increment(ref _posts);
+            if (body.Contains("\"thread_ts\"", StringComparison.Ordinal)) Interlocked.Increment(ref _replies);
             var match = TokenPattern().Match(body);
             if (match.Success && long.TryParse(match.Groups[1].ValueSpan, out var id))
                 FirstPostAt.TryAdd(id, arrived);
