@@ -182,7 +182,7 @@ public sealed class IncidentLifecycleTests : SlackScenario
         Assert.Contains("&lt;@U123&gt;", decoded);
         Assert.Contains("{{ 6 * 7 }}", decoded);
         Assert.Contains("{{ date.now }}", decoded);
-        Assert.DoesNotContain("42", decoded);
+        Assert.DoesNotContain("&gt; 42", decoded); // what {{ 6 * 7 }} after the escaped <!channel> would become if evaluated
     }
 
     [Fact]

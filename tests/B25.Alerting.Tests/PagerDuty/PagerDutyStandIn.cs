@@ -4,8 +4,7 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using WireMock.Settings;
-using WireMock.Types;
-using WireMock.Util;
+using B25.Alerting.Tests.Support;
 
 namespace B25.Alerting.Tests.PagerDuty;
 
@@ -45,29 +44,14 @@ public sealed class PagerDutyStandIn : IDisposable
             .RespondWith(Response.Create().WithCallback(request =>
             {
                 var call = new PagerDutyEvent(JsonNode.Parse(request.Body ?? "{}")!.AsObject(), request.Body?.Length ?? 0);
-                var headers = new Dictionary<string, WireMockList<string>> { ["Content-Type"] = new("application/json") };
                 if (behaviour(call) is { } f)
                 {
                     _events.Enqueue(call);
-                    if (f.RetryAfter is { } ra) headers["Retry-After"] = new(ra.ToString());
-                    return new WireMock.ResponseMessage
-                    {
-                        StatusCode = f.Status,
-                        Headers = headers,
-                        BodyData = new BodyData { BodyAsString = f.Body, DetectedBodyType = BodyType.String },
-                    };
+                    return StandInResponse.Json(f.Status, f.Body, f.RetryAfter);
                 }
                 _events.Enqueue(call with { Answered = true });
-                return new WireMock.ResponseMessage
-                {
-                    StatusCode = 202,
-                    Headers = headers,
-                    BodyData = new BodyData
-                    {
-                        BodyAsString = new JsonObject { ["status"] = "success", ["message"] = "Event processed", ["dedup_key"] = call.DedupKey }.ToJsonString(),
-                        DetectedBodyType = BodyType.String,
-                    },
-                };
+                return StandInResponse.Json(202,
+                    new JsonObject { ["status"] = "success", ["message"] = "Event processed", ["dedup_key"] = call.DedupKey }.ToJsonString());
             }));
     }
 

@@ -4,8 +4,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using WireMock.Settings;
-using WireMock.Types;
-using WireMock.Util;
 
 namespace B25.Alerting.Tests.Support;
 
@@ -53,29 +51,16 @@ public sealed class SlackStandIn : IDisposable
                     if (failure is { } f)
                     {
                         _calls.Enqueue(call with { Answered = false });
-                        var headers = new Dictionary<string, WireMockList<string>> { ["Content-Type"] = new("application/json") };
-                        if (f.RetryAfter is { } ra) headers["Retry-After"] = new(ra.ToString());
-                        return new WireMock.ResponseMessage
-                        {
-                            StatusCode = f.Status,
-                            Headers = headers,
-                            BodyData = new BodyData { BodyAsString = f.Body, DetectedBodyType = BodyType.String },
-                        };
+                        return StandInResponse.Json(f.Status, f.Body, f.RetryAfter);
                     }
                     var ts = method == "chat.update"
                         ? body["ts"]!.GetValue<string>()
                         : FormatTs(Interlocked.Increment(ref _ts));
                     _calls.Enqueue(call with { Answered = true, Ts = ts });
-                    return new WireMock.ResponseMessage
+                    return StandInResponse.Json(200, new JsonObject
                     {
-                        StatusCode = 200,
-                        Headers = new Dictionary<string, WireMockList<string>> { ["Content-Type"] = new("application/json") },
-                        BodyData = new BodyData
-                        {
-                            BodyAsString = new JsonObject { ["ok"] = true, ["channel"] = "C" + body["channel"]!.GetValue<string>().TrimStart('#').ToUpperInvariant(), ["ts"] = ts }.ToJsonString(),
-                            DetectedBodyType = BodyType.String,
-                        },
-                    };
+                        ["ok"] = true, ["channel"] = "C" + body["channel"]!.GetValue<string>().TrimStart('#').ToUpperInvariant(), ["ts"] = ts,
+                    }.ToJsonString());
                 }));
         }
     }
