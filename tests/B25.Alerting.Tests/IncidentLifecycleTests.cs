@@ -111,6 +111,8 @@ public sealed class IncidentLifecycleTests : SlackScenario
     {
         var firing = Body("g1", Firing("a1"));
         await Send(firing);
+        // Wait for the post: a resolve that comes before it is folded into it (the post shows RESOLVED, no edit).
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
         await Send(Body("g1", Resolved("a1")));
         await Eventually.True(() => Slack.Updates.Count == 1 && Slack.Replies.Count == 1, "resolved edit and its thread reply");
         var before = Slack.Calls.Count;
@@ -129,6 +131,7 @@ public sealed class IncidentLifecycleTests : SlackScenario
     public async Task Later_firing_after_close_is_a_new_incident_with_a_new_message()
     {
         await Send(Body("g1", Firing("a1")));
+        await Eventually.True(() => Slack.Posts.Count == 1, "first post");
         await Send(Body("g1", Resolved("a1")));
         await Eventually.True(() => Slack.Updates.Count == 1, "first incident resolved");
 
