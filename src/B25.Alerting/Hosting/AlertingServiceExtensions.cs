@@ -41,6 +41,7 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
 
         services.AddSingleton<Database>();
+        services.AddSingleton<StorageStatus>();
         services.AddSingleton<Router>();
         services.AddSingleton<IncidentProcessor>();
         services.AddSingleton<DeliverySignal>();

@@ -192,6 +192,18 @@ internal sealed class Database
         CREATE INDEX ix_deliveries_pending ON deliveries(channel, target, incident_id, next_attempt_at) WHERE status = 'pending';
         CREATE INDEX ix_notifications_processed ON notifications(processed_at) WHERE processed_at IS NOT NULL;
         """,
+        """
+        -- Per-group journal order: a group's unprocessed notifications, oldest first, without touching bodies.
+        CREATE INDEX ix_notifications_group_unprocessed ON notifications(group_id, seq) WHERE processed_at IS NULL;
+        -- Failed attempts to apply a notification (not counting storage faults); after a few it is quarantined.
+        ALTER TABLE notifications ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE notifications ADD COLUMN last_error TEXT NULL;
+        -- A non-idempotent call (a Slack post or thread reply) was started for this delivery at this time
+        -- (unix ms) and its outcome is not known yet: reconcile with the vendor before sending again.
+        ALTER TABLE deliveries ADD COLUMN sending_since INTEGER NULL;
+        -- Readiness writes here: a real write, so a full or read-only disk shows as not ready.
+        CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at INTEGER NOT NULL);
+        """,
     ];
 }
 
