@@ -7,7 +7,25 @@ using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.Delivery.Slack;
 
-internal enum SlackCallStatus { Ok, Transient, Permanent }
+/// <summary>
+/// Ok; Transient (retry later); Permanent (recorded, never retried); Unknown: the request may have
+/// reached Slack but no answer came (timeout, connection lost after sending, 5xx to a post), so a
+/// non-idempotent call must be reconciled with the channel's history before it is sent again.
+/// </summary>
+internal enum SlackCallStatus { Ok, Transient, Permanent, Unknown }
+
+/// <summary>Slack message metadata: what lets the service find its own message again after an unknown outcome.</summary>
+internal sealed record SlackMessageMetadata(string EventType, IReadOnlyDictionary<string, string> Payload);
+
+/// <summary>
+/// A search of a channel's history (or a thread) for a message carrying matching metadata.
+/// Status Ok with Ts null: searched, not there. Permanent: cannot search (missing_scope,
+/// not_in_channel, channel_not_found: Error says which). Transient: try again later.
+/// </summary>
+internal sealed record SlackFindResult(SlackCallStatus Status, string? Ts = null, string? Error = null, TimeSpan? RetryAfter = null);
+
+/// <summary>A channel name resolved to its id (conversations.list). Status as in <see cref="SlackFindResult"/>; Id null when no such channel.</summary>
+internal sealed record SlackChannelResult(SlackCallStatus Status, string? Id = null, string? Error = null, TimeSpan? RetryAfter = null);
 
 /// <summary>One Web API call's result, classified: retry classification is data.</summary>
 internal sealed record SlackCallResult(SlackCallStatus Status, string? Channel = null, string? Ts = null, string? Error = null, TimeSpan? RetryAfter = null)
@@ -18,9 +36,23 @@ internal sealed record SlackCallResult(SlackCallStatus Status, string? Channel =
 /// <summary>The Slack Web API methods the service uses.</summary>
 internal interface ISlackApi
 {
-    Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, CancellationToken cancellationToken);
+    /// <summary>chat.postMessage; <paramref name="metadata"/> is attached as message metadata when given.</summary>
+    Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, SlackMessageMetadata? metadata,
+        CancellationToken cancellationToken);
 
     Task<SlackCallResult> UpdateAsync(string channel, string ts, string text, JsonArray? blocks, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Looks for a message posted since <paramref name="oldest"/> whose metadata has <paramref name="eventType"/>
+    /// and every pair of <paramref name="payload"/>: conversations.history of the channel (id, not name), or
+    /// conversations.replies of the thread <paramref name="threadTs"/>, with include_all_metadata, paging
+    /// through at most a few pages.
+    /// </summary>
+    Task<SlackFindResult> FindMessageAsync(string channelId, string? threadTs, DateTimeOffset oldest, string eventType,
+        IReadOnlyDictionary<string, string> payload, CancellationToken cancellationToken);
+
+    /// <summary>The id of a channel given as "#name" or "name" (conversations.list); an id is returned as it is.</summary>
+    Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken);
 }
 
 /// <summary>Slack's Web API over a typed HttpClient (chat.postMessage, chat.update).</summary>
@@ -30,7 +62,8 @@ internal sealed class SlackWebApi(HttpClient http, IOptions<SlackOptions> option
     private static readonly HashSet<string> TransientErrors =
         ["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"];
 
-    public Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, CancellationToken cancellationToken)
+    public Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, SlackMessageMetadata? metadata,
+        CancellationToken cancellationToken)
     {
         var body = new JsonObject
         {
@@ -41,8 +74,16 @@ internal sealed class SlackWebApi(HttpClient http, IOptions<SlackOptions> option
         };
         if (blocks is not null) body["blocks"] = blocks.DeepClone();
         if (threadTs is not null) body["thread_ts"] = threadTs;
+        // TODO(reconcile): attach metadata; classify Unknown.
         return CallAsync("chat.postMessage", body, cancellationToken);
     }
+
+    public Task<SlackFindResult> FindMessageAsync(string channelId, string? threadTs, DateTimeOffset oldest, string eventType,
+        IReadOnlyDictionary<string, string> payload, CancellationToken cancellationToken) =>
+        Task.FromResult(new SlackFindResult(SlackCallStatus.Permanent, Error: "not implemented"));
+
+    public Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken) =>
+        Task.FromResult(new SlackChannelResult(SlackCallStatus.Permanent, Error: "not implemented"));
 
     public Task<SlackCallResult> UpdateAsync(string channel, string ts, string text, JsonArray? blocks, CancellationToken cancellationToken)
     {
@@ -102,7 +143,8 @@ internal sealed partial class SlackLogApi(ILogger<SlackLogApi> logger) : ISlackA
 {
     private long _sequence;
 
-    public Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, CancellationToken cancellationToken)
+    public Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, SlackMessageMetadata? metadata,
+        CancellationToken cancellationToken)
     {
         var ts = $"log.{Interlocked.Increment(ref _sequence):D6}";
         LogPost(channel, ts, threadTs, text);
@@ -114,6 +156,14 @@ internal sealed partial class SlackLogApi(ILogger<SlackLogApi> logger) : ISlackA
         LogUpdate(channel, ts, text);
         return Task.FromResult(new SlackCallResult(SlackCallStatus.Ok, channel, ts));
     }
+
+    // The log keeps no history to search: a post whose outcome is unknown is written again.
+    public Task<SlackFindResult> FindMessageAsync(string channelId, string? threadTs, DateTimeOffset oldest, string eventType,
+        IReadOnlyDictionary<string, string> payload, CancellationToken cancellationToken) =>
+        Task.FromResult(new SlackFindResult(SlackCallStatus.Ok));
+
+    public Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken) =>
+        Task.FromResult(new SlackChannelResult(SlackCallStatus.Ok, channel));
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Slack (log only) post to {Channel} ts={Ts} thread={ThreadTs}: {Text}")]
     private partial void LogPost(string channel, string ts, string? threadTs, string text);

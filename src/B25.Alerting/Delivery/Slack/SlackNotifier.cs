@@ -68,7 +68,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
                 return new DeliveryBatchResult(outcomes, null);
             }
             var rendered = _renderer.RenderIncident(incident);
-            var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, ct), cancellationToken);
+            var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, null, ct), cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, pending, target, result);
             created = message = new DeliveredMessage(result.Channel ?? target, result.Ts ?? "");
@@ -104,7 +104,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             if (changes.Count > 0) parts.Add(_renderer.RenderChange(incident, changes));
             parts.AddRange(notes);
             var text = SlackText.Truncate(string.Join("\n", parts), SlackRenderer.MaxSectionText);
-            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, ct), cancellationToken);
+            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, null, ct), cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, replies, target, result, created);
             outcomes.Add(new DeliveryOutcome(replies[0].Id, DeliveryOutcomeKind.Sent));
