@@ -11,7 +11,7 @@ using Microsoft.Data.Sqlite;
 
 namespace B25.Alerting.Incidents;
 
-internal enum ProcessOutcome { AlreadyProcessed, NotFound, None, Repeat, Opened, Changed, Closed }
+internal enum ProcessOutcome { AlreadyProcessed, NotFound, None, Repeat, Opened, Changed, Closed, Quarantined }
 
 /// <summary>
 /// Applies one journaled notification to its alert group inside one write transaction: the state
@@ -28,7 +28,104 @@ internal sealed partial class IncidentProcessor(
 {
     private readonly Dictionary<string, IChannelNotifier> notifiers = channels.ToDictionary(c => c.Channel);
 
+    /// <summary>A notification that fails this many times (storage faults not counted) is quarantined.</summary>
+    public const int MaxAttempts = 3;
+
+    // One group at a time in this process: applying a group's notifications reads its state outside the
+    // write lock, which only holds while nobody else applies the same group. Striped, so memory stays flat.
+    private readonly SemaphoreSlim[] _groupGates = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    /// <summary>
+    /// Applies the notification, after every earlier journaled notification of its group that is not yet
+    /// applied, in journal order: whatever order the bus delivers them in (redelivery, the recovery sweep,
+    /// a broker outage), a group's notifications change its incident in the order they were accepted.
+    /// </summary>
     public async Task<ProcessOutcome> ProcessAsync(string notificationId, CancellationToken cancellationToken)
+    {
+        JournalHead? head;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            head = await connection.QuerySingleOrDefaultAsync<JournalHead>(
+                "SELECT seq AS Seq, id AS Id, group_id AS GroupId, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
+                new { notificationId });
+        }
+        if (head is null) return ProcessOutcome.NotFound;
+        if (head.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
+
+        var gate = _groupGates[(int)(NotificationIdentity.PartitionKey(head.GroupId).GetHashCode() & 0x7fffffff) % _groupGates.Length];
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var result = ProcessOutcome.AlreadyProcessed;
+            while (true)
+            {
+                JournalHead? next;
+                await using (var connection = await database.OpenAsync(cancellationToken))
+                {
+                    next = await connection.QuerySingleOrDefaultAsync<JournalHead>(
+                        """
+                        SELECT seq AS Seq, id AS Id, group_id AS GroupId, processed_at AS ProcessedAt FROM notifications
+                        WHERE group_id = @GroupId AND processed_at IS NULL AND seq <= @Seq ORDER BY seq LIMIT 1
+                        """, head);
+                }
+                if (next is null) return result;
+                var outcome = await ApplyGuardedAsync(next, cancellationToken);
+                if (next.Seq == head.Seq) result = outcome;
+                else LogAppliedEarlier(next.Id, head.Id, outcome);
+            }
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Applies one notification. One that cannot be applied (a body that does not bind, a bug) is retried
+    /// by the bus, and quarantined after <see cref="MaxAttempts"/>: marked processed with outcome
+    /// Quarantined, counted and logged, so it never blocks its group or loops forever. Storage faults are
+    /// not the notification's fault and are not counted.
+    /// </summary>
+    private async Task<ProcessOutcome> ApplyGuardedAsync(JournalHead head, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ApplyAsync(head.Id, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not (SqliteException or OperationCanceledException or ObjectDisposedException))
+        {
+            var attempts = await RecordFailedAttemptAsync(head.Seq, ex, cancellationToken);
+            if (attempts < MaxAttempts)
+            {
+                LogApplyFailed(ex, head.Id, attempts, MaxAttempts);
+                throw;
+            }
+            AlertingMetrics.NotificationsQuarantined.Inc();
+            AlertingMetrics.NotificationsProcessed.WithLabels("quarantined").Inc();
+            LogQuarantined(ex, head.Id, attempts);
+            return ProcessOutcome.Quarantined;
+        }
+    }
+
+    /// <summary>Counts a failed attempt; at the last one, quarantines the notification. Returns the attempts so far.</summary>
+    private async Task<long> RecordFailedAttemptAsync(long seq, Exception ex, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken);
+        var tx = write.Transaction;
+        var error = $"{ex.GetType().Name}: {ex.Message}";
+        if (error.Length > 500) error = error[..500];
+        await connection.ExecuteAsync("UPDATE notifications SET attempts = attempts + 1, last_error = @error WHERE seq = @seq", new { error, seq }, tx);
+        var attempts = await connection.ExecuteScalarAsync<long>("SELECT attempts FROM notifications WHERE seq = @seq", new { seq }, tx);
+        if (attempts >= MaxAttempts)
+            await connection.ExecuteAsync(
+                "UPDATE notifications SET processed_at = @now, outcome = 'Quarantined' WHERE seq = @seq AND processed_at IS NULL",
+                new { now = time.GetUtcNow().ToUnixTimeMilliseconds(), seq }, tx);
+        await tx.CommitAsync(cancellationToken);
+        return attempts;
+    }
+
+    private async Task<ProcessOutcome> ApplyAsync(string notificationId, CancellationToken cancellationToken)
     {
         ProcessOutcome outcome;
         IncidentTransition? transition;
@@ -36,12 +133,14 @@ internal sealed partial class IncidentProcessor(
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             // Read and decide outside the write lock, so a large notification does not hold up the journal.
-            // Notifications of one group are processed one at a time (the bus partitions by group), so what
-            // was read still holds when the write starts; the checks below catch it if not.
+            // Notifications of one group are applied one at a time (the group gate), so what was read still
+            // holds when the write starts; the checks below catch it if not.
             var row = await LoadAsync(connection, null, notificationId);
             if (row is null) return ProcessOutcome.NotFound;
             if (row.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
-            var notification = JsonSerializer.Deserialize(row.Body, WebhookJsonContext.Default.AlertmanagerNotification)!;
+            var notification = JsonSerializer.Deserialize(row.Body, WebhookJsonContext.Default.AlertmanagerNotification)
+                               ?? throw new JsonException("The journaled body is JSON null.");
+            if (notification.Alerts is null) throw new JsonException("The journaled body has no 'alerts'.");
             var snapshot = Read(connection, null, row.GroupId, notification);
 
             await using var write = await database.BeginWriteAsync(connection, cancellationToken);
@@ -302,6 +401,16 @@ internal sealed partial class IncidentProcessor(
     [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Incident {IncidentId} opened but no route has a target for it: nothing will be delivered")]
     private partial void LogUnrouted(string incidentId);
 
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "Notification {NotificationId} applied ({Outcome}) before {LaterId}: a group's notifications are applied in journal order")]
+    private partial void LogAppliedEarlier(string notificationId, string laterId, ProcessOutcome outcome);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Notification {NotificationId} could not be applied (attempt {Attempts} of {MaxAttempts}); it is retried")]
+    private partial void LogApplyFailed(Exception ex, string notificationId, long attempts, int maxAttempts);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Notification {NotificationId} QUARANTINED after {Attempts} failed attempts: it is kept in the journal (outcome Quarantined) and will not be retried; nothing of it was delivered")]
+    private partial void LogQuarantined(Exception ex, string notificationId, long attempts);
+
+    private sealed record JournalHead(long Seq, string Id, string GroupId, long? ProcessedAt);
     private sealed record JournalRow(long Seq, string GroupId, long ReceivedAt, byte[] Body, long? ProcessedAt);
     private sealed record OpenIncident(string Id, long Revision);
     private sealed record StoredAlert(string Fingerprint, string StartsAt, string Status);

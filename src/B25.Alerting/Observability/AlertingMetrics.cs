@@ -22,6 +22,10 @@ internal static class AlertingMetrics
         "b25_alerting_notifications_processed_total", "Notifications applied to the incident state machine, by outcome.",
         new CounterConfiguration { LabelNames = ["outcome"] });
 
+    public static readonly Counter NotificationsQuarantined = Metrics.CreateCounter(
+        "b25_alerting_notifications_quarantined_total",
+        "Journaled notifications that could not be applied after several attempts and were set aside (never retried, nothing delivered).");
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 

@@ -6,8 +6,8 @@ using MassTransit;
 namespace B25.Alerting.Pipeline;
 
 /// <summary>
-/// Finishes journaled work after a crash or a lost bus message: at start, every notification not yet
-/// processed is published again; afterwards, those left unprocessed for a while.
+/// Finishes journaled work after a crash or a lost bus message: at start, every alert group with
+/// notifications not yet processed is published again; afterwards, those left unprocessed for a while.
 /// </summary>
 internal sealed partial class NotificationRecovery(
     Database database,
@@ -47,6 +47,17 @@ internal sealed partial class NotificationRecovery(
         }
     }
 
+    /// <summary>Most groups republished per sweep; the rest wait for the next sweep.</summary>
+    internal const int MaxGroupsPerSweep = 5000;
+
+    /// <summary>Republished per second at most, so recovering a backlog does not flood the bus or the processor.</summary>
+    internal const int MaxPublishPerSecond = 500;
+
+    /// <summary>
+    /// Publishes, for every alert group with unprocessed notifications accepted before the cutoff, its
+    /// latest one: applying it applies the group's earlier ones first, in journal order. Reads ids only
+    /// (an index of unprocessed rows), never bodies.
+    /// </summary>
     internal async Task<int> SweepAsync(TimeSpan olderThan, CancellationToken cancellationToken)
     {
         var cutoff = (time.GetUtcNow() - olderThan).ToUnixTimeMilliseconds();
@@ -54,11 +65,22 @@ internal sealed partial class NotificationRecovery(
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             rows = (await connection.QueryAsync<(string Id, string GroupId)>(
-                "SELECT id AS Id, group_id AS GroupId FROM notifications WHERE processed_at IS NULL AND received_at <= @cutoff ORDER BY seq LIMIT 10000",
-                new { cutoff })).ToList();
+                """
+                SELECT n.id AS Id, n.group_id AS GroupId
+                FROM notifications n
+                JOIN (SELECT MAX(seq) AS seq FROM notifications
+                      WHERE processed_at IS NULL AND received_at <= @cutoff GROUP BY group_id) latest ON latest.seq = n.seq
+                ORDER BY n.seq LIMIT @max
+                """,
+                new { cutoff, max = MaxGroupsPerSweep })).ToList();
         }
-        foreach (var (id, groupId) in rows)
+        const int chunk = MaxPublishPerSecond / 10;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (id, groupId) = rows[i];
             await bus.Publish(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), cancellationToken);
+            if ((i + 1) % chunk == 0 && i + 1 < rows.Count) await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
+        }
         return rows.Count;
     }
 
@@ -83,7 +105,7 @@ internal sealed partial class NotificationRecovery(
     [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Pruned {Count} processed notification(s) older than {Retention} from the journal")]
     private partial void LogPruned(int count, TimeSpan retention);
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Published {Count} journaled notification(s) again that were not yet processed (at start: {AtStart})")]
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Published again the latest unprocessed notification of {Count} alert group(s) (at start: {AtStart})")]
     private partial void LogRepublished(int count, bool atStart);
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Recovery sweep failed; next try in 15 s")]
