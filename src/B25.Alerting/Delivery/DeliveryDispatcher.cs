@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using B25.Alerting.Observability;
 using B25.Alerting.Storage;
@@ -24,11 +25,16 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     private readonly ILogger<DeliveryDispatcher> _logger;
     private readonly Dictionary<string, IChannelNotifier> _notifiers;
     private readonly Dictionary<(string Channel, string Target), Worker> _workers = new();
+    // Results of calls that were made but could not be recorded (storage fault), per target. While one is
+    // held, its target sends nothing: recording it comes first, so nothing is sent twice.
+    private readonly ConcurrentDictionary<(string Channel, string Target), HeldResult> _held = new();
+    private readonly StorageStatus _storage;
     private CancellationToken _stopping;
 
     public DeliveryDispatcher(Database database, DeliverySignal signal, IEnumerable<IChannelNotifier> notifiers, TimeProvider time,
-        ILogger<DeliveryDispatcher> logger)
+        StorageStatus storage, ILogger<DeliveryDispatcher> logger)
     {
+        _storage = storage;
         _database = database;
         _signal = signal;
         _time = time;
@@ -128,6 +134,21 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             LogNoNotifier(channel);
             return false;
         }
+        if (_held.TryGetValue((channel, target), out var held))
+        {
+            try
+            {
+                await WriteAsync(channel, target, held.IncidentId, held.Batch, held.Outcomes, held.NewMessage, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _storage.ReportFailure("recording deliveries", ex);
+                return false; // no new sends until this is recorded
+            }
+            _held.TryRemove((channel, target), out _);
+            _storage.ReportSuccess();
+            LogHeldRecorded(channel, target, held.IncidentId);
+        }
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         List<PendingDelivery> pending;
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -135,7 +156,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             pending = (await connection.QueryAsync<PendingDelivery>(
                 """
                 SELECT id AS Id, incident_id AS IncidentId, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision,
-                       subject AS Subject, payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt
+                       subject AS Subject, payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt, sending_since AS SendingSince
                 FROM deliveries
                 WHERE status = 'pending' AND channel = @channel AND target = @target AND incident_id IN (
                     SELECT incident_id FROM deliveries WHERE status = 'pending' AND channel = @channel AND target = @target
@@ -157,12 +178,17 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
                     "SELECT address AS Address, message_id AS MessageId FROM delivery_messages WHERE incident_id = @IncidentId AND channel = @channel AND target = @target",
                     new { IncidentId = group.Key, channel, target });
             }
+            var recorder = new BatchRecorder(this, channel, target, group.Key, batch);
             DeliveryBatchResult result;
             try
             {
                 result = incident is null
                     ? new DeliveryBatchResult(batch.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, "incident not found")).ToList(), null)
-                    : await notifier.DeliverAsync(incident, target, batch, message, cancellationToken);
+                    : await notifier.DeliverAsync(incident, target, batch, message, recorder, cancellationToken);
+            }
+            catch (DeliveryNotRecordedException)
+            {
+                return false; // storage fault: this target stops until its results can be recorded
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -170,33 +196,60 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
                 LogNotifierThrew(ex, channel, target, group.Key);
                 result = new DeliveryBatchResult(batch.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, ex.GetType().Name)).ToList(), null);
             }
-            await RecordAsync(channel, target, group.Key, batch, result, cancellationToken);
+            var rest = result.Outcomes.Where(o => !recorder.Recorded.Contains(o.DeliveryId)).ToList();
+            var newMessage = recorder.MessageRecorded ? null : result.NewMessage;
+            if (rest.Count == 0 && newMessage is null) continue;
+            try
+            {
+                await WriteAsync(channel, target, group.Key, batch, rest, newMessage, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Hold(channel, target, group.Key, batch, rest, newMessage, ex);
+                return false;
+            }
         }
         return true;
     }
 
-    private async Task RecordAsync(string channel, string target, string incidentId, List<PendingDelivery> batch, DeliveryBatchResult result,
-        CancellationToken cancellationToken)
+    private void Hold(string channel, string target, string incidentId, List<PendingDelivery> batch, IReadOnlyList<DeliveryOutcome> outcomes,
+        DeliveredMessage? newMessage, Exception ex)
+    {
+        _storage.ReportFailure("recording deliveries", ex);
+        var merged = _held.TryGetValue((channel, target), out var earlier) && earlier.IncidentId == incidentId
+            ? new HeldResult(incidentId, batch, earlier.Outcomes.Concat(outcomes).ToList(), earlier.NewMessage ?? newMessage)
+            : new HeldResult(incidentId, batch, outcomes, newMessage);
+        _held[(channel, target)] = merged;
+        LogNotRecorded(ex, channel, target, incidentId);
+    }
+
+    /// <summary>
+    /// Writes the outcomes of calls (and the message a post created) in one transaction. A retry holds
+    /// back everything of the group that did not complete, to keep edits behind their post.
+    /// </summary>
+    private async Task WriteAsync(string channel, string target, string incidentId, List<PendingDelivery> batch,
+        IReadOnlyList<DeliveryOutcome> outcomeList, DeliveredMessage? newMessage, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var byId = batch.ToDictionary(d => d.Id);
-        var outcomes = result.Outcomes.ToDictionary(o => o.DeliveryId);
-        // A retry holds back everything of the group that did not complete, to keep edits behind their post.
-        var retry = result.Outcomes.FirstOrDefault(o => o.Kind == DeliveryOutcomeKind.Retry);
+        var outcomes = outcomeList.ToDictionary(o => o.DeliveryId);
+        var retry = outcomeList.FirstOrDefault(o => o.Kind == DeliveryOutcomeKind.Retry);
         DateTimeOffset? retryAt = null;
         if (retry is not null)
         {
             var attempts = batch.Max(d => d.Attempts) + 1;
+            // A vendor's Retry-After is a floor: jitter only ever lengthens the wait.
             var backoff = retry.RetryAfter ?? TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(attempts, 12))));
-            backoff = TimeSpan.FromMilliseconds(Math.Min(MaxBackoff.TotalMilliseconds, backoff.TotalMilliseconds * (0.8 + Random.Shared.NextDouble() * 0.4)));
+            backoff = TimeSpan.FromMilliseconds(backoff.TotalMilliseconds * (1 + Random.Shared.NextDouble() * 0.2));
+            if (retry.RetryAfter is null && backoff > MaxBackoff) backoff = MaxBackoff;
             retryAt = now + backoff;
         }
 
         await using var connection = await _database.OpenAsync(cancellationToken);
         await using var write = await _database.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
-        if (result.NewMessage is { } created)
+        if (newMessage is { } created)
         {
             await connection.ExecuteAsync(
                 """
@@ -210,25 +263,81 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             {
                 var status = Label(outcome.Kind);
                 await connection.ExecuteAsync(
-                    "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @nowMs WHERE id = @Id AND status = 'pending'",
+                    "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @nowMs, sending_since = NULL WHERE id = @Id AND status = 'pending'",
                     new { status, counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, nowMs, delivery.Id }, tx);
             }
             else if (retryAt is not null)
             {
                 await connection.ExecuteAsync(
-                    "UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at WHERE id = @Id AND status = 'pending'",
-                    new { error = outcome?.Error ?? retry!.Error, at = retryAt.Value.ToUnixTimeMilliseconds(), delivery.Id }, tx);
+                    """
+                    UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at,
+                        sending_since = CASE WHEN @unknown THEN sending_since ELSE NULL END
+                    WHERE id = @Id AND status = 'pending'
+                    """,
+                    new { error = outcome?.Error ?? retry!.Error, at = retryAt.Value.ToUnixTimeMilliseconds(), unknown = outcome?.OutcomeUnknown ?? false, delivery.Id }, tx);
             }
         }
         await tx.CommitAsync(cancellationToken);
 
-        foreach (var outcome in result.Outcomes)
+        foreach (var outcome in outcomeList)
         {
             AlertingMetrics.Deliveries.WithLabels(channel, Label(outcome.Kind)).Inc();
             if (outcome.Kind == DeliveryOutcomeKind.Sent && byId.TryGetValue(outcome.DeliveryId, out var d))
                 AlertingMetrics.DeliveryLatency.WithLabels(channel).Observe(Math.Max(0, nowMs - d.AcceptedAt) / 1000.0);
         }
     }
+
+    private async Task MarkSendingAsync(IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
+    {
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        await using var write = await _database.BeginWriteAsync(connection, cancellationToken);
+        await connection.ExecuteAsync(
+            "UPDATE deliveries SET sending_since = COALESCE(sending_since, @nowMs) WHERE id IN @ids AND status = 'pending'",
+            new { nowMs, ids }, write.Transaction);
+        await write.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>The dispatcher's recorder for one batch: records each call as it completes.</summary>
+    private sealed class BatchRecorder(DeliveryDispatcher dispatcher, string channel, string target, string incidentId, List<PendingDelivery> batch)
+        : IDeliveryRecorder
+    {
+        public HashSet<long> Recorded { get; } = [];
+
+        public bool MessageRecorded { get; private set; }
+
+        public async Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await dispatcher.MarkSendingAsync(deliveryIds, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                var first = dispatcher._storage.Fault is null;
+                dispatcher._storage.ReportFailure("marking a send", ex);
+                if (first) dispatcher.LogNotMarked(ex, channel, target, incidentId);
+                throw new DeliveryNotRecordedException(ex);
+            }
+        }
+
+        public async Task RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, DeliveredMessage? newMessage, CancellationToken cancellationToken)
+        {
+            foreach (var o in outcomes) Recorded.Add(o.DeliveryId);
+            if (newMessage is not null) MessageRecorded = true;
+            try
+            {
+                await dispatcher.WriteAsync(channel, target, incidentId, batch, outcomes, newMessage, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                dispatcher.Hold(channel, target, incidentId, batch, outcomes, newMessage, ex);
+                throw new DeliveryNotRecordedException(ex);
+            }
+        }
+    }
+
+    private sealed record HeldResult(string IncidentId, List<PendingDelivery> Batch, IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage);
 
     private static string Label(DeliveryOutcomeKind kind) => kind switch
     {
@@ -281,6 +390,15 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
 
     private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
+
+    [LoggerMessage(EventId = 3205, Level = LogLevel.Critical, Message = "STORAGE FAULT: a {Channel} call for {Target} (incident {IncidentId}) was made but could not be recorded; this target sends nothing until it is recorded")]
+    private partial void LogNotRecorded(Exception ex, string channel, string target, string incidentId);
+
+    [LoggerMessage(EventId = 3206, Level = LogLevel.Error, Message = "Storage fault: could not mark a {Channel} send for {Target} (incident {IncidentId}); nothing was sent, it is retried")]
+    private partial void LogNotMarked(Exception ex, string channel, string target, string incidentId);
+
+    [LoggerMessage(EventId = 3207, Level = LogLevel.Warning, Message = "Storage works again: the held {Channel} result for {Target} (incident {IncidentId}) is recorded; sending resumes")]
+    private partial void LogHeldRecorded(string channel, string target, string incidentId);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Error, Message = "Delivery scheduling failed; retrying in a second")]
     private partial void LogLoopFailed(Exception ex);

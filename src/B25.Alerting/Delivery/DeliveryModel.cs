@@ -1,8 +1,9 @@
 namespace B25.Alerting.Delivery;
 
 /// <summary>A pending delivery as the dispatcher hands it to a channel notifier.</summary>
+/// <param name="SendingSince">When a non-idempotent call for it started whose outcome is not known (unix ms), or null.</param>
 internal sealed record PendingDelivery(long Id, string IncidentId, string Channel, string Target, string Kind, long Revision,
-    string Subject, string Payload, long Attempts, long AcceptedAt);
+    string Subject, string Payload, long Attempts, long AcceptedAt, long? SendingSince = null);
 
 /// <summary>One incident change as the channels see it when they plan their deliveries.</summary>
 internal sealed record IncidentChange(
@@ -48,7 +49,43 @@ internal sealed record AlertView(
 /// <summary>Sent; Merged into another delivery; Retry later; Failed for good; Skipped on purpose (dry run, guard).</summary>
 internal enum DeliveryOutcomeKind { Sent, Merged, Retry, Failed, Skipped }
 
-internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind, string? Error = null, TimeSpan? RetryAfter = null);
+/// <param name="OutcomeUnknown">A retry whose call may have reached the vendor: keep the delivery's
+/// sending mark, so the next attempt reconciles before sending again.</param>
+internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind, string? Error = null, TimeSpan? RetryAfter = null,
+    bool OutcomeUnknown = false);
+
+/// <summary>
+/// Records a notifier's calls as they complete, not at the end of its batch, so a crash or a storage
+/// fault between two calls of a batch cannot make the first one be sent again.
+/// </summary>
+internal interface IDeliveryRecorder
+{
+    /// <summary>
+    /// Durably marks the deliveries as being sent by a call that is not idempotent (a Slack post), before
+    /// the call: after a crash or an unknown outcome the mark says "look before sending again".
+    /// Throws <see cref="DeliveryNotRecordedException"/> when storage cannot write: then send nothing.
+    /// </summary>
+    Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records what one call did. Throws <see cref="DeliveryNotRecordedException"/> when storage cannot
+    /// write: the result is kept in memory and recorded before the target sends anything else.
+    /// </summary>
+    Task RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, DeliveredMessage? newMessage, CancellationToken cancellationToken);
+}
+
+/// <summary>Storage could not record a delivery's progress: the target stops sending until it can.</summary>
+internal sealed class DeliveryNotRecordedException(Exception inner) : Exception("A delivery result could not be recorded: " + inner.Message, inner);
+
+/// <summary>For callers that record the whole batch at the end (tests, notifiers that make one call).</summary>
+internal sealed class NoDeliveryRecorder : IDeliveryRecorder
+{
+    public static readonly NoDeliveryRecorder Instance = new();
+
+    public Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, DeliveredMessage? newMessage, CancellationToken cancellationToken) => Task.CompletedTask;
+}
 
 /// <summary>What a notifier did with the pending deliveries of one incident at one target.</summary>
 internal sealed record DeliveryBatchResult(IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage);
@@ -79,4 +116,13 @@ internal interface IChannelNotifier
 
     Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
         DeliveredMessage? message, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="DeliverAsync(IncidentView, string, IReadOnlyList{PendingDelivery}, DeliveredMessage?, CancellationToken)"/>,
+    /// recording each call as it completes through <paramref name="recorder"/> (outcomes recorded there
+    /// need not be returned again). Channels whose calls are idempotent need not override it.
+    /// </summary>
+    Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
+        DeliveredMessage? message, IDeliveryRecorder recorder, CancellationToken cancellationToken) =>
+        DeliverAsync(incident, target, pending, message, cancellationToken);
 }

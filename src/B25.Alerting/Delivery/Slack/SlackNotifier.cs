@@ -19,6 +19,8 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     private readonly SlackOptions _options;
     private readonly ILogger<SlackNotifier> _logger;
     private readonly TargetGuard<SlackCallResult> _guard;
+    // Channel ids learned from Slack's answers (or looked up), by target as routes name it.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _channelIds = new();
 
     public SlackNotifier(ISlackApi api, SlackRenderer renderer, IOptions<SlackOptions> options, TimeProvider time, ILogger<SlackNotifier> logger)
     {
@@ -50,14 +52,18 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         }
     }
 
+    public Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
+        DeliveredMessage? message, CancellationToken cancellationToken) =>
+        DeliverAsync(incident, target, pending, message, NoDeliveryRecorder.Instance, cancellationToken);
+
     public async Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
-        DeliveredMessage? message, CancellationToken cancellationToken)
+        DeliveredMessage? message, IDeliveryRecorder recorder, CancellationToken cancellationToken)
     {
+        // Outcomes not yet recorded; each call's outcomes are recorded as soon as it completes.
         var outcomes = new List<DeliveryOutcome>();
         var posts = pending.Where(d => d.Kind == "post").ToList();
         var updates = pending.Where(d => d.Kind == "update").ToList();
-        var replies = pending.Where(d => d.Kind is "reply" or "note").ToList();
-        DeliveredMessage? created = null;
+        var replies = pending.Where(d => d.Kind is "reply" or "note").OrderBy(d => d.Id).ToList();
 
         if (message is null)
         {
@@ -67,16 +73,38 @@ internal sealed partial class SlackNotifier : IChannelNotifier
                 outcomes.AddRange(pending.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Failed, "no Slack message to edit: its post failed")));
                 return new DeliveryBatchResult(outcomes, null);
             }
-            var rendered = _renderer.RenderIncident(incident);
-            var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, null, ct), cancellationToken);
-            if (!result.IsOk)
-                return Failure(outcomes, pending, target, result);
-            created = message = new DeliveredMessage(result.Channel ?? target, result.Ts ?? "");
-            outcomes.Add(new DeliveryOutcome(posts[0].Id, DeliveryOutcomeKind.Sent));
-            outcomes.AddRange(posts.Skip(1).Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
-            // The new message already shows the incident as it is now.
-            outcomes.AddRange(updates.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
-            updates.Clear();
+
+            if (posts.Any(p => p.SendingSince is not null))
+            {
+                // An earlier post's outcome is unknown (timeout, lost connection, crash): look for it before posting again.
+                var since = posts.Where(p => p.SendingSince is not null).Min(p => p.SendingSince!.Value);
+                var search = await FindPostAsync(incident, target, since, cancellationToken);
+                if (search.Status == SlackCallStatus.Transient)
+                    return Unresolved(outcomes, pending, target, search.Error, search.RetryAfter);
+                if (search.Found is { } found)
+                {
+                    LogAdopted(target, incident.Id, found.MessageId);
+                    message = found;
+                    // The edits still apply: the adopted message shows the incident as it was when it was posted.
+                    await recorder.RecordAsync(Sent(posts), found, cancellationToken);
+                }
+            }
+
+            if (message is null)
+            {
+                var rendered = _renderer.RenderIncident(incident);
+                await recorder.MarkSendingAsync(posts.Select(p => p.Id).ToList(), cancellationToken);
+                var metadata = new SlackMessageMetadata(PostEvent, PostPayload(incident.Id, target));
+                var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, metadata, ct), cancellationToken);
+                if (!result.IsOk)
+                    return Failure(outcomes, pending, target, result);
+                if (result.Channel is { } channelId) _channelIds[target] = channelId;
+                message = new DeliveredMessage(result.Channel ?? target, result.Ts ?? "");
+                // The new message already shows the incident as it is now.
+                var done = Sent(posts).Concat(updates.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged))).ToList();
+                updates.Clear();
+                await recorder.RecordAsync(done, message, cancellationToken);
+            }
         }
         else
         {
@@ -88,9 +116,33 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             var rendered = _renderer.RenderIncident(incident);
             var result = await CallAsync(target, ct => _api.UpdateAsync(message.Address, message.MessageId, rendered.Text, rendered.Blocks, ct), cancellationToken);
             if (!result.IsOk)
-                return Failure(outcomes, updates.Concat(replies).ToList(), target, result, created);
+                return Failure(outcomes, updates.Concat(replies).ToList(), target, result);
             var latest = updates.MaxBy(d => d.Revision)!;
             outcomes.AddRange(updates.Select(d => new DeliveryOutcome(d.Id, d == latest ? DeliveryOutcomeKind.Sent : DeliveryOutcomeKind.Merged)));
+            await recorder.RecordAsync(outcomes.ToList(), null, cancellationToken);
+            outcomes.Clear();
+        }
+
+        if (replies.Count > 0)
+        {
+            var unsure = replies.Where(d => d.SendingSince is not null).ToList();
+            if (unsure.Count > 0)
+            {
+                // A reply's outcome is unknown: it was posted with the id of the first reply it carries.
+                var search = await _api.FindMessageAsync(message.Address, message.MessageId,
+                    DateTimeOffset.FromUnixTimeMilliseconds(unsure.Min(d => d.SendingSince!.Value)) - SearchMargin, ReplyEvent,
+                    ReplyPayload(incident.Id, replies[0].Id), cancellationToken);
+                if (search.Status == SlackCallStatus.Transient)
+                    return Unresolved(outcomes, replies, target, search.Error, search.RetryAfter);
+                if (search.Status == SlackCallStatus.Permanent)
+                    ReportCannotSearch(target, search.Error);
+                else if (search.Ts is not null)
+                {
+                    LogAdopted(target, incident.Id, search.Ts);
+                    await recorder.RecordAsync(Sent(unsure), null, cancellationToken);
+                    replies = replies.Except(unsure).ToList();
+                }
+            }
         }
 
         if (replies.Count > 0)
@@ -104,19 +156,100 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             if (changes.Count > 0) parts.Add(_renderer.RenderChange(incident, changes));
             parts.AddRange(notes);
             var text = SlackText.Truncate(string.Join("\n", parts), SlackRenderer.MaxSectionText);
-            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, null, ct), cancellationToken);
+            await recorder.MarkSendingAsync(replies.Select(d => d.Id).ToList(), cancellationToken);
+            var metadata = new SlackMessageMetadata(ReplyEvent, ReplyPayload(incident.Id, replies[0].Id));
+            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, metadata, ct), cancellationToken);
             if (!result.IsOk)
-                return Failure(outcomes, replies, target, result, created);
-            outcomes.Add(new DeliveryOutcome(replies[0].Id, DeliveryOutcomeKind.Sent));
-            outcomes.AddRange(replies.Skip(1).Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Merged)));
+                return Failure(outcomes, replies, target, result);
+            outcomes.AddRange(Sent(replies));
         }
 
-        return new DeliveryBatchResult(outcomes, created);
+        return new DeliveryBatchResult(outcomes, null);
+    }
+
+    /// <summary>Message metadata event types: what the service looks for in a channel's history after an unknown outcome.</summary>
+    internal const string PostEvent = "b25_alerting_incident";
+    internal const string ReplyEvent = "b25_alerting_reply";
+
+    /// <summary>How far before the first unknown attempt the history is searched (clock skew with Slack).</summary>
+    private static readonly TimeSpan SearchMargin = TimeSpan.FromMinutes(1);
+
+    internal static Dictionary<string, string> PostPayload(string incidentId, string target) =>
+        new() { ["incident_id"] = incidentId, ["target"] = target };
+
+    internal static Dictionary<string, string> ReplyPayload(string incidentId, long firstDeliveryId) =>
+        new() { ["incident_id"] = incidentId, ["first_delivery"] = firstDeliveryId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+
+    private static List<DeliveryOutcome> Sent(IReadOnlyList<PendingDelivery> deliveries) =>
+        deliveries.Select((d, i) => new DeliveryOutcome(d.Id, i == 0 ? DeliveryOutcomeKind.Sent : DeliveryOutcomeKind.Merged)).ToList();
+
+    private sealed record PostSearch(SlackCallStatus Status, DeliveredMessage? Found = null, string? Error = null, TimeSpan? RetryAfter = null);
+
+    /// <summary>
+    /// Looks for the incident's top-level message in the channel's history by its metadata. Ok with
+    /// Found null: not there (or the service may not search: then it posts again, as it did before it
+    /// could reconcile, and says so once).
+    /// </summary>
+    private async Task<PostSearch> FindPostAsync(IncidentView incident, string target, long sinceMs, CancellationToken cancellationToken)
+    {
+        if (!_channelIds.TryGetValue(target, out var channelId))
+        {
+            var resolved = await _api.ResolveChannelAsync(target, cancellationToken);
+            switch (resolved.Status)
+            {
+                case SlackCallStatus.Ok when resolved.Id is not null:
+                    channelId = _channelIds[target] = resolved.Id;
+                    break;
+                case SlackCallStatus.Ok:
+                    return new PostSearch(SlackCallStatus.Ok); // no such channel: the post itself will fail for good
+                case SlackCallStatus.Permanent:
+                    ReportCannotSearch(target, resolved.Error);
+                    return new PostSearch(SlackCallStatus.Ok);
+                default:
+                    return new PostSearch(SlackCallStatus.Transient, Error: $"looking up the channel: {resolved.Error}", RetryAfter: resolved.RetryAfter);
+            }
+        }
+        var search = await _api.FindMessageAsync(channelId, null, DateTimeOffset.FromUnixTimeMilliseconds(sinceMs) - SearchMargin, PostEvent,
+            PostPayload(incident.Id, target), cancellationToken);
+        switch (search.Status)
+        {
+            case SlackCallStatus.Ok:
+                return new PostSearch(SlackCallStatus.Ok, search.Ts is null ? null : new DeliveredMessage(channelId, search.Ts));
+            case SlackCallStatus.Permanent:
+                ReportCannotSearch(target, search.Error);
+                return new PostSearch(SlackCallStatus.Ok);
+            default:
+                return new PostSearch(SlackCallStatus.Transient, Error: $"searching the channel history: {search.Error}", RetryAfter: search.RetryAfter);
+        }
+    }
+
+    private void ReportCannotSearch(string target, string? error)
+    {
+        if (_guard.FirstReport(target, "history:" + error))
+            LogCannotSearch(target, error ?? "unknown");
+    }
+
+    /// <summary>Could not find out whether an earlier call went through: try again later, keeping the mark.</summary>
+    private DeliveryBatchResult Unresolved(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> waiting, string target, string? error,
+        TimeSpan? retryAfter)
+    {
+        LogTransient(target, error ?? "unknown");
+        outcomes.AddRange(waiting.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, error, retryAfter, OutcomeUnknown: true)));
+        return new DeliveryBatchResult(outcomes, null);
     }
 
     private DeliveryBatchResult Failure(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> failed, string target,
         SlackCallResult result, DeliveredMessage? created = null)
     {
+        if (result.Status == SlackCallStatus.Unknown)
+        {
+            // It may have reached Slack: never repeated blindly. The next attempt looks for it first, after
+            // about as long as Slack may still take to finish it.
+            LogUnknown(target, result.Error ?? "unknown");
+            outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, result.Error,
+                result.RetryAfter ?? _options.RequestTimeout, OutcomeUnknown: true)));
+            return new DeliveryBatchResult(outcomes, created);
+        }
         if (result.Status == SlackCallStatus.Permanent)
         {
             if (_guard.FirstReport(target, result.Error ?? ""))
@@ -135,6 +268,15 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     private Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken) =>
         _guard.ExecuteAsync(target, call,
             wait => new SlackCallResult(SlackCallStatus.Transient, Error: "circuit open for this channel", RetryAfter: wait), cancellationToken);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Slack call to {Target} has an unknown outcome ({Error}); it is not repeated before the channel history is checked")]
+    private partial void LogUnknown(string target, string error);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Slack already holds the message for incident {IncidentId} in {Target} (ts {Ts}) from an attempt whose answer was lost: adopted, not posted again")]
+    private partial void LogAdopted(string target, string incidentId, string ts);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Error, Message = "Cannot read the history of Slack channel {Target} ({Error}): after an unknown outcome the message is posted again and may show twice. Grant the bot channels:history, groups:history, channels:read and groups:read, and invite it to the channel")]
+    private partial void LogCannotSearch(string target, string error);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Slack refused a delivery to {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
     private partial void LogPermanent(string target, string error);
