@@ -26,6 +26,10 @@ internal static class AlertingMetrics
         "b25_alerting_notifications_quarantined_total",
         "Journaled notifications that could not be applied after several attempts and were set aside (never retried, nothing delivered).");
 
+    public static readonly Gauge StorageWriteFault = Metrics.CreateGauge(
+        "b25_alerting_storage_write_fault",
+        "1 while the service cannot write to its storage (a delivery result, a send mark or the readiness probe failed to write), else 0.");
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 

@@ -24,6 +24,7 @@ internal sealed class StorageStatus(TimeProvider time)
             _since ??= time.GetUtcNow();
             _fault = $"{where}: {exception.GetType().Name}: {exception.Message}";
         }
+        Observability.AlertingMetrics.StorageWriteFault.Set(1);
     }
 
     public void ReportSuccess()
@@ -33,5 +34,6 @@ internal sealed class StorageStatus(TimeProvider time)
             _fault = null;
             _since = null;
         }
+        Observability.AlertingMetrics.StorageWriteFault.Set(0);
     }
 }
