@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using B25.Alerting.Tests.Support;
+using Microsoft.Data.Sqlite;
+using static B25.Alerting.Tests.Support.Notifications;
+
+namespace B25.Alerting.Tests.Faults;
+
+/// <summary>
+/// Storage that stops accepting writes right after Slack accepted a post: the service must not post
+/// again while it cannot record the post, must say it is not ready, must answer webhooks 503, and must
+/// repeat nothing once storage works again. Real SQLite on a real ext4 filesystem whose files turn
+/// immutable (every write fails with EPERM) inside Slack's answer.
+/// </summary>
+public sealed class StorageFaultTests : IDisposable
+{
+    private readonly SlackStandIn _slack = new();
+    private readonly Ext4Mount? _disk;
+    private readonly string? _unavailable = Ext4Mount.Unavailable();
+
+    public StorageFaultTests()
+    {
+        if (_unavailable is null) _disk = Ext4Mount.Create();
+    }
+
+    public void Dispose()
+    {
+        _slack.Dispose();
+        SqliteConnection.ClearAllPools();
+        _disk?.Dispose();
+    }
+
+    private static HttpClient Client()
+    {
+        var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AlertingFactory.Token);
+        return http;
+    }
+
+    [Fact]
+    public async Task A_post_that_cannot_be_recorded_is_not_posted_again_and_readiness_reports_it()
+    {
+        Assert.True(_unavailable is null, $"this fault test cannot run here: {_unavailable}");
+        var faultOn = 0;
+        _slack.Respond(call =>
+        {
+            // Slack accepted the first top-level post: the disk turns unwritable before the answer arrives.
+            if (call.Method == "chat.postMessage" && call.ThreadTs is null && Interlocked.Exchange(ref faultOn, 1) == 0)
+                _disk!.Immutable(true);
+            return null;
+        });
+        var db = Path.Combine(_disk!.Folder, "b25.db");
+        await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(db, _slack,
+            new Dictionary<string, string> { ["Webhook__JournalTimeout"] = "00:00:02" }));
+        using var http = Client();
+
+        var firing = await http.PostAsync($"{service.BaseUrl}/webhooks/alertmanager", Json(Body("g-disk", Firing("a1", severity: "warning"))));
+        Assert.Equal(HttpStatusCode.OK, firing.StatusCode);
+        await Eventually.True(() => _slack.Posts.Count == 1, "the post reached Slack", 15_000);
+
+        var refused = await http.PostAsync($"{service.BaseUrl}/webhooks/alertmanager", Json(Body("g-disk-2", Firing("b1", severity: "warning"))));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        await Eventually.Stays(() => _slack.Calls.Count(c => c.Method == "chat.postMessage") == 1, "no post again while the result cannot be recorded", 5_000);
+        Assert.Contains("b25_alerting_storage_write_fault 1", await http.GetStringAsync($"{service.BaseUrl}/metrics"));
+        await Eventually.True(async () => (await http.GetAsync($"{service.BaseUrl}/health/ready")).StatusCode == HttpStatusCode.ServiceUnavailable,
+            "readiness reports the storage fault", 15_000);
+        var ready = await (await http.GetAsync($"{service.BaseUrl}/health/ready")).Content.ReadAsStringAsync();
+        Assert.Contains("storage", ready);
+
+        _disk.Immutable(false);
+        await Eventually.True(async () => (await http.GetAsync($"{service.BaseUrl}/health/ready")).StatusCode == HttpStatusCode.OK,
+            "ready again once storage works", 15_000);
+        await Eventually.True(async () => await SlackDeliveryStatus(http, service, "g-disk") == "sent", "the held post is recorded as sent", 15_000);
+
+        // Nothing repeated, and the incident goes on: the resolve edits the same message.
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync($"{service.BaseUrl}/webhooks/alertmanager",
+            Json(Body("g-disk", Resolved("a1", severity: "warning"))))).StatusCode);
+        await Eventually.True(() => _slack.Updates.Count == 1, "the resolve edits the message", 15_000);
+        Assert.Equal(_slack.Posts[0].Ts, _slack.Updates[0].MessageTs);
+        Assert.Single(_slack.Posts);
+    }
+
+    private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    private static async Task<string?> SlackDeliveryStatus(HttpClient http, ServiceProcess service, string groupKey)
+    {
+        var incidents = JsonNode.Parse(await http.GetStringAsync($"{service.BaseUrl}/api/incidents?limit=100"))!.AsArray();
+        var incident = incidents.FirstOrDefault(i => i!["groupKey"]!.GetValue<string>() == groupKey);
+        return incident?["deliveries"]!.AsArray().FirstOrDefault(d => d!["kind"]!.GetValue<string>() == "post")?["status"]!.GetValue<string>();
+    }
+}
