@@ -79,6 +79,7 @@ internal static partial class AlertingServiceExtensions
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("B25.Alerting");
         await app.Services.GetRequiredService<Database>().MigrateAsync();
         _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
+        Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
 
         if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<WebhookOptions>>().Value.BearerToken))
             LogNoToken(logger);

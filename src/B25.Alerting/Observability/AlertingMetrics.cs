@@ -54,4 +54,20 @@ internal static class AlertingMetrics
     public static readonly Histogram AcceptLatency = Metrics.CreateHistogram(
         "b25_alerting_accept_duration_seconds", "Time to validate and durably journal a notification.",
         new HistogramConfiguration { Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+
+    /// <summary>
+    /// Creates every labelled series whose labels are known in advance at 0, so increase() and rate()
+    /// see the first event (a series born with its first increment looks like no increase at all).
+    /// </summary>
+    public static void Initialise(IEnumerable<string> channels)
+    {
+        foreach (var reason in new[] { "unauthorized", "unsupported_media_type", "too_large", "invalid", "journal_unavailable" })
+            NotificationsRejected.WithLabels(reason);
+        foreach (var outcome in new[] { "none", "repeat", "opened", "changed", "closed", "quarantined" })
+            NotificationsProcessed.WithLabels(outcome);
+        foreach (var channel in channels)
+            foreach (var outcome in new[] { "sent", "merged", "retry", "failed", "skipped" })
+                Deliveries.WithLabels(channel, outcome);
+        StorageWriteFault.Set(0);
+    }
 }
