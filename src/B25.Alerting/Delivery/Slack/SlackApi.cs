@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.Delivery.Slack;
@@ -55,14 +56,34 @@ internal interface ISlackApi
     Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken);
 }
 
-/// <summary>Slack's Web API over a typed HttpClient (chat.postMessage, chat.update).</summary>
-internal sealed class SlackWebApi(HttpClient http, IOptions<SlackOptions> options) : ISlackApi
+/// <summary>
+/// Slack's Web API over a typed HttpClient: chat.postMessage and chat.update to deliver, conversations.history,
+/// conversations.replies and conversations.list to reconcile a post whose outcome is unknown.
+/// </summary>
+/// <remarks>
+/// Bot token scopes: chat:write to post and edit (message metadata needs no scope of its own);
+/// channels:history and groups:history to read public and private channels and their threads;
+/// channels:read and groups:read to resolve channel names. Without a read scope the searches answer
+/// Permanent missing_scope: reconciliation is then impossible, not worth retrying.
+/// A post is not idempotent: an answer that does not say whether it arrived (timeout, connection lost after
+/// sending, 5xx, Slack's internal_error and fatal_error, which "may have partly succeeded") is Unknown, never
+/// Transient, so the caller looks for the message before posting it again. Every other call is idempotent.
+/// </remarks>
+internal sealed partial class SlackWebApi(HttpClient http, IOptions<SlackOptions> options) : ISlackApi
 {
     // Slack error codes that mean "try again later"; every other ok:false error is permanent.
     private static readonly HashSet<string> TransientErrors =
         ["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"];
 
-    public Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, SlackMessageMetadata? metadata,
+    // Of those, the ones Slack documents as "some aspect of the operation may have succeeded".
+    private static readonly HashSet<string> MayHaveActedErrors = ["internal_error", "fatal_error"];
+
+    private const int HistoryPageLimit = 200;
+    private const int MaxHistoryPages = 5;
+    private const int ChannelPageLimit = 1000;
+    private const int MaxChannelPages = 20;
+
+    public async Task<SlackCallResult> PostMessageAsync(string channel, string text, JsonArray? blocks, string? threadTs, SlackMessageMetadata? metadata,
         CancellationToken cancellationToken)
     {
         var body = new JsonObject
@@ -74,58 +95,154 @@ internal sealed class SlackWebApi(HttpClient http, IOptions<SlackOptions> option
         };
         if (blocks is not null) body["blocks"] = blocks.DeepClone();
         if (threadTs is not null) body["thread_ts"] = threadTs;
-        // TODO(reconcile): attach metadata; classify Unknown.
-        return CallAsync("chat.postMessage", body, cancellationToken);
+        if (metadata is not null)
+        {
+            var payload = new JsonObject();
+            foreach (var (key, value) in metadata.Payload) payload[key] = value;
+            body["metadata"] = new JsonObject { ["event_type"] = metadata.EventType, ["event_payload"] = payload };
+        }
+        var answer = await SendAsync(Post("chat.postMessage", body), idempotent: false, cancellationToken);
+        return answer.ToCallResult();
     }
 
-    public Task<SlackFindResult> FindMessageAsync(string channelId, string? threadTs, DateTimeOffset oldest, string eventType,
-        IReadOnlyDictionary<string, string> payload, CancellationToken cancellationToken) =>
-        Task.FromResult(new SlackFindResult(SlackCallStatus.Permanent, Error: "not implemented"));
-
-    public Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken) =>
-        Task.FromResult(new SlackChannelResult(SlackCallStatus.Permanent, Error: "not implemented"));
-
-    public Task<SlackCallResult> UpdateAsync(string channel, string ts, string text, JsonArray? blocks, CancellationToken cancellationToken)
+    public async Task<SlackCallResult> UpdateAsync(string channel, string ts, string text, JsonArray? blocks, CancellationToken cancellationToken)
     {
         var body = new JsonObject { ["channel"] = channel, ["ts"] = ts, ["text"] = text };
         if (blocks is not null) body["blocks"] = blocks.DeepClone();
-        return CallAsync("chat.update", body, cancellationToken);
+        var answer = await SendAsync(Post("chat.update", body), idempotent: true, cancellationToken);
+        return answer.ToCallResult();
     }
 
-    private async Task<SlackCallResult> CallAsync(string method, JsonObject body, CancellationToken cancellationToken)
+    public async Task<SlackFindResult> FindMessageAsync(string channelId, string? threadTs, DateTimeOffset oldest, string eventType,
+        IReadOnlyDictionary<string, string> payload, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, method)
+        var query = threadTs is null
+            ? $"conversations.history?channel={Uri.EscapeDataString(channelId)}"
+            : $"conversations.replies?channel={Uri.EscapeDataString(channelId)}&ts={Uri.EscapeDataString(threadTs)}";
+        query += $"&oldest={SlackTs(oldest)}&inclusive=true&include_all_metadata=true&limit={HistoryPageLimit}";
+
+        string? found = null;
+        string? cursor = null;
+        for (var page = 0; page < MaxHistoryPages; page++)
         {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
+            var answer = await SendAsync(Get(query, cursor), idempotent: true, cancellationToken);
+            if (answer.Status != SlackCallStatus.Ok)
+                return new SlackFindResult(answer.Status, Error: answer.Error, RetryAfter: answer.RetryAfter);
+
+            foreach (var message in (answer.Body!["messages"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                if (message["ts"]?.GetValue<string>() is not { } ts || !Matches(message["metadata"] as JsonObject, eventType, payload))
+                    continue;
+                // The oldest match: if a post was made twice, the first one is the message the service kept.
+                if (found is null || CompareTs(ts, found) < 0)
+                    found = ts;
+            }
+            if ((cursor = NextCursor(answer.Body!)) is null)
+                break;
+        }
+        return new SlackFindResult(SlackCallStatus.Ok, found);
+    }
+
+    public async Task<SlackChannelResult> ResolveChannelAsync(string channel, CancellationToken cancellationToken)
+    {
+        if (ChannelId().IsMatch(channel))
+            return new SlackChannelResult(SlackCallStatus.Ok, channel);
+
+        var name = channel.TrimStart('#');
+        string? cursor = null;
+        for (var page = 0; page < MaxChannelPages; page++)
+        {
+            var answer = await SendAsync(Get($"conversations.list?exclude_archived=true&types=public_channel,private_channel&limit={ChannelPageLimit}", cursor),
+                idempotent: true, cancellationToken);
+            if (answer.Status != SlackCallStatus.Ok)
+                return new SlackChannelResult(answer.Status, Error: answer.Error, RetryAfter: answer.RetryAfter);
+
+            var match = (answer.Body!["channels"] as JsonArray ?? []).OfType<JsonObject>()
+                .FirstOrDefault(c => string.Equals(c["name"]?.GetValue<string>(), name, StringComparison.OrdinalIgnoreCase));
+            if (match?["id"]?.GetValue<string>() is { } id)
+                return new SlackChannelResult(SlackCallStatus.Ok, id);
+            if ((cursor = NextCursor(answer.Body!)) is null)
+                break;
+        }
+        return new SlackChannelResult(SlackCallStatus.Ok);
+    }
+
+    private static bool Matches(JsonObject? metadata, string eventType, IReadOnlyDictionary<string, string> payload)
+    {
+        if (metadata?["event_type"] is not JsonValue type || type.ToString() != eventType)
+            return false;
+        var values = metadata["event_payload"] as JsonObject;
+        foreach (var (key, expected) in payload)
+            if (values?[key] is not JsonValue value || value.ToString() != expected)
+                return false;
+        return true;
+    }
+
+    private static string? NextCursor(JsonNode body) =>
+        body["response_metadata"]?["next_cursor"]?.GetValue<string>() is { Length: > 0 } next ? next : null;
+
+    /// <summary>Slack's timestamps: Unix seconds with six decimals.</summary>
+    private static string SlackTs(DateTimeOffset instant)
+    {
+        var ticks = instant.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+        return $"{ticks / TimeSpan.TicksPerSecond}.{ticks % TimeSpan.TicksPerSecond / 10:D6}";
+    }
+
+    private static int CompareTs(string a, string b) =>
+        decimal.TryParse(a, System.Globalization.CultureInfo.InvariantCulture, out var x)
+        && decimal.TryParse(b, System.Globalization.CultureInfo.InvariantCulture, out var y)
+            ? x.CompareTo(y)
+            : string.CompareOrdinal(a, b);
+
+    private static HttpRequestMessage Post(string method, JsonObject body) => new(HttpMethod.Post, method)
+    {
+        Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+    };
+
+    private static HttpRequestMessage Get(string query, string? cursor) =>
+        new(HttpMethod.Get, cursor is null ? query : $"{query}&cursor={Uri.EscapeDataString(cursor)}");
+
+    /// <summary>Sends one call and classifies its answer; an ok answer comes back with its body.</summary>
+    private async Task<Answer> SendAsync(HttpRequestMessage request, bool idempotent, CancellationToken cancellationToken)
+    {
+        using var _ = request;
+        // What a failure that may have happened after Slack acted on the call means for this call.
+        var unclear = idempotent ? SlackCallStatus.Transient : SlackCallStatus.Unknown;
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.Value.BotToken);
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);
             var retryAfter = RetryAfter(response);
-            if (response.StatusCode == HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
-                return new SlackCallResult(SlackCallStatus.Transient, Error: $"HTTP {(int)response.StatusCode}", RetryAfter: retryAfter);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                return new Answer(SlackCallStatus.Transient, Error: "HTTP 429", RetryAfter: retryAfter);
+            if ((int)response.StatusCode >= 500)
+                return new Answer(unclear, Error: $"HTTP {(int)response.StatusCode}", RetryAfter: retryAfter);
             if (!response.IsSuccessStatusCode)
-                return new SlackCallResult(SlackCallStatus.Permanent, Error: $"HTTP {(int)response.StatusCode}");
+                return new Answer(SlackCallStatus.Permanent, Error: $"HTTP {(int)response.StatusCode}");
 
             var json = await response.Content.ReadAsStringAsync(cancellationToken);
             JsonNode? node;
             try { node = JsonNode.Parse(json); }
-            catch (JsonException) { return new SlackCallResult(SlackCallStatus.Transient, Error: "response was not JSON"); }
+            catch (JsonException) { return new Answer(unclear, Error: "response was not JSON"); }
             if (node?["ok"]?.GetValue<bool>() == true)
-                return new SlackCallResult(SlackCallStatus.Ok, node["channel"]?.GetValue<string>(), node["ts"]?.GetValue<string>());
+                return new Answer(SlackCallStatus.Ok, node);
             var error = node?["error"]?.GetValue<string>() ?? "unknown_error";
+            if (!idempotent && MayHaveActedErrors.Contains(error))
+                return new Answer(SlackCallStatus.Unknown, Error: error, RetryAfter: retryAfter);
             return TransientErrors.Contains(error)
-                ? new SlackCallResult(SlackCallStatus.Transient, Error: error, RetryAfter: retryAfter)
-                : new SlackCallResult(SlackCallStatus.Permanent, Error: error);
+                ? new Answer(SlackCallStatus.Transient, Error: error, RetryAfter: retryAfter)
+                : new Answer(SlackCallStatus.Permanent, Error: error);
         }
         catch (HttpRequestException ex)
         {
-            return new SlackCallResult(SlackCallStatus.Transient, Error: $"connection failed: {ex.HttpRequestError}");
+            // No connection: nothing was sent. Any other failure may have come after Slack read the request.
+            var sentNothing = ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+                or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError;
+            return new Answer(sentNothing ? SlackCallStatus.Transient : unclear, Error: $"connection failed: {ex.HttpRequestError}");
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new SlackCallResult(SlackCallStatus.Transient, Error: "timeout");
+            return new Answer(unclear, Error: "timeout");
         }
     }
 
@@ -136,6 +253,16 @@ internal sealed class SlackWebApi(HttpClient http, IOptions<SlackOptions> option
             { Date: { } date } => date - DateTimeOffset.UtcNow,
             _ => null,
         };
+
+    [GeneratedRegex("^[CGD][A-Z0-9]{6,}$")]
+    private static partial Regex ChannelId();
+
+    private sealed record Answer(SlackCallStatus Status, JsonNode? Body = null, string? Error = null, TimeSpan? RetryAfter = null)
+    {
+        public SlackCallResult ToCallResult() => Status == SlackCallStatus.Ok
+            ? new SlackCallResult(SlackCallStatus.Ok, Body?["channel"]?.GetValue<string>(), Body?["ts"]?.GetValue<string>())
+            : new SlackCallResult(Status, Error: Error, RetryAfter: RetryAfter);
+    }
 }
 
 /// <summary>With no bot token the embedded default still works: every Slack message goes to the log.</summary>
