@@ -21,7 +21,8 @@ public sealed class SlackStandIn : IDisposable
     private static readonly string[] WriteMethods = ["chat.postMessage", "chat.update"];
     private static readonly string[] ReadMethods = ["conversations.history", "conversations.replies", "conversations.list"];
 
-    private long _ts = 1_732_540_000_000_100;
+    // Slack message ts are the posting time (unix seconds.micros), which history searches filter on.
+    private long _ts = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
     private readonly ConcurrentQueue<SlackCall> _calls = new();
     private readonly ConcurrentQueue<SlackCall> _reads = new();
     private readonly Lock _lock = new();
