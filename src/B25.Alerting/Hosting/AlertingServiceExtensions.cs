@@ -71,6 +71,7 @@ internal static partial class AlertingServiceExtensions
         services.AddRiskManagerChannel();
 
         services.AddAlertingBus(builder.Configuration);
+        services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
         services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
         return builder;
     }
