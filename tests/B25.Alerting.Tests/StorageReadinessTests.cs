@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json.Nodes;
 using B25.Alerting.Tests.Support;
 using Microsoft.Data.Sqlite;
@@ -38,6 +40,8 @@ public sealed class StorageReadinessTests(ITestOutputHelper output) : IDisposabl
         _service = await ServiceProcess.StartAsync(ServiceProcess.Settings(Database, _slack));
         Assert.Equal("Healthy", (await Ready()).Status);
 
+        // A young WAL grows with every commit, so a full disk fails the next write. (A WAL that has
+        // been checkpointed and rewound has room for writes even on a full disk; they then succeed.)
         var filler = Path.Combine(_mount, "filler");
         await using (var fill = new FileStream(filler, FileMode.CreateNew))
         {
@@ -56,10 +60,13 @@ public sealed class StorageReadinessTests(ITestOutputHelper output) : IDisposabl
         Assert.Equal("Unhealthy", last.Status);
         Assert.Contains("readiness probe", last.Description);
         Assert.Contains("full", last.Description);
+        // What readiness says, the intake does: nothing can be journaled, so Alertmanager is told to retry.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await PostNotification());
 
         File.Delete(filler);
         last = await ReadyUntil(r => r.Code == HttpStatusCode.OK, "ready is 200 again once there is space");
         Assert.Equal("Healthy", last.Status);
+        Assert.Equal(HttpStatusCode.OK, await PostNotification());
     }
 
     [MountFact(Ext4 = true)]
@@ -114,6 +121,14 @@ public sealed class StorageReadinessTests(ITestOutputHelper output) : IDisposabl
         }
         await Eventually.True(async () => (await Parse(await client.GetAsync("/health/ready"))).Status == "Healthy",
             "Healthy once the writer is done");
+    }
+
+    private async Task<HttpStatusCode> PostNotification()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AlertingFactory.Token);
+        var body = new StringContent(Notifications.Body("g-disk", Notifications.Firing("d1")), Encoding.UTF8, "application/json");
+        return (await http.PostAsync($"{_service!.BaseUrl}/webhooks/alertmanager", body)).StatusCode;
     }
 
     private sealed record Readiness(HttpStatusCode Code, string Status, string Description);
