@@ -19,7 +19,7 @@ public sealed class CrashRecoveryTests : IDisposable
     {
         _slack.Dispose();
         SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
+        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
     }
 
     private Dictionary<string, string> Environment() => ServiceProcess.Settings(_db, _slack);

@@ -16,7 +16,7 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
     public void Dispose()
     {
         _slack.Dispose();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
+        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
     }
 
     private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>

@@ -54,6 +54,91 @@ public sealed class WebhookInputTests : IDisposable
         return client.PostAsync("/webhooks/alertmanager", new StringContent(body, Encoding.UTF8, contentType));
     }
 
+    private Task<HttpResponseMessage> PostBytes(byte[] body)
+    {
+        var client = _factory.Authorized();
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return client.PostAsync("/webhooks/alertmanager", content);
+    }
+
+    /// <summary>A valid body with "MARK" put where the case says, then replaced by raw bytes.</summary>
+    private static byte[] WithMark(string where, byte[] replacement)
+    {
+        var json = Mutate(b =>
+        {
+            var alert = b["alerts"]![0]!.AsObject();
+            switch (where)
+            {
+                case "receiver": b["receiver"] = "MARK"; break;
+                case "externalURL": b["externalURL"] = "MARK"; break;
+                case "fingerprint": alert["fingerprint"] = "MARK"; break;
+                case "generatorURL": alert["generatorURL"] = "MARK"; break;
+                case "label value": alert["labels"]!["instance"] = "MARK"; break;
+                case "label key": alert["labels"]!["MARK"] = "x"; break;
+                case "annotation value": alert["annotations"]!["summary"] = "MARK"; break;
+                case "commonLabels value": b["commonLabels"]!["severity"] = "MARK"; break;
+                case "unknown field name": b["MARK"] = 1; break;
+                default: throw new ArgumentException(where);
+            }
+        });
+        var bytes = Encoding.UTF8.GetBytes(json).ToList();
+        var mark = Encoding.UTF8.GetBytes("MARK");
+        var at = Enumerable.Range(0, bytes.Count - mark.Length).Single(i => bytes.Skip(i).Take(mark.Length).SequenceEqual(mark));
+        bytes.RemoveRange(at, mark.Length);
+        bytes.InsertRange(at, replacement);
+        return bytes.ToArray();
+    }
+
+    [Theory]
+    [InlineData("receiver", "receiver: invalid UTF-8")]
+    [InlineData("externalURL", "externalURL: invalid UTF-8")]
+    [InlineData("fingerprint", "alerts[0].fingerprint: invalid UTF-8")]
+    [InlineData("generatorURL", "alerts[0].generatorURL: invalid UTF-8")]
+    [InlineData("label value", "alerts[0].labels.instance: invalid UTF-8")]
+    [InlineData("label key", "alerts[0].labels (a property name): invalid UTF-8")]
+    [InlineData("annotation value", "alerts[0].annotations.summary: invalid UTF-8")]
+    [InlineData("commonLabels value", "commonLabels.severity: invalid UTF-8")]
+    [InlineData("unknown field name", "a property name: invalid UTF-8")]
+    public async Task Invalid_utf8_anywhere_is_400_naming_where(string where, string named)
+    {
+        // 0xC3 0x28: a two-byte lead followed by '(' instead of a continuation byte.
+        var problem = await AssertRejected(await PostBytes(WithMark(where, [0x61, 0xC3, 0x28])), HttpStatusCode.BadRequest, named);
+        Assert.Contains("byte offset", problem["detail"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("label value", "\\udc00", "alerts[0].labels.instance: an escape that is not valid UTF-16")]
+    [InlineData("label key", "\\ud800", "alerts[0].labels (a property name): an escape that is not valid UTF-16")]
+    [InlineData("fingerprint", "x\\ud800\\ud800", "alerts[0].fingerprint: an escape that is not valid UTF-16")]
+    [InlineData("receiver", "\\ud83d", "receiver: an escape that is not valid UTF-16")]
+    [InlineData("unknown field name", "\\udfff", "a property name: an escape that is not valid UTF-16")]
+    public async Task Escaped_lone_surrogate_is_400_naming_where(string where, string escape, string named) =>
+        await AssertRejected(await PostBytes(WithMark(where, Encoding.UTF8.GetBytes(escape))), HttpStatusCode.BadRequest, named);
+
+    [Fact]
+    public async Task Escaped_surrogate_pair_is_accepted()
+    {
+        var response = await PostBytes(WithMark("label value", Encoding.UTF8.GetBytes("\\ud83d\\ude00 \\u0026")));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await Eventually.True(() => _slack.Posts.Count == 1, "processed and posted");
+    }
+
+    [Fact]
+    public async Task Ends_at_the_serializer_cannot_bind_is_400() =>
+        // JsonDocument holds it as a string; DateTimeOffset cannot be before year 1 in UTC.
+        await AssertRejected(await Post(Mutate(b => b["alerts"]![0]!["endsAt"] = "0001-01-01T00:00:00+01:00")), HttpStatusCode.BadRequest, "endsAt");
+
+    [Fact]
+    public async Task Truncated_alerts_as_a_string_is_400_not_500() =>
+        await AssertRejected(await Post(Mutate(b => b["truncatedAlerts"] = "5")), HttpStatusCode.BadRequest, "truncatedAlerts");
+
+    [Fact]
+    public async Task Repeated_starts_at_is_400() =>
+        // The serializer converts every copy of a field (keeping the last), so an invalid first copy would fail it.
+        await AssertRejected(await Post(Mutate(b => { }).Replace("\"startsAt\":", "\"startsAt\":\"soon\",\"startsAt\":")),
+            HttpStatusCode.BadRequest, "alerts[0]: 'startsAt' appears more than once");
+
     private static string Mutate(Action<JsonObject> change)
     {
         var body = Build("g1", "b25-critical", Firing("a1"));

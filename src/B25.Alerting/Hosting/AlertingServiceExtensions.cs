@@ -40,6 +40,7 @@ internal static partial class AlertingServiceExtensions
         services.AddOptions<RoutingOptions>().BindConfiguration(RoutingOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
 
+        services.AddSingleton<DatabaseLock>();
         services.AddSingleton<Database>();
         services.AddSingleton<StorageStatus>();
         services.AddSingleton<Router>();
@@ -70,6 +71,7 @@ internal static partial class AlertingServiceExtensions
         services.AddRiskManagerChannel();
 
         services.AddAlertingBus(builder.Configuration);
+        services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
         services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
         return builder;
     }
@@ -77,6 +79,14 @@ internal static partial class AlertingServiceExtensions
     public static async Task<WebApplication> UseAlertingAsync(this WebApplication app)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("B25.Alerting");
+        // Before the migration, and before any worker (they start in RunAsync): a second process on the
+        // same file must change nothing. The container holds the lock until the service is disposed.
+        var databaseLock = app.Services.GetRequiredService<DatabaseLock>();
+        if (!databaseLock.TryAcquire())
+        {
+            LogDatabaseLocked(logger, databaseLock.DatabasePath!, databaseLock.LockPath!);
+            throw new StartRefusedException($"another B25.Alerting process holds {databaseLock.DatabasePath}");
+        }
         await app.Services.GetRequiredService<Database>().MigrateAsync();
         _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
         Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
@@ -116,4 +126,7 @@ internal static partial class AlertingServiceExtensions
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Slack:BotToken is empty: Slack messages are written to this log instead of Slack")]
     private static partial void LogSlackToLog(ILogger logger);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Storage: another B25.Alerting process holds {DatabasePath} (lock file {LockPath}); one process per SQLite file.")]
+    private static partial void LogDatabaseLocked(ILogger logger, string databasePath, string lockPath);
 }

@@ -1,5 +1,8 @@
+using System.Buffers;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Unicode;
 
 namespace B25.Alerting.Webhooks;
 
@@ -42,16 +45,27 @@ internal sealed record NotificationEnvelope(string Receiver, string GroupKey, IR
 /// <summary>
 /// Validates a webhook body against the version 4 payload without building it as objects (a
 /// 20,000-alert body would cost a hundred megabytes as dictionaries): every field the incident
-/// processor binds later is checked here for its JSON type, so what is accepted always binds.
+/// processor binds later is checked here for its JSON type, and every string and property name for
+/// being Unicode text, so what is accepted always binds (a body that cannot bind is retried by the
+/// processor forever and never pages; a 400 at least shows up in Alertmanager's log).
 /// </summary>
 internal static class NotificationParser
 {
     /// <summary>Parses and validates a webhook body. Returns its envelope, or what is wrong with it.</summary>
     public static (NotificationEnvelope? Notification, string? Error) Parse(ReadOnlyMemory<byte> body)
     {
+        // Neither JsonDocument nor Utf8JsonReader checks the text inside strings; the serializer does,
+        // when it decodes them, so text that is not Unicode is refused here, before anything reads it.
+        if (!Utf8.IsValid(body.Span))
+        {
+            var offset = FirstInvalidUtf8(body.Span);
+            return (null, $"{Locate(body.Span, offset)}invalid UTF-8 (byte offset {offset}).");
+        }
         try
         {
             using var document = JsonDocument.Parse(body);
+            if (FirstInvalidEscape(body.Span) is { } escape)
+                return (null, $"{Locate(body.Span, escape)}an escape that is not valid UTF-16, such as a lone surrogate (byte offset {escape}).");
             return Validate(document.RootElement);
         }
         catch (JsonException ex)
@@ -61,11 +75,117 @@ internal static class NotificationParser
         }
     }
 
+    /// <summary>
+    /// The byte offset of the first string or property name whose escapes do not decode to valid UTF-16
+    /// ("\udc00"), or null. Only escaped tokens are decoded, into one reused buffer: a body with no
+    /// escapes costs one pass of the reader and no allocation.
+    /// </summary>
+    private static long? FirstInvalidEscape(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body);
+        char[]? buffer = null;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+                // Unescaped, a string has at most as many UTF-16 units as its escaped form has bytes.
+                var length = reader.ValueSpan.Length;
+                if (buffer is null || buffer.Length < length)
+                {
+                    if (buffer is not null) ArrayPool<char>.Shared.Return(buffer);
+                    buffer = ArrayPool<char>.Shared.Rent(length);
+                }
+                try
+                {
+                    reader.CopyString(buffer);
+                }
+                catch (InvalidOperationException)
+                {
+                    return reader.TokenStartIndex;
+                }
+            }
+            return null;
+        }
+        finally
+        {
+            if (buffer is not null) ArrayPool<char>.Shared.Return(buffer);
+        }
+    }
+
+    private static long FirstInvalidUtf8(ReadOnlySpan<byte> body)
+    {
+        Span<char> chars = stackalloc char[1024];
+        long offset = 0;
+        while (true)
+        {
+            var status = Utf8.ToUtf16(body, chars, out var read, out _, replaceInvalidSequences: false);
+            if (status != OperationStatus.DestinationTooSmall) return offset + read;
+            offset += read;
+            body = body[read..];
+        }
+    }
+
+    /// <summary>
+    /// Where the token at this byte offset sits ("alerts[3].labels.instance: "), for the error message;
+    /// only run on a body that is refused. Falls back to nothing when the JSON cannot be read that far.
+    /// </summary>
+    private static string Locate(ReadOnlySpan<byte> body, long offset)
+    {
+        var frames = new List<(bool IsArray, int Index, string? Name)>();
+        var reader = new Utf8JsonReader(body);
+        try
+        {
+            while (reader.Read())
+            {
+                var token = reader.TokenType;
+                var isValue = token is not (JsonTokenType.PropertyName or JsonTokenType.EndObject or JsonTokenType.EndArray);
+                if (isValue && frames.Count > 0 && frames[^1].IsArray)
+                    frames[^1] = frames[^1] with { Index = frames[^1].Index + 1 };
+                if (offset < reader.BytesConsumed && offset >= reader.TokenStartIndex)
+                {
+                    if (token != JsonTokenType.PropertyName)
+                        return Path(frames, frames.Count) is { Length: > 0 } path ? path + ": " : "";
+                    return Path(frames, frames.Count - 1) is { Length: > 0 } parent ? parent + " (a property name): " : "a property name: ";
+                }
+                switch (token)
+                {
+                    case JsonTokenType.PropertyName:
+                        frames[^1] = frames[^1] with { Name = reader.GetString() };
+                        break;
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        frames.Add((token == JsonTokenType.StartArray, -1, null));
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        frames.RemoveAt(frames.Count - 1);
+                        break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+        }
+        return "";
+
+        static string Path(List<(bool IsArray, int Index, string? Name)> frames, int count)
+        {
+            var path = new StringBuilder();
+            foreach (var (isArray, index, name) in frames.Take(count))
+            {
+                if (isArray) path.Append('[').Append(index).Append(']');
+                else if (name is not null) path.Append(path.Length == 0 ? "" : ".").Append(name);
+            }
+            return path.ToString();
+        }
+    }
+
     private static (NotificationEnvelope?, string?) Validate(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object)
             return (null, $"The body is a JSON {root.ValueKind.ToString().ToLowerInvariant()}; expected an Alertmanager webhook object.");
 
+        if (Repeated(root, NotificationFields) is { } repeated)
+            return (null, $"'{repeated}' appears more than once.");
         var version = OptionalString(root, "version", out var error);
         if (error is not null) return (null, error);
         if (version != "4")
@@ -87,7 +207,8 @@ internal static class NotificationParser
         {
             if ((error = StringMap(root, name, name)) is not null) return (null, error);
         }
-        if (root.TryGetProperty("truncatedAlerts", out var truncated) && truncated.ValueKind != JsonValueKind.Null && !truncated.TryGetInt32(out _))
+        if (root.TryGetProperty("truncatedAlerts", out var truncated) && truncated.ValueKind != JsonValueKind.Null
+            && (truncated.ValueKind != JsonValueKind.Number || !truncated.TryGetInt32(out _)))
             return (null, "'truncatedAlerts' must be an integer.");
 
         if (!root.TryGetProperty("alerts", out var alerts) || alerts.ValueKind == JsonValueKind.Null) return (null, "Missing 'alerts'.");
@@ -100,6 +221,8 @@ internal static class NotificationParser
             var where = $"alerts[{i}]";
             if (alert.ValueKind == JsonValueKind.Null) return (null, $"{where} is null.");
             if (alert.ValueKind != JsonValueKind.Object) return (null, $"{where} must be an object.");
+            if (Repeated(alert, AlertFields) is { } repeatedField)
+                return (null, $"{where}: '{repeatedField}' appears more than once.");
             var fingerprint = OptionalString(alert, "fingerprint", out error, where);
             if (error is not null) return (null, error);
             if (string.IsNullOrEmpty(fingerprint)) return (null, $"{where} has no 'fingerprint'.");
@@ -125,6 +248,31 @@ internal static class NotificationParser
             i++;
         }
         return (new NotificationEnvelope(receiver, groupKey, list), null);
+    }
+
+    private static readonly string[] NotificationFields =
+        ["version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts"];
+
+    private static readonly string[] AlertFields = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
+
+    /// <summary>
+    /// A bound field that appears twice, or null. The lookups here see only the last copy; the serializer
+    /// keeps the last but converts every copy, so an invalid first copy would fail it.
+    /// </summary>
+    private static string? Repeated(JsonElement parent, string[] fields)
+    {
+        var seen = 0;
+        foreach (var property in parent.EnumerateObject())
+        {
+            for (var i = 0; i < fields.Length; i++)
+            {
+                if (!property.NameEquals(fields[i])) continue;
+                if ((seen & (1 << i)) != 0) return fields[i];
+                seen |= 1 << i;
+                break;
+            }
+        }
+        return null;
     }
 
     private static string? OptionalString(JsonElement parent, string name, out string? error, string? where = null)

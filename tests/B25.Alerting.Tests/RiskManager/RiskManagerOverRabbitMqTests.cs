@@ -21,7 +21,7 @@ public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDispo
     public void Dispose()
     {
         _slack.Dispose();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
+        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
     }
 
     [Fact]

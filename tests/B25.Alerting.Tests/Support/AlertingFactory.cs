@@ -47,7 +47,7 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        foreach (var suffix in new[] { "", "-wal", "-shm" })
+        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" })
             try { File.Delete(DatabasePath + suffix); } catch (IOException) { }
     }
 }

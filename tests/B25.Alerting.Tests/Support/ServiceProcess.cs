@@ -75,6 +75,38 @@ public sealed class ServiceProcess : IAsyncDisposable
         throw new TimeoutException($"the service did not become ready:\n{service.Output}");
     }
 
+    /// <summary>Starts the service expecting it to exit by itself (a refused start); its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> environment, int timeoutMs = 30_000)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll"), "--urls", $"http://127.0.0.1:{FreePort()}" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (key, value) in environment) info.Environment[key] = value;
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the service");
+        var output = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var timeout = new CancellationTokenSource(timeoutMs);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            lock (output) throw new TimeoutException($"the service did not exit within {timeoutMs} ms:\n{output}");
+        }
+        process.WaitForExit(); // the rest of the redirected output
+        lock (output) return (process.ExitCode, output.ToString());
+    }
+
     /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash.</summary>
     public async Task KillAsync()
     {
