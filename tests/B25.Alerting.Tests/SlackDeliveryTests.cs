@@ -44,7 +44,9 @@ public sealed class SlackDeliveryTests : SlackScenario
         Slack.Respond(_ => Volatile.Read(ref down) ? (503, "down", null) : null);
 
         await Send(Body("g1", Firing("a1")));
-        await Eventually.True(() => Slack.Calls.Count >= 3, "in-place retries happened");
+        // A 5xx to a post may hide a message Slack kept: no blind retry in place; later attempts look first.
+        await Eventually.True(() => Slack.Calls.Count >= 2 && Slack.Reads.Count > 0,
+            "retried from the outbox after looking in the channel", 20_000);
         // The failed attempt is recorded on the delivery, which stays queued.
         await Eventually.True(async () =>
         {

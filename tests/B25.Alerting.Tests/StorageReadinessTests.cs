@@ -13,6 +13,7 @@ namespace B25.Alerting.Tests;
 /// Readiness on real file-system faults: the database on a file system of its own (mounting needs
 /// root), the service as a process, the fault made by the kernel, not simulated in the service.
 /// </summary>
+[Collection(MountCollection.Name)]
 public sealed class StorageReadinessTests(ITestOutputHelper output) : IDisposable
 {
     private readonly SlackStandIn _slack = new();
@@ -216,4 +217,11 @@ public sealed class MountFactAttribute : FactAttribute
                 Skip = "needs mkfs.ext4 (e2fsprogs)";
         }
     }
+}
+
+/// <summary>Tests that mount file systems run one at a time: two of them must not race for a loop device.</summary>
+[CollectionDefinition(Name)]
+public sealed class MountCollection
+{
+    public const string Name = "Mounts";
 }

@@ -78,12 +78,6 @@ internal sealed class Database
         }
     }
 
-    public async Task<bool> PingAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        return await connection.ExecuteScalarAsync<long>("SELECT 1;") == 1;
-    }
-
     // Append only: a deployed database is at some index of this array.
     private static readonly string[] Migrations =
     [

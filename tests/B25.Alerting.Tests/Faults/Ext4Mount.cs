@@ -22,15 +22,6 @@ public sealed class Ext4Mount : IDisposable
 
     public string Folder { get; }
 
-    /// <summary>Why this machine cannot run the test, or null when it can.</summary>
-    public static string? Unavailable()
-    {
-        if (Environment.UserName != "root") return "needs root (loop device, mount, chattr)";
-        foreach (var tool in new[] { "/usr/sbin/mkfs.ext4", "/usr/sbin/losetup", "/usr/bin/chattr" })
-            if (!File.Exists(tool) && !File.Exists(tool.Replace("/usr", ""))) return $"{Path.GetFileName(tool)} is not installed (e2fsprogs, util-linux)";
-        return File.Exists("/dev/loop-control") ? null : "no loop devices on this machine";
-    }
-
     public static Ext4Mount Create(int megabytes = 32)
     {
         var root = Path.Combine(Path.GetTempPath(), $"b25-ext4-{Guid.NewGuid():N}");

@@ -14,16 +14,11 @@ namespace B25.Alerting.Tests.Faults;
 /// repeat nothing once storage works again. Real SQLite on a real ext4 filesystem whose files turn
 /// immutable (every write fails with EPERM) inside Slack's answer.
 /// </summary>
+[Collection(MountCollection.Name)]
 public sealed class StorageFaultTests : IDisposable
 {
     private readonly SlackStandIn _slack = new();
-    private readonly Ext4Mount? _disk;
-    private readonly string? _unavailable = Ext4Mount.Unavailable();
-
-    public StorageFaultTests()
-    {
-        if (_unavailable is null) _disk = Ext4Mount.Create();
-    }
+    private Ext4Mount? _disk;
 
     public void Dispose()
     {
@@ -39,10 +34,10 @@ public sealed class StorageFaultTests : IDisposable
         return http;
     }
 
-    [Fact]
+    [MountFact(Ext4 = true)]
     public async Task A_post_that_cannot_be_recorded_is_not_posted_again_and_readiness_reports_it()
     {
-        Assert.True(_unavailable is null, $"this fault test cannot run here: {_unavailable}");
+        _disk = Ext4Mount.Create();
         var faultOn = 0;
         _slack.Respond(call =>
         {

@@ -246,8 +246,9 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             // It may have reached Slack: never repeated blindly. The next attempt looks for it first, after
             // about as long as Slack may still take to finish it.
             LogUnknown(target, result.Error ?? "unknown");
-            outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, result.Error,
-                result.RetryAfter ?? _options.RequestTimeout, OutcomeUnknown: true)));
+            // After a timeout Slack may still be working on the call: give it as long as a call may take.
+            var wait = result.RetryAfter ?? (result.Error?.Contains("timeout", StringComparison.OrdinalIgnoreCase) == true ? _options.RequestTimeout : null);
+            outcomes.AddRange(failed.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, result.Error, wait, OutcomeUnknown: true)));
             return new DeliveryBatchResult(outcomes, created);
         }
         if (result.Status == SlackCallStatus.Permanent)
