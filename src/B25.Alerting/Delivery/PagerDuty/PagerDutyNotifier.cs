@@ -173,7 +173,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     /// <summary>One event under the routing key's budget, short retries and circuit breaker.</summary>
     private Task<PagerDutyCallResult> CallAsync(string target, string body, CancellationToken cancellationToken) =>
         _guard.ExecuteAsync(target, ct => _api.SendAsync(body, ct),
-            wait => new PagerDutyCallResult(PagerDutyCallStatus.Transient, "circuit open for this routing key", wait), cancellationToken);
+            wait => new PagerDutyCallResult(PagerDutyCallStatus.Transient, "held back: Retry-After or circuit open for this routing key", wait), cancellationToken);
 
     [LoggerMessage(EventId = 3301, Level = LogLevel.Error, Message = "PagerDuty refused an event for routing key {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
     private partial void LogPermanent(string target, string error);

@@ -268,7 +268,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     /// <summary>One Web API call under the target's rate limit, retries and circuit breaker.</summary>
     private Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken) =>
         _guard.ExecuteAsync(target, call,
-            wait => new SlackCallResult(SlackCallStatus.Transient, Error: "circuit open for this channel", RetryAfter: wait), cancellationToken);
+            wait => new SlackCallResult(SlackCallStatus.Transient, Error: "held back: Retry-After or circuit open for this channel", RetryAfter: wait), cancellationToken);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Slack call to {Target} has an unknown outcome ({Error}); it is not repeated before the channel history is checked")]
     private partial void LogUnknown(string target, string error);
