@@ -43,10 +43,14 @@ public sealed class Ext4Mount : IDisposable
         return new Ext4Mount(folder, image, device);
     }
 
-    /// <summary>Makes every existing file in the folder immutable (true) or writable again (false).</summary>
+    /// <summary>
+    /// Makes the files in the folder immutable (true) or writable again (false), all but SQLite's shared
+    /// memory file (-shm): it is mapped into memory, and a write fault on an immutable mapping is SIGBUS,
+    /// which kills the process instead of failing a write.
+    /// </summary>
     public void Immutable(bool on)
     {
-        foreach (var file in Directory.GetFiles(Folder))
+        foreach (var file in Directory.GetFiles(Folder).Where(f => !f.EndsWith("-shm", StringComparison.Ordinal)))
             Run("chattr", on ? "+i" : "-i", file);
     }
 

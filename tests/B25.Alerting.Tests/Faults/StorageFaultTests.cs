@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using B25.Alerting.Tests.Support;
+using Xunit.Abstractions;
 using Microsoft.Data.Sqlite;
 using static B25.Alerting.Tests.Support.Notifications;
 
@@ -15,7 +16,7 @@ namespace B25.Alerting.Tests.Faults;
 /// immutable (every write fails with EPERM) inside Slack's answer.
 /// </summary>
 [Collection(MountCollection.Name)]
-public sealed class StorageFaultTests : IDisposable
+public sealed class StorageFaultTests(ITestOutputHelper output) : IDisposable
 {
     private readonly SlackStandIn _slack = new();
     private Ext4Mount? _disk;
@@ -50,7 +51,18 @@ public sealed class StorageFaultTests : IDisposable
         await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(db, _slack,
             new Dictionary<string, string> { ["Webhook__JournalTimeout"] = "00:00:02" }));
         using var http = Client();
+        try
+        {
+            await Scenario(service, http, _disk);
+        }
+        finally
+        {
+            output.WriteLine(service.Output);
+        }
+    }
 
+    private async Task Scenario(ServiceProcess service, HttpClient http, Ext4Mount disk)
+    {
         var firing = await http.PostAsync($"{service.BaseUrl}/webhooks/alertmanager", Json(Body("g-disk", Firing("a1", severity: "warning"))));
         Assert.Equal(HttpStatusCode.OK, firing.StatusCode);
         await Eventually.True(() => _slack.Posts.Count == 1, "the post reached Slack", 15_000);
@@ -64,7 +76,7 @@ public sealed class StorageFaultTests : IDisposable
         var ready = await (await http.GetAsync($"{service.BaseUrl}/health/ready")).Content.ReadAsStringAsync();
         Assert.Contains("storage", ready);
 
-        _disk.Immutable(false);
+        disk.Immutable(false);
         await Eventually.True(async () => (await http.GetAsync($"{service.BaseUrl}/health/ready")).StatusCode == HttpStatusCode.OK,
             "ready again once storage works", 15_000);
         await Eventually.True(async () => await SlackDeliveryStatus(http, service, "g-disk") == "sent", "the held post is recorded as sent", 15_000);
