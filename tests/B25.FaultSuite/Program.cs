@@ -201,7 +201,7 @@ internal static partial class Program
             Progress($"storm done: {stats.Answered2xx} copies answered 2xx ({stats.Posts} POSTs, {stats.Retried} retried, {stats.Rejected4xx} 4xx); waiting for the service to settle");
 
             if (!service.Running) await service.StartAsync();
-            result.Quiescent = await Scenarios.WaitQuiescentAsync(context);
+            result.Quiescent = await Scenarios.WaitQuiescentAsync(context, groups.Count);
             await Scenarios.CheckAsync(context, groups, database);
         }
         catch (Exception ex)
