@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace B25.FaultSuite;
+
+/// <summary>
+/// PagerDuty Events API v2 stand-in on Kestrel (127.0.0.1, a free port): POST /v2/enqueue answers 202
+/// {"status":"success","dedup_key":...} and records the accepted event; faults (429 with or without Retry-After, 5xx)
+/// are drawn per call from <see cref="Faults"/>.
+/// </summary>
+internal sealed class PagerDutyStandIn : IAsyncDisposable
+{
+    /// <summary>An accepted event, in acceptance order.</summary>
+    public sealed record Event(long Seq, string RoutingKey, string Action, string DedupKey, string Body);
+
+    private readonly WebApplication _app;
+    private readonly Stopwatch _clock;
+    private readonly List<Event> _events = [];
+    private readonly Dictionary<string, CallLog> _calls = [];
+    private long _changes;
+
+    public VendorFaults Faults { get; set; } = VendorFaults.None;
+    public FaultCounter Counter { get; set; } = new();
+    public string EventsUrl { get; private set; } = "";
+    public long Changes => Interlocked.Read(ref _changes);
+
+    private PagerDutyStandIn(WebApplication app, Stopwatch clock)
+    {
+        _app = app;
+        _clock = clock;
+    }
+
+    public static async Task<PagerDutyStandIn> StartAsync(Stopwatch clock)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var standIn = new PagerDutyStandIn(app, clock);
+        app.MapPost("/v2/enqueue", (Delegate)standIn.HandleAsync);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        standIn.EventsUrl = address.TrimEnd('/') + "/v2/enqueue";
+        return standIn;
+    }
+
+    public List<Event> Events() { lock (_events) return [.. _events]; }
+    public List<CallLog> Calls() { lock (_events) return [.. _calls.Values]; }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        Interlocked.Increment(ref _changes);
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        var body = await reader.ReadToEndAsync(context.RequestAborted);
+        string routingKey, action, dedupKey;
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            routingKey = json.RootElement.GetProperty("routing_key").GetString() ?? "";
+            action = json.RootElement.GetProperty("event_action").GetString() ?? "";
+            dedupKey = json.RootElement.TryGetProperty("dedup_key", out var k) ? k.GetString() ?? "" : "";
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            context.Response.StatusCode = 400;
+            await context.Response.WriteAsync("{\"status\":\"invalid event\",\"message\":\"Event object is invalid\"}");
+            return;
+        }
+        var now = _clock.Elapsed.TotalSeconds;
+        CallLog log;
+        lock (_events)
+        {
+            if (!_calls.TryGetValue(routingKey, out log!)) _calls[routingKey] = log = new CallLog();
+        }
+        log.Arrived(now);
+
+        var f = Faults;
+        var r = Random.Shared.NextDouble();
+        if (r < f.RateLimited)
+        {
+            context.Response.StatusCode = 429;
+            if (Random.Shared.NextDouble() < f.RetryAfterShare)
+            {
+                context.Response.Headers.RetryAfter = f.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                log.RetryAfterGiven(now, f.RetryAfterSeconds);
+                Counter.Add("pagerduty 429 with Retry-After");
+            }
+            else
+            {
+                Counter.Add("pagerduty 429 without Retry-After");
+            }
+            await context.Response.WriteAsync("{\"status\":\"throttle event\",\"message\":\"Requests for this service are arriving too quickly.\"}");
+            return;
+        }
+        if (r < f.RateLimited + f.ServerError)
+        {
+            Counter.Add("pagerduty 5xx");
+            context.Response.StatusCode = Random.Shared.Next(2) == 0 ? 500 : 502;
+            await context.Response.WriteAsync("internal error");
+            return;
+        }
+        lock (_events) _events.Add(new Event(_events.Count + 1, routingKey, action, dedupKey, body));
+        context.Response.StatusCode = 202;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(
+            $"{{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":{JsonSerializer.Serialize(dedupKey)}}}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
