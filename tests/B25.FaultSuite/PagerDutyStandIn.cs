@@ -82,23 +82,23 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
             if (!_calls.TryGetValue(routingKey, out log!)) _calls[routingKey] = log = new CallLog();
         }
         log.Arrived(now);
+        try { await AnswerAsync(context, log, now, routingKey, action, dedupKey, body); }
+        finally { log.Completed(); }
+    }
 
+    private async Task AnswerAsync(HttpContext context, CallLog log, double now, string routingKey, string action, string dedupKey, string body)
+    {
         var f = Faults;
         var r = Random.Shared.NextDouble();
         if (r < f.RateLimited)
         {
             context.Response.StatusCode = 429;
-            if (Random.Shared.NextDouble() < f.RetryAfterShare)
-            {
-                context.Response.Headers.RetryAfter = f.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-                log.RetryAfterGiven(now, f.RetryAfterSeconds);
-                Counter.Add("pagerduty 429 with Retry-After");
-            }
-            else
-            {
-                Counter.Add("pagerduty 429 without Retry-After");
-            }
+            var withRetryAfter = Random.Shared.NextDouble() < f.RetryAfterShare;
+            if (withRetryAfter) context.Response.Headers.RetryAfter = f.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+            Counter.Add(withRetryAfter ? "pagerduty 429 with Retry-After" : "pagerduty 429 without Retry-After");
             await context.Response.WriteAsync("{\"status\":\"throttle event\",\"message\":\"Requests for this service are arriving too quickly.\"}");
+            await context.Response.CompleteAsync();
+            if (withRetryAfter) log.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, f.RetryAfterSeconds);
             return;
         }
         if (r < f.RateLimited + f.ServerError)

@@ -227,6 +227,21 @@ internal sealed class RabbitNode : IDisposable
         catch (OperationCanceledException) { Posix.Stop(server, TimeSpan.FromSeconds(10)); }
     }
 
+    /// <summary>SIGKILL of the node's Erlang VM (its pid file), as in a crash or an OOM kill; waits for the process to end.</summary>
+    public async Task KillAsync()
+    {
+        if (_server is not { HasExited: false } server) return;
+        var pidFile = _env["RABBITMQ_PID_FILE"];
+        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid)) _ = Posix.Kill(pid, Posix.SigKill);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try { await server.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            _ = Posix.Kill(server.Id, Posix.SigKill);
+            await server.WaitForExitAsync();
+        }
+    }
+
     private Task<(int, string)> CtlAsync(TimeSpan timeout, params string[] args) =>
         Posix.RunAsync(Path.Combine(Bin, "rabbitmqctl"), ["-n", _node, .. args], timeout, _env);
 

@@ -15,18 +15,18 @@ internal sealed record Scale(
     TimeSpan MaxStepPause, TimeSpan Settle, TimeSpan Stall, TimeSpan MaxWait, TimeSpan StormOverrun)
 {
     public static Scale Ci { get; } = new("ci",
-        KillGroups: 20, KillSpread: TimeSpan.FromSeconds(14), KillEvery: (1, 3),
-        BrokerGroups: 20, BrokerSpread: TimeSpan.FromSeconds(18), BrokerStopEvery: (2, 4), BrokerDown: (2, 4),
-        DiskGroups: 20, DiskSpread: TimeSpan.FromSeconds(14), DiskFaultEvery: (1.5, 3), DiskFaultHold: (1.5, 3),
-        VendorGroups: 10, VendorSpread: TimeSpan.FromSeconds(4), VendorFaultShare: 0.3,
+        KillGroups: 20, KillSpread: TimeSpan.FromSeconds(12), KillEvery: (1, 3),
+        BrokerGroups: 20, BrokerSpread: TimeSpan.FromSeconds(14), BrokerStopEvery: (1.5, 3), BrokerDown: (2, 4),
+        DiskGroups: 20, DiskSpread: TimeSpan.FromSeconds(12), DiskFaultEvery: (1.5, 3), DiskFaultHold: (1.5, 3),
+        VendorGroups: 8, VendorSpread: TimeSpan.FromSeconds(3), VendorFaultShare: 0.3,
         MaxStepPause: TimeSpan.FromSeconds(1.5), Settle: TimeSpan.FromSeconds(2), Stall: TimeSpan.FromSeconds(50), MaxWait: TimeSpan.FromSeconds(100),
         StormOverrun: TimeSpan.FromSeconds(60));
 
     public static Scale Full { get; } = new("full",
         KillGroups: 150, KillSpread: TimeSpan.FromSeconds(90), KillEvery: (2, 5),
-        BrokerGroups: 120, BrokerSpread: TimeSpan.FromSeconds(80), BrokerStopEvery: (6, 12), BrokerDown: (3, 8),
+        BrokerGroups: 120, BrokerSpread: TimeSpan.FromSeconds(90), BrokerStopEvery: (3, 8), BrokerDown: (2, 8),
         DiskGroups: 120, DiskSpread: TimeSpan.FromSeconds(80), DiskFaultEvery: (3, 6), DiskFaultHold: (2, 4),
-        VendorGroups: 200, VendorSpread: TimeSpan.FromSeconds(60), VendorFaultShare: 0.4,
+        VendorGroups: 240, VendorSpread: TimeSpan.FromSeconds(70), VendorFaultShare: 0.4,
         MaxStepPause: TimeSpan.FromSeconds(3), Settle: TimeSpan.FromSeconds(5), Stall: TimeSpan.FromSeconds(60), MaxWait: TimeSpan.FromSeconds(360),
         StormOverrun: TimeSpan.FromSeconds(180));
 }
@@ -131,7 +131,7 @@ internal static class Scenarios
             s => (s.KillGroups, s.KillSpread), KillStorm),
         new("kill-rabbitmq", "kill -9 at random moments during the storm, restart on the same database; RabbitMq transport",
             s => (s.KillGroups, s.KillSpread), KillStorm, NeedsRabbit: true),
-        new("rabbitmq-restart", "RabbitMQ stopped (rabbitmqctl stop) and started again mid-storm, several times",
+        new("rabbitmq-restart", "RabbitMQ stopped mid-storm (alternately rabbitmqctl stop and kill -9 of the node) and started again, several times",
             s => (s.BrokerGroups, s.BrokerSpread), BrokerRestarts, NeedsRabbit: true),
         new("rabbitmq-down-at-start", "RabbitMQ down when the service starts, started a few seconds into the storm",
             s => (s.BrokerGroups / 2, s.BrokerSpread / 2), BrokerDownAtStart, NeedsRabbit: true, StartWithBrokerDown: true),
@@ -148,7 +148,7 @@ internal static class Scenarios
             Slack: new VendorFaults { ResetBefore = scale.VendorFaultShare / 2, ResetAfter = scale.VendorFaultShare / 2 }),
         new("pagerduty", "PagerDuty answers 429 (half with Retry-After: 1, half without) and 500/502, evenly",
             s => (s.VendorGroups, s.VendorSpread), VendorOnly,
-            PagerDuty: new VendorFaults { RateLimited = scale.VendorFaultShare * 0.7, RetryAfterShare = 0.5, ServerError = scale.VendorFaultShare * 0.7 }),
+            PagerDuty: new VendorFaults { RateLimited = scale.VendorFaultShare * 0.5, RetryAfterShare = 0.5, ServerError = scale.VendorFaultShare * 0.5 }),
     ];
 
     /// <summary>The service's settings: stand-ins, quiet logs, short timeouts and retry delays, one Slack channel per team and severity class.</summary>
@@ -211,11 +211,23 @@ internal static class Scenarios
     private static async Task BrokerRestarts(ScenarioContext c, CancellationToken stormDone)
     {
         var rabbit = c.Rabbit!;
+        var crash = false;
         while (await ScenarioContext.PauseAsync(c.Scale.BrokerStopEvery, stormDone))
         {
-            c.Progress("stopping RabbitMQ");
-            await rabbit.StopAsync();
-            c.Faults.Add("broker stop");
+            // Alternately an orderly stop and a crash of the node.
+            if (crash)
+            {
+                c.Progress("killing RabbitMQ (kill -9 of the node)");
+                await rabbit.KillAsync();
+                c.Faults.Add("broker kill -9");
+            }
+            else
+            {
+                c.Progress("stopping RabbitMQ");
+                await rabbit.StopAsync();
+                c.Faults.Add("broker stop");
+            }
+            crash = !crash;
             await ScenarioContext.PauseAsync(c.Scale.BrokerDown, CancellationToken.None);
             c.Progress("starting RabbitMQ");
             await rabbit.StartAsync();
@@ -409,6 +421,8 @@ internal static class Scenarios
         foreach (var ch in c.Slack.Channels())
             foreach (var e in ch.Calls.Examples.Take(2)) examples.Add($"Retry-After: #{ch.Name}: {e}");
         foreach (var e in c.PagerDuty.Calls().SelectMany(l => l.Examples).Take(3)) examples.Add($"Retry-After: PagerDuty: {e}");
+        c.Progress($"most chat.* calls in flight at once on one channel: {(slackLogs.Count == 0 ? 0 : slackLogs.Max(l => l.MaxInFlight))}; " +
+                   $"PagerDuty events in flight at once: {c.PagerDuty.Calls().Select(l => l.MaxInFlight).DefaultIfEmpty(0).Max()}");
         r.MaxPerChannelPerSecond = slackLogs.Count == 0 ? 0 : slackLogs.Max(l => l.MaxPerSecond());
         // A token bucket of rate 1/s and burst 3 allows 4 calls in a 1-s window; one more for timer granularity.
         r.BudgetExceeded = r.MaxPerChannelPerSecond > SlackBurst + (int)Math.Ceiling(SlackPerSecond) + 1;

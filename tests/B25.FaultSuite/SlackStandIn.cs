@@ -36,47 +36,64 @@ internal sealed record VendorFaults
 
 internal enum FaultKind { Slow, RateLimited, ServerError, ResetBefore, ResetAfter }
 
-/// <summary>Instants (seconds on the suite's clock) of calls and Retry-After promises for one target (a Slack channel, a PagerDuty routing key).</summary>
+/// <summary>
+/// Instants (seconds on the suite's clock) of calls and Retry-After promises for one target (a Slack channel, a PagerDuty
+/// routing key). A Retry-After binds the calls the client sends after it read the 429: a call that arrives after the 429
+/// was answered and before the Retry-After (counted from the 429 call's arrival, 100 ms of slack) has passed is a
+/// violation. Calls that arrived before the 429 was answered were already on their way: not violations, but counted.
+/// </summary>
 internal sealed class CallLog
 {
     private readonly List<double> _calls = [];
     private double _notBefore = double.MinValue;
+    private double _answeredAt = double.MaxValue;
     private int _violations;
-    private double _givenAt;
+    private int _inFlight;
+    private int _maxInFlight;
 
     /// <summary>A few Retry-After violations described, for the progress lines.</summary>
     public List<string> Examples { get; } = [];
 
-    /// <summary>Records a call arriving now; a call that arrives before a Retry-After given earlier is a violation.</summary>
+    /// <summary>Records a call arriving now; <see cref="Completed"/> when it has been answered.</summary>
     public void Arrived(double now)
     {
         lock (_calls)
         {
             _calls.Add(now);
-            // 100 ms of slack for clock granularity and the time the answer spends on the wire.
-            if (now < _notBefore - 0.1)
+            _maxInFlight = Math.Max(_maxInFlight, ++_inFlight);
+            if (now > _answeredAt && now < _notBefore - 0.1)
             {
                 _violations++;
                 if (Examples.Count < 5)
-                    Examples.Add($"call {now - _givenAt:0.000} s after a 429 with Retry-After {_notBefore - _givenAt:0} s");
+                    Examples.Add($"call {now - _answeredAt:0.000} s after a 429 was answered, {_notBefore - now:0.000} s before its Retry-After ended" +
+                                 $" ({_inFlight - 1} other call(s) in flight)");
             }
         }
     }
 
-    public void RetryAfterGiven(double now, int seconds)
+    /// <summary>The call has been answered (or aborted).</summary>
+    public void Completed()
+    {
+        lock (_calls) _inFlight--;
+    }
+
+    /// <summary>A 429 to a call that arrived at <paramref name="arrivedAt"/> was answered at <paramref name="answeredAt"/>.</summary>
+    public void RetryAfterGiven(double arrivedAt, double answeredAt, int seconds)
     {
         lock (_calls)
         {
-            if (now + seconds > _notBefore)
+            if (arrivedAt + seconds > _notBefore)
             {
-                _notBefore = now + seconds;
-                _givenAt = now;
+                _notBefore = arrivedAt + seconds;
+                _answeredAt = answeredAt;
             }
         }
     }
 
     public int Violations { get { lock (_calls) return _violations; } }
     public int Count { get { lock (_calls) return _calls.Count; } }
+    /// <summary>Most calls in flight at once on this target.</summary>
+    public int MaxInFlight { get { lock (_calls) return _maxInFlight; } }
 
     /// <summary>Most calls in any window of one second.</summary>
     public int MaxPerSecond()
@@ -283,16 +300,23 @@ internal sealed class SlackStandIn : IAsyncDisposable
         }
         var now = _clock.Elapsed.TotalSeconds;
         channel.Calls.Arrived(now);
+        try { await WriteAsync(context, method, args, channel, now); }
+        finally { channel.Calls.Completed(); }
+    }
+
+    private async Task WriteAsync(HttpContext context, string method, JsonObject args, Channel channel, double now)
+    {
         var faults = Faults;
         var fault = Draw(faults);
         if (fault is { } counted) Counter.Add($"slack {Name(counted)}");
         switch (fault)
         {
             case FaultKind.RateLimited:
-                channel.Calls.RetryAfterGiven(now, faults.RetryAfterSeconds);
                 context.Response.StatusCode = 429;
                 context.Response.Headers.RetryAfter = faults.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
                 await AnswerAsync(context, new JsonObject { ["ok"] = false, ["error"] = "ratelimited" });
+                await context.Response.CompleteAsync();
+                channel.Calls.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, faults.RetryAfterSeconds);
                 return;
             case FaultKind.ServerError:
                 context.Response.StatusCode = Random.Shared.Next(2) == 0 ? 500 : 503;
