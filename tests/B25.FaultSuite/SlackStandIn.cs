@@ -354,11 +354,20 @@ internal sealed class SlackStandIn : IAsyncDisposable
         _ => kind.ToString(),
     };
 
+    private long _lastMicros;
+
     private string NextTs()
     {
-        var seq = Interlocked.Increment(ref _seq);
-        // Slack's ts: seconds.microseconds, unique per channel and increasing.
-        return $"{1764000000 + seq / 1000}.{seq % 1000 * 1000:D6}";
+        Interlocked.Increment(ref _seq);
+        // Slack's ts: the posting time in seconds.microseconds, unique and increasing. It is real time, as
+        // Slack's is: the service searches the history from the time of its first attempt.
+        long micros, last;
+        do
+        {
+            last = Interlocked.Read(ref _lastMicros);
+            micros = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000, last + 1);
+        } while (Interlocked.CompareExchange(ref _lastMicros, micros, last) != last);
+        return $"{micros / 1_000_000}.{micros % 1_000_000:D6}";
     }
 
     private JsonObject Post(Channel channel, JsonObject args)
