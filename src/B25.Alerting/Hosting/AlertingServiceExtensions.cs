@@ -82,12 +82,21 @@ internal static partial class AlertingServiceExtensions
         // Before the migration, and before any worker (they start in RunAsync): a second process on the
         // same file must change nothing. The container holds the lock until the service is disposed.
         var databaseLock = app.Services.GetRequiredService<DatabaseLock>();
-        if (!databaseLock.TryAcquire())
+        try
         {
-            LogDatabaseLocked(logger, databaseLock.DatabasePath!, databaseLock.LockPath!);
-            throw new StartRefusedException($"another B25.Alerting process holds {databaseLock.DatabasePath}");
+            if (!databaseLock.TryAcquire())
+            {
+                LogDatabaseLocked(logger, databaseLock.DatabasePath!, databaseLock.LockPath!);
+                throw new StartRefusedException($"another B25.Alerting process holds {databaseLock.DatabasePath}");
+            }
+            await app.Services.GetRequiredService<Database>().MigrateAsync();
         }
-        await app.Services.GetRequiredService<Database>().MigrateAsync();
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            // A read-only, full or missing folder: nothing can be journaled, so do not pretend to serve.
+            LogStorageUnusable(logger, databaseLock.DatabasePath ?? "(in memory)", ex.Message);
+            throw new StartRefusedException(ex.Message);
+        }
         _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
         Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
 
@@ -120,6 +129,9 @@ internal static partial class AlertingServiceExtensions
         };
         return context.Response.WriteAsync(JsonSerializer.Serialize(body));
     }
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot write {Database} ({Reason}); not starting. Is its filesystem read-only or full?")]
+    private static partial void LogStorageUnusable(ILogger logger, string database, string reason);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
     private static partial void LogNoToken(ILogger logger);

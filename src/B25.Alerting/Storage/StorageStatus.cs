@@ -1,3 +1,5 @@
+using Microsoft.Data.Sqlite;
+
 namespace B25.Alerting.Storage;
 
 /// <summary>
@@ -19,6 +21,10 @@ internal sealed class StorageStatus(TimeProvider time)
 
     public void ReportFailure(string where, Exception exception)
     {
+        // SQLite opens a file it cannot write read-only, without a word, and the pool keeps that
+        // connection: once storage works again it would still refuse every write. Start afresh.
+        if (exception is SqliteException { SqliteErrorCode: 8 or 10 or 13 or 14 })
+            SqliteConnection.ClearAllPools();
         lock (_gate)
         {
             _since ??= time.GetUtcNow();

@@ -21,9 +21,12 @@ internal sealed partial class NotificationJournal : BackgroundService
     private readonly Database _database;
     private readonly TimeSpan _timeout;
     private readonly ILogger<NotificationJournal> _logger;
+    private readonly StorageStatus _storage;
 
-    public NotificationJournal(Database database, Microsoft.Extensions.Options.IOptions<WebhookOptions> options, ILogger<NotificationJournal> logger)
+    public NotificationJournal(Database database, Microsoft.Extensions.Options.IOptions<WebhookOptions> options, StorageStatus storage,
+        ILogger<NotificationJournal> logger)
     {
+        _storage = storage;
         _database = database;
         _timeout = options.Value.JournalTimeout;
         _logger = logger;
@@ -74,6 +77,7 @@ internal sealed partial class NotificationJournal : BackgroundService
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     LogWriteFailed(ex, batch.Count);
+                    _storage.ReportFailure("journal", ex);
                     foreach (var (_, done) in batch) done.TrySetException(ex);
                     if (connection is not null) await connection.DisposeAsync();
                     connection = null;

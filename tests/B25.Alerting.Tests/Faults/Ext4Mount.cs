@@ -51,12 +51,16 @@ public sealed class Ext4Mount : IDisposable
     public void Immutable(bool on)
     {
         foreach (var file in Directory.GetFiles(Folder).Where(f => !f.EndsWith("-shm", StringComparison.Ordinal)))
-            Run("chattr", on ? "+i" : "-i", file);
+            Chattr(on, file);
     }
+
+    /// <summary>chattr +i (true) or -i (false) on one file or folder of an ext4 filesystem.</summary>
+    public static void Chattr(bool immutable, string path) => Run("chattr", immutable ? "+i" : "-i", path);
 
     public void Dispose()
     {
         try { Immutable(false); } catch (Exception) { }
+        try { Chattr(false, Folder); } catch (Exception) { }
         try { Run("umount", "-l", Folder); } catch (Exception) { }
         if (_device is not null) try { Run("losetup", "-d", _device); } catch (Exception) { }
         try { Directory.Delete(Path.GetDirectoryName(_image)!, recursive: true); } catch (Exception) { }

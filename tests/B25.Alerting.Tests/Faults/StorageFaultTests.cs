@@ -89,6 +89,21 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IDisposable
         Assert.Single(_slack.Posts);
     }
 
+    [MountFact(Ext4 = true)]
+    public async Task A_service_started_on_an_unwritable_database_folder_exits_1_with_one_line()
+    {
+        _disk = Ext4Mount.Create();
+        Ext4Mount.Chattr(true, _disk.Folder); // nothing can be created in it: as on a read-only filesystem
+
+        var (exitCode, log) = await ServiceProcess.RunToExitAsync(ServiceProcess.Settings(Path.Combine(_disk.Folder, "b25.db"), _slack));
+
+        Ext4Mount.Chattr(false, _disk.Folder);
+        output.WriteLine(log);
+        Assert.Equal(1, exitCode);
+        Assert.Single(log.Split('\n'), line => line.Contains("Storage: cannot write") && line.Contains("not starting"));
+        Assert.DoesNotContain("   at ", log);
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     private static async Task<string?> SlackDeliveryStatus(HttpClient http, ServiceProcess service, string groupKey)
