@@ -196,31 +196,20 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
                 LogNotifierThrew(ex, channel, target, group.Key);
                 result = new DeliveryBatchResult(batch.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, ex.GetType().Name)).ToList(), null);
             }
+            // What the notifier returned and did not record itself.
             var rest = result.Outcomes.Where(o => !recorder.Recorded.Contains(o.DeliveryId)).ToList();
             var newMessage = recorder.MessageRecorded ? null : result.NewMessage;
             if (rest.Count == 0 && newMessage is null) continue;
             try
             {
-                await WriteAsync(channel, target, group.Key, batch, rest, newMessage, cancellationToken);
+                await recorder.RecordAsync(rest, newMessage, cancellationToken);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (DeliveryNotRecordedException)
             {
-                Hold(channel, target, group.Key, batch, rest, newMessage, ex);
                 return false;
             }
         }
         return true;
-    }
-
-    private void Hold(string channel, string target, string incidentId, List<PendingDelivery> batch, IReadOnlyList<DeliveryOutcome> outcomes,
-        DeliveredMessage? newMessage, Exception ex)
-    {
-        _storage.ReportFailure("recording deliveries", ex);
-        var merged = _held.TryGetValue((channel, target), out var earlier) && earlier.IncidentId == incidentId
-            ? new HeldResult(incidentId, batch, earlier.Outcomes.Concat(outcomes).ToList(), earlier.NewMessage ?? newMessage)
-            : new HeldResult(incidentId, batch, outcomes, newMessage);
-        _held[(channel, target)] = merged;
-        LogNotRecorded(ex, channel, target, incidentId);
     }
 
     /// <summary>
@@ -331,7 +320,10 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                dispatcher.Hold(channel, target, incidentId, batch, outcomes, newMessage, ex);
+                // A worker stops at the first result it cannot record, so a target holds at most one.
+                dispatcher._storage.ReportFailure("recording deliveries", ex);
+                dispatcher._held[(channel, target)] = new HeldResult(incidentId, batch, outcomes, newMessage);
+                dispatcher.LogNotRecorded(ex, channel, target, incidentId);
                 throw new DeliveryNotRecordedException(ex);
             }
         }
