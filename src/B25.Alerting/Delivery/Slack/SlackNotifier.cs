@@ -129,16 +129,13 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             if (unsure.Count > 0)
             {
                 // A reply's outcome is unknown: it was posted with the id of the first reply it carries.
-                var search = await _api.FindMessageAsync(message.Address, message.MessageId,
-                    DateTimeOffset.FromUnixTimeMilliseconds(unsure.Min(d => d.SendingSince!.Value)) - SearchMargin, ReplyEvent,
+                var search = await SearchAsync(target, message.Address, message.MessageId, unsure.Min(d => d.SendingSince!.Value), ReplyEvent,
                     ReplyPayload(incident.Id, replies[0].Id), cancellationToken);
                 if (search.Status == SlackCallStatus.Transient)
                     return Unresolved(outcomes, replies, target, search.Error, search.RetryAfter);
-                if (search.Status == SlackCallStatus.Permanent)
-                    ReportCannotSearch(target, search.Error);
-                else if (search.Ts is not null)
+                if (search.Found is { } found)
                 {
-                    LogAdopted(target, incident.Id, search.Ts);
+                    LogAdopted(target, incident.Id, found.MessageId);
                     await recorder.RecordAsync(Sent(unsure), null, cancellationToken);
                     replies = replies.Except(unsure).ToList();
                 }
@@ -209,8 +206,18 @@ internal sealed partial class SlackNotifier : IChannelNotifier
                     return new PostSearch(SlackCallStatus.Transient, Error: $"looking up the channel: {resolved.Error}", RetryAfter: resolved.RetryAfter);
             }
         }
-        var search = await _api.FindMessageAsync(channelId, null, DateTimeOffset.FromUnixTimeMilliseconds(sinceMs) - SearchMargin, PostEvent,
-            PostPayload(incident.Id, target), cancellationToken);
+        return await SearchAsync(target, channelId, null, sinceMs, PostEvent, PostPayload(incident.Id, target), cancellationToken);
+    }
+
+    /// <summary>
+    /// Looks for a message of the service by its metadata in a channel (or a thread). A search Slack
+    /// refuses for good (missing scope) is reported once and answers "not there".
+    /// </summary>
+    private async Task<PostSearch> SearchAsync(string target, string channelId, string? threadTs, long sinceMs, string eventType,
+        Dictionary<string, string> payload, CancellationToken cancellationToken)
+    {
+        var search = await _api.FindMessageAsync(channelId, threadTs, DateTimeOffset.FromUnixTimeMilliseconds(sinceMs) - SearchMargin, eventType,
+            payload, cancellationToken);
         switch (search.Status)
         {
             case SlackCallStatus.Ok:
