@@ -4,6 +4,9 @@ using B25.Alerting.Routing;
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
 using Dapper;
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -303,5 +306,56 @@ public sealed class JournalRetentionTests : IAsyncLifetime
 
         await using var check = await _database.OpenAsync();
         Assert.Equal(["recent", "unprocessed"], (await check.QueryAsync<string>("SELECT id FROM notifications ORDER BY id")).ToList());
+    }
+}
+
+/// <summary>The recovery sweep republishes one notification per alert group: its latest unprocessed one.</summary>
+public sealed class RecoverySweepTests : IAsyncLifetime
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-sweep-{Guid.NewGuid():N}.db");
+    private readonly FakeTimeProvider _time = new(T0);
+    private Database _database = null!;
+    private ServiceProvider _services = null!;
+
+    public async Task InitializeAsync()
+    {
+        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
+        await _database.MigrateAsync();
+        _services = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
+        await _services.GetRequiredService<ITestHarness>().Start();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _services.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
+    }
+
+    [Fact]
+    public async Task Sweep_publishes_the_latest_unprocessed_notification_of_each_group_older_than_the_cutoff()
+    {
+        var now = T0.ToUnixTimeMilliseconds();
+        var old = now - 60_000;
+        await using (var connection = await _database.OpenAsync())
+        {
+            foreach (var (id, group, receivedAt, processedAt) in new (string, string, long, long?)[]
+                     {
+                         ("g-1", "aa", old, null), ("h-1", "bb", old, now), ("g-2", "aa", old, null), ("h-2", "bb", old, null),
+                         ("h-3", "bb", now, null), // too recent: the live publish may still be on its way
+                         ("k-1", "cc", old, now), // processed: nothing to do
+                     })
+                await connection.ExecuteAsync(
+                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, @group, 'r', 'k', @receivedAt, x'7b7d', @processedAt)",
+                    new { id, group = group + new string('0', 62), receivedAt, processedAt });
+        }
+        var harness = _services.GetRequiredService<ITestHarness>();
+        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database, harness.Bus, Options.Create(new StorageOptions()), _time,
+            NullLogger<B25.Alerting.Pipeline.NotificationRecovery>.Instance);
+
+        Assert.Equal(2, await recovery.SweepAsync(TimeSpan.FromSeconds(30), CancellationToken.None));
+
+        var published = harness.Published.Select<B25.Alerting.Pipeline.NotificationAccepted>().Select(m => m.Context.Message.NotificationId).ToList();
+        Assert.Equal(["g-2", "h-2"], published);
     }
 }
