@@ -56,7 +56,6 @@ internal sealed partial class IncidentProcessor(
         await gate.WaitAsync(cancellationToken);
         try
         {
-            var result = ProcessOutcome.AlreadyProcessed;
             while (true)
             {
                 JournalHead? next;
@@ -68,10 +67,11 @@ internal sealed partial class IncidentProcessor(
                         WHERE group_id = @GroupId AND processed_at IS NULL AND seq <= @Seq ORDER BY seq LIMIT 1
                         """, head);
                 }
-                if (next is null) return result;
+                // None left: another worker applied this one meanwhile.
+                if (next is null) return ProcessOutcome.AlreadyProcessed;
                 var outcome = await ApplyGuardedAsync(next, cancellationToken);
-                if (next.Seq == head.Seq) result = outcome;
-                else LogAppliedEarlier(next.Id, head.Id, outcome);
+                if (next.Seq == head.Seq) return outcome; // the last one in order: no need to look again
+                LogAppliedEarlier(next.Id, head.Id, outcome);
             }
         }
         finally
