@@ -1,5 +1,6 @@
 using System.Net;
 using B25.Alerting.Storage;
+using B25.Alerting.Storage.Sqlite;
 using B25.Alerting.Tests.Support;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;

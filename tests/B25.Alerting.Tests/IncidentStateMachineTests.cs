@@ -3,6 +3,7 @@ using B25.Alerting.Incidents;
 using B25.Alerting.Routing;
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
+using B25.Alerting.Tests.Support;
 using Dapper;
 using MassTransit;
 using MassTransit.Testing;
@@ -85,16 +86,14 @@ public sealed class IncidentStateMachineTests
 /// <summary>The state machine applied to journaled notifications on a real SQLite file, time from a FakeTimeProvider.</summary>
 public sealed class IncidentProcessorTests : IAsyncLifetime
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-processor-{Guid.NewGuid():N}.db");
     private readonly FakeTimeProvider _time = new(T0);
-    private Database _database = null!;
+    private TestStores _database = null!;
     private IncidentProcessor _processor = null!;
     private long _seq;
 
     public async Task InitializeAsync()
     {
-        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
-        await _database.MigrateAsync();
+        _database = await TestStores.CreateAsync(_time);
         var routing = new RoutingOptions
         {
             Routes =
@@ -109,16 +108,11 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
             new B25.Alerting.Delivery.Slack.SlackRenderer(Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), Options.Create(new B25.Alerting.Delivery.Slack.TemplateOptions())),
             Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), _time, NullLogger<B25.Alerting.Delivery.Slack.SlackNotifier>.Instance);
         IChannelNotifier[] channels = [slack];
-        _processor = new IncidentProcessor(_database, new Router(Options.Create(routing), channels, NullLogger<Router>.Instance), channels,
+        _processor = new IncidentProcessor(_database.Journal, _database.Incidents, new Router(Options.Create(routing), channels, NullLogger<Router>.Instance), channels,
             _time, new DeliverySignal(), NullLogger<IncidentProcessor>.Instance);
     }
 
-    public Task DisposeAsync()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     private async Task<ProcessOutcome> Process(string groupKey, params Alert[] alerts)
     {
@@ -270,22 +264,12 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
 /// <summary>The journal keeps processed notifications for Storage:JournalRetention, and unprocessed ones always.</summary>
 public sealed class JournalRetentionTests : IAsyncLifetime
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-retention-{Guid.NewGuid():N}.db");
     private readonly FakeTimeProvider _time = new(T0);
-    private Database _database = null!;
+    private TestStores _database = null!;
 
-    public async Task InitializeAsync()
-    {
-        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
-        await _database.MigrateAsync();
-    }
+    public async Task InitializeAsync() => _database = await TestStores.CreateAsync(_time);
 
-    public Task DisposeAsync()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     [Fact]
     public async Task Prune_deletes_only_processed_notifications_older_than_the_retention()
@@ -296,10 +280,10 @@ public sealed class JournalRetentionTests : IAsyncLifetime
         {
             foreach (var (id, processedAt) in new (string, long?)[] { ("old", now - 8 * day), ("recent", now - 6 * day), ("unprocessed", null) })
                 await connection.ExecuteAsync(
-                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, 'g', 'r', 'k', 0, x'7b7d', @processedAt)",
-                    new { id, processedAt });
+                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, 'g', 'r', 'k', 0, @body, @processedAt)",
+                    new { id, processedAt, body = "{}"u8.ToArray() });
         }
-        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database, null!, Options.Create(new StorageOptions()), _time,
+        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database.Journal, _database.Provider, null!, Options.Create(new StorageOptions()), _time,
             NullLogger<B25.Alerting.Pipeline.NotificationRecovery>.Instance);
 
         Assert.Equal(1, await recovery.PruneAsync(CancellationToken.None));
@@ -312,15 +296,13 @@ public sealed class JournalRetentionTests : IAsyncLifetime
 /// <summary>The recovery sweep republishes one notification per alert group: its latest unprocessed one.</summary>
 public sealed class RecoverySweepTests : IAsyncLifetime
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-sweep-{Guid.NewGuid():N}.db");
     private readonly FakeTimeProvider _time = new(T0);
-    private Database _database = null!;
+    private TestStores _database = null!;
     private ServiceProvider _services = null!;
 
     public async Task InitializeAsync()
     {
-        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
-        await _database.MigrateAsync();
+        _database = await TestStores.CreateAsync(_time);
         _services = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
         await _services.GetRequiredService<ITestHarness>().Start();
     }
@@ -328,8 +310,7 @@ public sealed class RecoverySweepTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _services.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_path + suffix);
+        await _database.DisposeAsync();
     }
 
     [Fact]
@@ -346,11 +327,11 @@ public sealed class RecoverySweepTests : IAsyncLifetime
                          ("k-1", "cc", old, now), // processed: nothing to do
                      })
                 await connection.ExecuteAsync(
-                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, @group, 'r', 'k', @receivedAt, x'7b7d', @processedAt)",
-                    new { id, group = group + new string('0', 62), receivedAt, processedAt });
+                    "INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body, processed_at) VALUES (@id, @group, 'r', 'k', @receivedAt, @body, @processedAt)",
+                    new { id, group = group + new string('0', 62), receivedAt, processedAt, body = "{}"u8.ToArray() });
         }
         var harness = _services.GetRequiredService<ITestHarness>();
-        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database, harness.Bus, Options.Create(new StorageOptions()), _time,
+        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database.Journal, _database.Provider, harness.Bus, Options.Create(new StorageOptions()), _time,
             NullLogger<B25.Alerting.Pipeline.NotificationRecovery>.Instance);
 
         Assert.Equal(2, await recovery.SweepAsync(TimeSpan.FromSeconds(30), CancellationToken.None));

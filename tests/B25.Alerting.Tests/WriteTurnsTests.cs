@@ -1,4 +1,5 @@
 using B25.Alerting.Storage;
+using B25.Alerting.Storage.Sqlite;
 
 namespace B25.Alerting.Tests;
 

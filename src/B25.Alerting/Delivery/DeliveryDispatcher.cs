@@ -1,10 +1,6 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using B25.Alerting.Observability;
 using B25.Alerting.Storage;
-using B25.Alerting.Webhooks;
-using Dapper;
-using Microsoft.Data.Sqlite;
 
 namespace B25.Alerting.Delivery;
 
@@ -12,14 +8,17 @@ namespace B25.Alerting.Delivery;
 /// Sends the deliveries the incident processor wrote (the outbox). One worker per target keeps a
 /// target's messages in order and under its send budget; targets run in parallel. A delivery is
 /// marked sent only after the channel accepted it; a transient failure leaves it queued with a
-/// backoff, so a crash or an outage never loses a page.
+/// backoff, so a crash or an outage never loses a page. With several replicas, a target's worker runs
+/// only in the replica that holds the target's claim (see <see cref="IDeliveryOutbox"/>).
 /// </summary>
 internal sealed partial class DeliveryDispatcher : BackgroundService
 {
     private static readonly TimeSpan MaxIdleWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(5);
 
-    private readonly Database _database;
+    private readonly IDeliveryOutbox _outbox;
+    private readonly IIncidentReadModel _incidents;
+    private readonly IStorageProvider _provider;
     private readonly DeliverySignal _signal;
     private readonly TimeProvider _time;
     private readonly ILogger<DeliveryDispatcher> _logger;
@@ -31,11 +30,13 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     private readonly StorageStatus _storage;
     private CancellationToken _stopping;
 
-    public DeliveryDispatcher(Database database, DeliverySignal signal, IEnumerable<IChannelNotifier> notifiers, TimeProvider time,
-        StorageStatus storage, ILogger<DeliveryDispatcher> logger)
+    public DeliveryDispatcher(IDeliveryOutbox outbox, IIncidentReadModel incidents, IStorageProvider provider, DeliverySignal signal,
+        IEnumerable<IChannelNotifier> notifiers, TimeProvider time, StorageStatus storage, ILogger<DeliveryDispatcher> logger)
     {
         _storage = storage;
-        _database = database;
+        _outbox = outbox;
+        _incidents = incidents;
+        _provider = provider;
         _signal = signal;
         _time = time;
         _logger = logger;
@@ -45,6 +46,8 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
+        // Other replicas' processors queue deliveries too: wake up when they commit some.
+        _ = _provider.ListenForDeliveriesAsync(_signal.Notify, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             TimeSpan wait;
@@ -65,16 +68,10 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     private async Task<TimeSpan> ScheduleAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        await using var connection = await _database.OpenAsync(cancellationToken);
         // A group (incident, target) is due when all of its pending deliveries are: a post that waits
         // for a retry holds back the edits behind it.
-        var groups = (await connection.QueryAsync<(string Channel, string Target, long DueAt)>(
-            """
-            SELECT channel AS Channel, target AS Target, MAX(next_attempt_at) AS DueAt
-            FROM deliveries WHERE status = 'pending'
-            GROUP BY incident_id, channel, target
-            """)).ToList();
-        AlertingMetrics.PendingDeliveries.Set(await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"));
+        var groups = await _outbox.PendingGroupsAsync(cancellationToken);
+        AlertingMetrics.PendingDeliveries.Set(await _outbox.PendingCountAsync(cancellationToken));
 
         foreach (var target in groups.Where(g => g.DueAt <= now).Select(g => (g.Channel, g.Target)).Distinct())
             StartOrPoke(target);
@@ -149,35 +146,19 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             _storage.ReportSuccess();
             LogHeldRecorded(channel, target, held.IncidentId);
         }
+        // Another replica may own this target: then it sends, and this one leaves it alone.
+        if (!await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        List<PendingDelivery> pending;
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        {
-            pending = (await connection.QueryAsync<PendingDelivery>(
-                """
-                SELECT id AS Id, incident_id AS IncidentId, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision,
-                       subject AS Subject, payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt, sending_since AS SendingSince
-                FROM deliveries
-                WHERE status = 'pending' AND channel = @channel AND target = @target AND incident_id IN (
-                    SELECT incident_id FROM deliveries WHERE status = 'pending' AND channel = @channel AND target = @target
-                    GROUP BY incident_id HAVING MAX(next_attempt_at) <= @now LIMIT 50)
-                ORDER BY id
-                """, new { channel, target, now })).ToList();
-        }
+        var pending = await _outbox.DueAsync(channel, target, now, 50, cancellationToken);
         if (pending.Count == 0) return false;
 
         foreach (var group in pending.GroupBy(d => d.IncidentId))
         {
             var batch = group.ToList();
-            IncidentView? incident;
-            DeliveredMessage? message;
-            await using (var connection = await _database.OpenAsync(cancellationToken))
-            {
-                incident = await LoadIncidentAsync(connection, group.Key);
-                message = await connection.QuerySingleOrDefaultAsync<DeliveredMessage>(
-                    "SELECT address AS Address, message_id AS MessageId FROM delivery_messages WHERE incident_id = @IncidentId AND channel = @channel AND target = @target",
-                    new { IncidentId = group.Key, channel, target });
-            }
+            // Renewed per incident, so a long batch (rate-limited sends) keeps the target.
+            if (!await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
+            var incident = await _incidents.LoadAsync(group.Key, 40, cancellationToken);
+            var message = await _outbox.MessageAsync(group.Key, channel, target, cancellationToken);
             var recorder = new BatchRecorder(this, channel, target, group.Key, batch);
             DeliveryBatchResult result;
             try
@@ -189,6 +170,11 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             catch (DeliveryNotRecordedException)
             {
                 return false; // storage fault: this target stops until its results can be recorded
+            }
+            catch (ClaimLostException)
+            {
+                LogClaimLost(channel, target);
+                return false; // another replica owns the target now: it sends
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -222,7 +208,6 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var byId = batch.ToDictionary(d => d.Id);
-        var outcomes = outcomeList.ToDictionary(o => o.DeliveryId);
         var retry = outcomeList.FirstOrDefault(o => o.Kind == DeliveryOutcomeKind.Retry);
         DateTimeOffset? retryAt = null;
         if (retry is not null)
@@ -235,38 +220,8 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             retryAt = now + backoff;
         }
 
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        await using var write = await _database.BeginWriteAsync(connection, cancellationToken);
-        var tx = write.Transaction;
-        if (newMessage is { } created)
-        {
-            await connection.ExecuteAsync(
-                """
-                INSERT OR IGNORE INTO delivery_messages (incident_id, channel, target, address, message_id, created_at)
-                VALUES (@incidentId, @channel, @target, @Address, @MessageId, @nowMs)
-                """, new { incidentId, channel, target, created.Address, created.MessageId, nowMs }, tx);
-        }
-        foreach (var delivery in batch)
-        {
-            if (outcomes.TryGetValue(delivery.Id, out var outcome) && outcome.Kind != DeliveryOutcomeKind.Retry)
-            {
-                var status = Label(outcome.Kind);
-                await connection.ExecuteAsync(
-                    "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @nowMs, sending_since = NULL WHERE id = @Id AND status = 'pending'",
-                    new { status, counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, nowMs, delivery.Id }, tx);
-            }
-            else if (retryAt is not null)
-            {
-                await connection.ExecuteAsync(
-                    """
-                    UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at,
-                        sending_since = CASE WHEN @unknown THEN sending_since ELSE NULL END
-                    WHERE id = @Id AND status = 'pending'
-                    """,
-                    new { error = outcome?.Error ?? retry!.Error, at = retryAt.Value.ToUnixTimeMilliseconds(), unknown = outcome?.OutcomeUnknown ?? false, delivery.Id }, tx);
-            }
-        }
-        await tx.CommitAsync(cancellationToken);
+        await _outbox.RecordAsync(new DeliveryRecord(incidentId, channel, target, batch, outcomeList, newMessage,
+            retryAt?.ToUnixTimeMilliseconds(), nowMs), cancellationToken);
 
         foreach (var outcome in outcomeList)
         {
@@ -274,17 +229,6 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             if (outcome.Kind == DeliveryOutcomeKind.Sent && byId.TryGetValue(outcome.DeliveryId, out var d))
                 AlertingMetrics.DeliveryLatency.WithLabels(channel).Observe(Math.Max(0, nowMs - d.AcceptedAt) / 1000.0);
         }
-    }
-
-    private async Task MarkSendingAsync(IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
-    {
-        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        await using var write = await _database.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync(
-            "UPDATE deliveries SET sending_since = COALESCE(sending_since, @nowMs) WHERE id IN @ids AND status = 'pending'",
-            new { nowMs, ids }, write.Transaction);
-        await write.CommitAsync(cancellationToken);
     }
 
     /// <summary>The dispatcher's recorder for one batch: records each call as it completes.</summary>
@@ -299,9 +243,10 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         {
             try
             {
-                await dispatcher.MarkSendingAsync(deliveryIds, cancellationToken);
+                await dispatcher._outbox.MarkSendingAsync(channel, target, deliveryIds, dispatcher._time.GetUtcNow().ToUnixTimeMilliseconds(),
+                    cancellationToken);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (ex is not (OperationCanceledException or ClaimLostException))
             {
                 var first = dispatcher._storage.Fault is null;
                 dispatcher._storage.ReportFailure("marking a send", ex);
@@ -331,57 +276,13 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
 
     private sealed record HeldResult(string IncidentId, List<PendingDelivery> Batch, IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage);
 
-    private static string Label(DeliveryOutcomeKind kind) => kind switch
-    {
-        DeliveryOutcomeKind.Sent => "sent",
-        DeliveryOutcomeKind.Merged => "merged",
-        DeliveryOutcomeKind.Retry => "retry",
-        DeliveryOutcomeKind.Skipped => "skipped",
-        _ => "failed",
-    };
-
-    internal static async Task<IncidentView?> LoadIncidentAsync(SqliteConnection connection, string incidentId, int maxAlerts = 40)
-    {
-        var row = await connection.QuerySingleOrDefaultAsync<IncidentRow>(
-            """
-            SELECT id AS Id, receiver AS Receiver, group_key AS GroupKey, state AS State, revision AS Revision, opened_at AS OpenedAt,
-                   closed_at AS ClosedAt, group_labels AS GroupLabels, common_labels AS CommonLabels,
-                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl
-            FROM incidents WHERE id = @incidentId
-            """, new { incidentId });
-        if (row is null) return null;
-        var counts = await connection.QuerySingleAsync<(long Firing, long Resolved)>(
-            "SELECT COALESCE(SUM(status = 'firing'), 0) AS Firing, COALESCE(SUM(status = 'resolved'), 0) AS Resolved FROM alerts WHERE incident_id = @incidentId",
-            new { incidentId });
-        var alerts = (await connection.QueryAsync<AlertRow>(
-                """
-                SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status, ends_at AS EndsAt, labels AS Labels,
-                       annotations AS Annotations, generator_url AS GeneratorUrl
-                FROM alerts WHERE incident_id = @incidentId
-                ORDER BY status = 'resolved', starts_at, fingerprint LIMIT @maxAlerts
-                """, new { incidentId, maxAlerts }))
-            .Select(a => new AlertView(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, Labels(a.Labels), Labels(a.Annotations), a.GeneratorUrl))
-            .ToList();
-        return new IncidentView(row.Id, row.Receiver, row.GroupKey, row.State, row.Revision,
-            DateTimeOffset.FromUnixTimeMilliseconds(row.OpenedAt),
-            row.ClosedAt is { } closed ? DateTimeOffset.FromUnixTimeMilliseconds(closed) : null,
-            Labels(row.GroupLabels), Labels(row.CommonLabels), Labels(row.CommonAnnotations), row.ExternalUrl,
-            (int)counts.Firing, (int)counts.Resolved, alerts);
-    }
-
-    private static Dictionary<string, string> Labels(string json) =>
-        JsonSerializer.Deserialize(json, WebhookJsonContext.Default.DictionaryStringString) ?? [];
+    private static string Label(DeliveryOutcomeKind kind) => DeliveryOutbox.Label(kind);
 
     private sealed class Worker
     {
         public volatile bool Dirty;
         public Task? Task;
     }
-
-    private sealed record IncidentRow(string Id, string Receiver, string GroupKey, string State, long Revision, long OpenedAt, long? ClosedAt,
-        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
-
-    private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
 
     [LoggerMessage(EventId = 3205, Level = LogLevel.Critical, Message = "STORAGE FAULT: a {Channel} call for {Target} (incident {IncidentId}) was made but could not be recorded; this target sends nothing until it is recorded")]
     private partial void LogNotRecorded(Exception ex, string channel, string target, string incidentId);
@@ -391,6 +292,9 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
 
     [LoggerMessage(EventId = 3207, Level = LogLevel.Warning, Message = "Storage works again: the held {Channel} result for {Target} (incident {IncidentId}) is recorded; sending resumes")]
     private partial void LogHeldRecorded(string channel, string target, string incidentId);
+
+    [LoggerMessage(EventId = 3208, Level = LogLevel.Warning, Message = "Another replica took over {Channel} {Target} (this replica's claim expired); it sends from here on")]
+    private partial void LogClaimLost(string channel, string target);
 
     [LoggerMessage(EventId = 3201, Level = LogLevel.Error, Message = "Delivery scheduling failed; retrying in a second")]
     private partial void LogLoopFailed(Exception ex);

@@ -8,6 +8,8 @@ using B25.Alerting.Pipeline;
 using B25.Alerting.RiskManager;
 using B25.Alerting.Routing;
 using B25.Alerting.Storage;
+using B25.Alerting.Storage.Postgres;
+using B25.Alerting.Storage.Sqlite;
 using B25.Alerting.Webhooks;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -40,8 +42,17 @@ internal static partial class AlertingServiceExtensions
         services.AddOptions<RoutingOptions>().BindConfiguration(RoutingOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
 
+        services.AddSingleton<IStorageProvider>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>();
+            return storage.Value.Provider == StorageProviderKind.Postgres ? new PostgresStorage(storage) : new SqliteStorage(storage);
+        });
         services.AddSingleton<DatabaseLock>();
-        services.AddSingleton<Database>();
+        services.AddSingleton<IJournalStore, JournalStore>();
+        services.AddSingleton<IIncidentStore, IncidentStore>();
+        services.AddSingleton<IDeliveryOutbox, DeliveryOutbox>();
+        services.AddSingleton<IEmergencyStopStore, EmergencyStopStore>();
+        services.AddSingleton<IIncidentReadModel, IncidentReadModel>();
         services.AddSingleton<StorageStatus>();
         services.AddSingleton<Router>();
         services.AddSingleton<IncidentProcessor>();
@@ -79,24 +90,32 @@ internal static partial class AlertingServiceExtensions
     public static async Task<WebApplication> UseAlertingAsync(this WebApplication app)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("B25.Alerting");
-        // Before the migration, and before any worker (they start in RunAsync): a second process on the
-        // same file must change nothing. The container holds the lock until the service is disposed.
-        var databaseLock = app.Services.GetRequiredService<DatabaseLock>();
+        var storage = app.Services.GetRequiredService<IStorageProvider>();
+        var replica = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value.Replica;
         try
         {
-            if (!databaseLock.TryAcquire())
+            if (storage.Kind == StorageProviderKind.Sqlite)
             {
-                LogDatabaseLocked(logger, databaseLock.DatabasePath!, databaseLock.LockPath!);
-                throw new StartRefusedException($"another B25.Alerting process holds {databaseLock.DatabasePath}");
+                // Before the migration, and before any worker (they start in RunAsync): a second process on
+                // the same file must change nothing. The container holds the lock until the service is disposed.
+                var databaseLock = app.Services.GetRequiredService<DatabaseLock>();
+                if (!databaseLock.TryAcquire())
+                {
+                    LogDatabaseLocked(logger, databaseLock.DatabasePath!, databaseLock.LockPath!);
+                    throw new StartRefusedException($"another B25.Alerting process holds {databaseLock.DatabasePath}");
+                }
             }
-            await app.Services.GetRequiredService<Database>().MigrateAsync();
+            await storage.MigrateAsync();
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Data.Common.DbException
+                                       or System.Net.Sockets.SocketException or TimeoutException)
         {
-            // A read-only, full or missing folder: nothing can be journaled, so do not pretend to serve.
-            LogStorageUnusable(logger, databaseLock.DatabasePath ?? "(in memory)", ex.Message);
+            // A read-only, full or missing folder, or a database that cannot be reached: nothing can be
+            // journaled, so do not pretend to serve (an orchestrator restarts the service).
+            LogStorageUnusable(logger, storage.Kind, storage.Location, ex.Message);
             throw new StartRefusedException(ex.Message);
         }
+        LogStorage(logger, storage.Kind, storage.Location, replica);
         _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
         Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
 
@@ -130,8 +149,11 @@ internal static partial class AlertingServiceExtensions
         return context.Response.WriteAsync(JsonSerializer.Serialize(body));
     }
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot write {Database} ({Reason}); not starting. Is its filesystem read-only or full?")]
-    private static partial void LogStorageUnusable(ILogger logger, string database, string reason);
+    [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot use {Provider} {Database} ({Reason}); not starting. SQLite: is its filesystem read-only or full? PostgreSQL: is it up and reachable, and are the credentials right?")]
+    private static partial void LogStorageUnusable(ILogger logger, StorageProviderKind provider, string database, string reason);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Storage: {Provider} {Database}; this replica is {Replica}")]
+    private static partial void LogStorage(ILogger logger, StorageProviderKind provider, string database, string replica);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
     private static partial void LogNoToken(ILogger logger);

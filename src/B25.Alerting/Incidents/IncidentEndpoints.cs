@@ -1,8 +1,4 @@
-using System.Text.Json;
-using B25.Alerting.Delivery;
 using B25.Alerting.Storage;
-using B25.Alerting.Webhooks;
-using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace B25.Alerting.Incidents;
@@ -29,7 +25,7 @@ internal static class IncidentEndpoints
         string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt);
 
     internal static async Task<Results<Ok<List<IncidentDto>>, ProblemHttpResult>> ListAsync(
-        Database database, string? state, int? limit, CancellationToken cancellationToken)
+        IIncidentReadModel incidents, string? state, int? limit, CancellationToken cancellationToken)
     {
         state ??= "open";
         if (state is not ("open" or "closed"))
@@ -37,32 +33,23 @@ internal static class IncidentEndpoints
         if (limit is < 1 or > 1000)
             return TypedResults.Problem(detail: "limit must be between 1 and 1000.", statusCode: 400, title: "Invalid query");
 
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var ids = await connection.QueryAsync<string>(
-            "SELECT id FROM incidents WHERE state = @state ORDER BY opened_at DESC LIMIT @limit", new { state, limit = limit ?? 100 });
         var result = new List<IncidentDto>();
-        foreach (var id in ids)
-            result.Add((await LoadAsync(connection, id))!);
+        foreach (var id in await incidents.ListAsync(state, limit ?? 100, cancellationToken))
+            if (await LoadAsync(incidents, id, cancellationToken) is { } incident) result.Add(incident);
         return TypedResults.Ok(result);
     }
 
-    internal static async Task<Results<Ok<IncidentDto>, NotFound>> GetAsync(Database database, string id, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<IncidentDto>, NotFound>> GetAsync(IIncidentReadModel incidents, string id, CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var incident = await LoadAsync(connection, id);
+        var incident = await LoadAsync(incidents, id, cancellationToken);
         return incident is null ? TypedResults.NotFound() : TypedResults.Ok(incident);
     }
 
-    private static async Task<IncidentDto?> LoadAsync(Microsoft.Data.Sqlite.SqliteConnection connection, string id)
+    private static async Task<IncidentDto?> LoadAsync(IIncidentReadModel incidents, string id, CancellationToken cancellationToken)
     {
-        var view = await DeliveryDispatcher.LoadIncidentAsync(connection, id, maxAlerts: 1000);
+        var view = await incidents.LoadAsync(id, maxAlerts: 1000, cancellationToken);
         if (view is null) return null;
-        var deliveries = (await connection.QueryAsync<DeliveryRow>(
-                """
-                SELECT id AS Id, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision, status AS Status,
-                       attempts AS Attempts, last_error AS LastError, created_at AS CreatedAt, completed_at AS CompletedAt
-                FROM deliveries WHERE incident_id = @id ORDER BY id
-                """, new { id }))
+        var deliveries = (await incidents.DeliveriesAsync(id, cancellationToken))
             .Select(d => new DeliveryDto(d.Id, d.Channel, d.Target, d.Kind, d.Revision, d.Status, d.Attempts, d.LastError,
                 DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt),
                 d.CompletedAt is { } c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : null))
@@ -72,7 +59,4 @@ internal static class IncidentEndpoints
             view.Alerts.Select(a => new AlertDto(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, a.Labels, a.Annotations, a.GeneratorUrl)).ToList(),
             deliveries);
     }
-
-    private sealed record DeliveryRow(long Id, string Channel, string Target, string Kind, long Revision, string Status, long Attempts,
-        string? LastError, long CreatedAt, long? CompletedAt);
 }

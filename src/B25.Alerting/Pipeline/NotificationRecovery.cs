@@ -1,6 +1,5 @@
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
-using Dapper;
 using MassTransit;
 
 namespace B25.Alerting.Pipeline;
@@ -10,7 +9,8 @@ namespace B25.Alerting.Pipeline;
 /// notifications not yet processed is published again; afterwards, those left unprocessed for a while.
 /// </summary>
 internal sealed partial class NotificationRecovery(
-    Database database,
+    IJournalStore journal,
+    IStorageProvider provider,
     IBus bus,
     Microsoft.Extensions.Options.IOptions<StorageOptions> storage,
     TimeProvider time,
@@ -29,10 +29,17 @@ internal sealed partial class NotificationRecovery(
         {
             try
             {
-                var count = await SweepAsync(first ? TimeSpan.Zero : StaleAfter, stoppingToken);
-                if (count > 0) LogRepublished(count, first);
-                first = false;
-                if (time.GetUtcNow() >= _nextPrune)
+                // At start, this process's own unfinished work (a crash); afterwards one replica sweeps
+                // for the cluster, the one holding the chore's lease.
+                var sweeper = first || await Claims.TakeAsync(provider, "chore", "recovery", storage.Value.Replica,
+                    (long)(SweepInterval * 3).TotalMilliseconds, time.GetUtcNow().ToUnixTimeMilliseconds(), stoppingToken);
+                if (sweeper)
+                {
+                    var count = await SweepAsync(first ? TimeSpan.Zero : StaleAfter, stoppingToken);
+                    if (count > 0) LogRepublished(count, first);
+                    first = false;
+                }
+                if (sweeper && time.GetUtcNow() >= _nextPrune)
                 {
                     var pruned = await PruneAsync(stoppingToken);
                     if (pruned > 0) LogPruned(pruned, storage.Value.JournalRetention);
@@ -61,19 +68,7 @@ internal sealed partial class NotificationRecovery(
     internal async Task<int> SweepAsync(TimeSpan olderThan, CancellationToken cancellationToken)
     {
         var cutoff = (time.GetUtcNow() - olderThan).ToUnixTimeMilliseconds();
-        List<(string Id, string GroupId)> rows;
-        await using (var connection = await database.OpenAsync(cancellationToken))
-        {
-            rows = (await connection.QueryAsync<(string Id, string GroupId)>(
-                """
-                SELECT n.id AS Id, n.group_id AS GroupId
-                FROM notifications n
-                JOIN (SELECT MAX(seq) AS seq FROM notifications
-                      WHERE processed_at IS NULL AND received_at <= @cutoff GROUP BY group_id) latest ON latest.seq = n.seq
-                ORDER BY n.seq LIMIT @max
-                """,
-                new { cutoff, max = MaxGroupsPerSweep })).ToList();
-        }
+        var rows = await journal.LatestUnappliedPerGroupAsync(cutoff, MaxGroupsPerSweep, cancellationToken);
         const int chunk = MaxPublishPerSecond / 10;
         for (var i = 0; i < rows.Count; i++)
         {
@@ -91,12 +86,7 @@ internal sealed partial class NotificationRecovery(
         var total = 0;
         while (true)
         {
-            await using var connection = await database.OpenAsync(cancellationToken);
-            await using var write = await database.BeginWriteAsync(connection, cancellationToken);
-            var deleted = await connection.ExecuteAsync(
-                "DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications WHERE processed_at IS NOT NULL AND processed_at < @cutoff LIMIT 500)",
-                new { cutoff }, write.Transaction);
-            await write.CommitAsync(cancellationToken);
+            var deleted = await journal.PruneAsync(cutoff, 500, cancellationToken);
             total += deleted;
             if (deleted < 500) return total;
         }

@@ -2,14 +2,13 @@ using B25.Alerting.Contracts;
 using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Storage;
-using Dapper;
 using MassTransit;
 
 namespace B25.Alerting.RiskManager;
 
 /// <summary>Records the risk manager's answer to an emergency stop and posts it in the incident's Slack thread.</summary>
 internal sealed partial class EmergencyStopAnswerConsumer(
-    Database database,
+    IEmergencyStopStore stops,
     DeliverySignal signal,
     TimeProvider time,
     ILogger<EmergencyStopAnswerConsumer> logger) : IConsumer<EmergencyStopAcknowledged>, IConsumer<EmergencyStopRejected>
@@ -26,30 +25,20 @@ internal sealed partial class EmergencyStopAnswerConsumer(
         CancellationToken cancellationToken)
     {
         var id = commandId.ToString();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken);
-        var tx = write.Transaction;
-        var incidentId = await connection.QuerySingleOrDefaultAsync<string>(
-            "SELECT incident_id FROM emergency_stops WHERE command_id = @id", new { id }, tx);
+        var text = $"{headline} `{id}` ({SlackText.Escape(by)}){(string.IsNullOrWhiteSpace(detail) ? "" : ": " + SlackText.Escape(detail))}";
+        var (incidentId, first) = await stops.RecordAnswerAsync(id, status, by, detail, at.ToUnixTimeMilliseconds(), _ => text,
+            time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         if (incidentId is null)
         {
             LogUnknown(id, status);
             return;
         }
         // The first answer counts; a repeated or later answer is logged, not posted again.
-        var changed = await connection.ExecuteAsync(
-            """
-            UPDATE emergency_stops SET status = @status, answered_at = @answeredAt, answered_by = @by, answer = @detail
-            WHERE command_id = @id AND status IN ('requesting', 'requested')
-            """, new { status, answeredAt = at.ToUnixTimeMilliseconds(), by, detail, id }, tx);
-        if (changed == 0)
+        if (!first)
         {
             LogAlreadyAnswered(id, status);
             return;
         }
-        var text = $"{headline} `{id}` ({SlackText.Escape(by)}){(string.IsNullOrWhiteSpace(detail) ? "" : ": " + SlackText.Escape(detail))}";
-        SlackNotes.Add(connection, tx, incidentId, $"answer:{id}", text, time.GetUtcNow().ToUnixTimeMilliseconds());
-        await tx.CommitAsync(cancellationToken);
         LogAnswered(id, status, by);
         signal.Notify();
     }

@@ -5,7 +5,6 @@ using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Routing;
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
-using Dapper;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -17,7 +16,7 @@ namespace B25.Alerting.RiskManager;
 /// thread instead), and a dry-run switch. Every request and answer is recorded and posted to the thread.
 /// </summary>
 internal sealed partial class EmergencyStopNotifier(
-    Database database,
+    IEmergencyStopStore stops,
     IBus bus,
     DeliverySignal signal,
     IOptions<RiskManagerOptions> options,
@@ -58,49 +57,24 @@ internal sealed partial class EmergencyStopNotifier(
         var settings = options.Value;
         var now = time.GetUtcNow();
         var id = command.CommandId.ToString();
-        string status;
-        await using (var connection = await database.OpenAsync(cancellationToken))
-        await using (var write = await database.BeginWriteAsync(connection, cancellationToken))
-        {
-            var tx = write.Transaction;
-            var existing = await connection.QuerySingleOrDefaultAsync<string>(
-                "SELECT status FROM emergency_stops WHERE command_id = @id", new { id }, tx);
-            if (existing is not null && existing != "requesting")
-                return new DeliveryOutcome(deliveryId, existing is "dry-run" or "suppressed" ? DeliveryOutcomeKind.Skipped : DeliveryOutcomeKind.Sent);
-            if (existing is null)
+        var start = await stops.BeginAsync(
+            new StopRequest(id, incident.Id, command.AlertName, command.Fingerprint, AlertKey.Format(command.StartsAt),
+                JsonSerializer.Serialize(command.Scope, WebhookJsonContext.Default.DictionaryStringString)),
+            now.ToUnixTimeMilliseconds(), (now - settings.Window).ToUnixTimeMilliseconds(), settings.MaxStopsPerWindow, settings.DryRun,
+            (status, recent) => status switch
             {
-                var since = (now - settings.Window).ToUnixTimeMilliseconds();
-                var recent = await connection.ExecuteScalarAsync<long>(
-                    "SELECT COUNT(*) FROM emergency_stops WHERE status NOT IN ('dry-run', 'suppressed') AND requested_at > @since",
-                    new { since }, tx);
-                status = settings.DryRun ? "dry-run" : recent >= settings.MaxStopsPerWindow ? "suppressed" : "requesting";
-                await connection.ExecuteAsync(
-                    """
-                    INSERT INTO emergency_stops (command_id, incident_id, alert_name, fingerprint, starts_at, scope, status, requested_at)
-                    VALUES (@id, @IncidentId, @AlertName, @Fingerprint, @startsAt, @scope, @status, @at)
-                    """,
-                    new
-                    {
-                        id, IncidentId = incident.Id, command.AlertName, command.Fingerprint, startsAt = AlertKey.Format(command.StartsAt),
-                        scope = JsonSerializer.Serialize(command.Scope, WebhookJsonContext.Default.DictionaryStringString),
-                        status, at = now.ToUnixTimeMilliseconds(),
-                    }, tx);
-                if (status != "requesting")
-                {
-                    var note = status == "dry-run"
-                        ? $":test_tube: DRY RUN: an emergency stop of {Scope(command)} would have been requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}"
-                        : $"<!here> :warning: Emergency stop of {Scope(command)} NOT requested: {recent} stop(s) already in the last {settings.Window} (cap {settings.MaxStopsPerWindow}). Act by hand. (command `{id}`)";
-                    SlackNotes.Add(connection, tx, incident.Id, $"stop:{id}", note, now.ToUnixTimeMilliseconds());
-                }
-                await tx.CommitAsync(cancellationToken);
-                if (status != "requesting")
-                {
-                    if (status == "suppressed") LogSuppressed(id, recent, settings.MaxStopsPerWindow);
-                    else LogDryRun(id);
-                    signal.Notify();
-                    return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Skipped, status);
-                }
-            }
+                "dry-run" => $":test_tube: DRY RUN: an emergency stop of {Scope(command)} would have been requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
+                "suppressed" => $"<!here> :warning: Emergency stop of {Scope(command)} NOT requested: {recent} stop(s) already in the last {settings.Window} (cap {settings.MaxStopsPerWindow}). Act by hand. (command `{id}`)",
+                _ => null,
+            }, cancellationToken);
+        if (!start.New && start.Status != "requesting")
+            return new DeliveryOutcome(deliveryId, start.Status is "dry-run" or "suppressed" ? DeliveryOutcomeKind.Skipped : DeliveryOutcomeKind.Sent);
+        if (start.New && start.Status != "requesting")
+        {
+            if (start.Status == "suppressed") LogSuppressed(id, start.Recent, settings.MaxStopsPerWindow);
+            else LogDryRun(id);
+            signal.Notify();
+            return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Skipped, start.Status);
         }
 
         try
@@ -118,16 +92,9 @@ internal sealed partial class EmergencyStopNotifier(
             return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Retry, $"publish failed: {ex.GetType().Name}", TimeSpan.FromSeconds(5));
         }
 
-        await using (var connection = await database.OpenAsync(cancellationToken))
-        await using (var write = await database.BeginWriteAsync(connection, cancellationToken))
-        {
-            var tx = write.Transaction;
-            await connection.ExecuteAsync("UPDATE emergency_stops SET status = 'requested' WHERE command_id = @id AND status = 'requesting'", new { id }, tx);
-            SlackNotes.Add(connection, tx, incident.Id, $"stop:{id}",
-                $":rotating_light: Emergency stop of {Scope(command)} requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
-                now.ToUnixTimeMilliseconds());
-            await tx.CommitAsync(cancellationToken);
-        }
+        await stops.MarkRequestedAsync(id, incident.Id,
+            $":rotating_light: Emergency stop of {Scope(command)} requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
+            now.ToUnixTimeMilliseconds(), cancellationToken);
         LogRequested(id, incident.Id);
         signal.Notify();
         return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Sent);

@@ -1,5 +1,3 @@
-using Dapper;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace B25.Alerting.Storage;
@@ -11,7 +9,7 @@ namespace B25.Alerting.Storage;
 /// succeeds means storage works again, whatever a writer reported before; one that fails is reported
 /// to <see cref="StorageStatus"/> like any other write fault.
 /// </summary>
-internal sealed class StorageHealthCheck(Database database, StorageStatus status, TimeProvider time) : IHealthCheck
+internal sealed class StorageHealthCheck(IJournalStore journal, IStorageProvider storage, StorageStatus status, TimeProvider time) : IHealthCheck
 {
     /// <summary>How long a check waits for the probe: a busy writer holding the write turn is not a fault.</summary>
     internal static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
@@ -59,7 +57,7 @@ internal sealed class StorageHealthCheck(Database database, StorageStatus status
         return failure switch
         {
             null => HealthCheckResult.Healthy("storage write probe succeeded"),
-            SqliteException { SqliteErrorCode: 5 or 6 } => HealthCheckResult.Degraded("storage write probe found the database locked by another connection", failure),
+            _ when storage.IsBusy(failure) => HealthCheckResult.Degraded("storage write probe found the database locked by another connection", failure),
             _ => HealthCheckResult.Unhealthy($"storage cannot be written: {status.Fault ?? failure.Message}", failure),
         };
     }
@@ -68,19 +66,14 @@ internal sealed class StorageHealthCheck(Database database, StorageStatus status
     {
         try
         {
-            await using var connection = await database.OpenAsync(durable: true);
-            await using var transaction = await database.BeginWriteAsync(connection);
-            await connection.ExecuteAsync(
-                "INSERT INTO health_probe (id, written_at) VALUES (1, @now) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at;",
-                new { now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction.Transaction);
-            await transaction.CommitAsync();
+            await journal.ProbeWriteAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None);
             status.ReportSuccess();
             return null;
         }
-        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6)
+        catch (Exception ex) when (storage.IsBusy(ex))
         {
-            // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the write lock past the busy timeout.
-            // Busy is not broken; the journal reports it if it cannot write either.
+            // Another connection holds the write lock past the wait. Busy is not broken; the journal
+            // reports it if it cannot write either.
             return ex;
         }
         catch (Exception ex)

@@ -1,5 +1,3 @@
-using Microsoft.Data.Sqlite;
-
 namespace B25.Alerting.Storage;
 
 /// <summary>
@@ -7,7 +5,7 @@ namespace B25.Alerting.Storage;
 /// whose result could not be recorded, the journal, the readiness probe. Readiness reports it, so a
 /// full or read-only disk shows even while reads still work.
 /// </summary>
-internal sealed class StorageStatus(TimeProvider time)
+internal sealed class StorageStatus(IStorageProvider storage, TimeProvider time)
 {
     private readonly object _gate = new();
     private string? _fault;
@@ -21,10 +19,7 @@ internal sealed class StorageStatus(TimeProvider time)
 
     public void ReportFailure(string where, Exception exception)
     {
-        // SQLite opens a file it cannot write read-only, without a word, and the pool keeps that
-        // connection: once storage works again it would still refuse every write. Start afresh.
-        if (exception is SqliteException { SqliteErrorCode: 8 or 10 or 13 or 14 })
-            SqliteConnection.ClearAllPools();
+        storage.OnWriteFault(exception);
         lock (_gate)
         {
             _since ??= time.GetUtcNow();

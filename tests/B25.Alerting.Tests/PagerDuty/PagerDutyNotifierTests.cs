@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.PagerDuty;
-using B25.Alerting.Storage;
+using B25.Alerting.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -10,27 +10,16 @@ namespace B25.Alerting.Tests.PagerDuty;
 /// <summary>How the notifier folds the pending deliveries of one incident into PagerDuty events.</summary>
 public sealed class PagerDutyNotifierTests : IAsyncLifetime
 {
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"b25-pd-{Guid.NewGuid():N}.db");
     private readonly FakeEventsApi _api = new();
-    private Database _database = null!;
+    private TestStores _database = null!;
 
-    public async Task InitializeAsync()
-    {
-        _database = new Database(Options.Create(new StorageOptions { ConnectionString = $"Data Source={_path}" }));
-        await _database.MigrateAsync();
-    }
+    public async Task InitializeAsync() => _database = await TestStores.CreateAsync();
 
-    public Task DisposeAsync()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" })
-            try { File.Delete(_path + suffix); } catch (IOException) { }
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     private PagerDutyNotifier Notifier(PagerDutyOptions? options = null) => new(_api,
         Options.Create(options ?? new PagerDutyOptions { RoutingKey = "DEFAULTKEY", RoutingKeys = { ["ops"] = "OPSKEY" } }),
-        _database, TimeProvider.System, NullLogger<PagerDutyNotifier>.Instance);
+        _database.ReadModel, TimeProvider.System, NullLogger<PagerDutyNotifier>.Instance);
 
     private static PendingDelivery Pending(long id, string kind, long revision) =>
         new(id, "inc1", "pagerduty", "default", kind, revision, "", "{}", 0, 0);

@@ -24,17 +24,17 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     private readonly IPagerDutyEventsApi _api;
     private readonly PagerDutyOptions _options;
     private readonly Dictionary<string, string> _keys;
-    private readonly Database _database;
+    private readonly IIncidentReadModel _incidents;
     private readonly ILogger<PagerDutyNotifier> _logger;
     private readonly TargetGuard<PagerDutyCallResult> _guard;
 
-    public PagerDutyNotifier(IPagerDutyEventsApi api, IOptions<PagerDutyOptions> options, Database database, TimeProvider time,
+    public PagerDutyNotifier(IPagerDutyEventsApi api, IOptions<PagerDutyOptions> options, IIncidentReadModel incidents, TimeProvider time,
         ILogger<PagerDutyNotifier> logger)
     {
         _api = api;
         _options = options.Value;
         _keys = _options.ConfiguredKeys();
-        _database = database;
+        _incidents = incidents;
         _logger = logger;
         // One quick retry in place for a blip; anything longer waits in the outbox (RetryDelay).
         _guard = new TargetGuard<PagerDutyCallResult>(
@@ -129,25 +129,15 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     }
 
     /// <summary>True when a later incident of the same alert group already sent a trigger to this routing key.</summary>
-    private async Task<bool> SupersededAsync(IncidentView incident, string target, CancellationToken cancellationToken)
-    {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        return await connection.ExecuteScalarAsync<long>(
-            """
-            SELECT COUNT(*) FROM delivery_messages m JOIN incidents i ON i.id = m.incident_id
-            WHERE m.channel = @channel AND m.target = @target AND i.receiver = @Receiver AND i.group_key = @GroupKey
-              AND i.id <> @Id AND i.opened_at > @openedAt
-            """,
-            new { channel = Channel, target, incident.Receiver, incident.GroupKey, incident.Id, openedAt = incident.OpenedAt.ToUnixTimeMilliseconds() }) > 0;
-    }
+    private Task<bool> SupersededAsync(IncidentView incident, string target, CancellationToken cancellationToken) =>
+        _incidents.SupersededAtAsync(incident, Channel, target, cancellationToken);
 
     /// <summary>The dispatcher loads a few alerts; custom_details can carry more (the builder caps the size).</summary>
     private async Task<IncidentView> WithMoreAlertsAsync(IncidentView incident, CancellationToken cancellationToken)
     {
         if (incident.Alerts.Count >= incident.FiringCount + incident.ResolvedCount || incident.Alerts.Count >= _options.MaxAlerts)
             return incident;
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        return await DeliveryDispatcher.LoadIncidentAsync(connection, incident.Id, _options.MaxAlerts) ?? incident;
+        return await _incidents.LoadAsync(incident.Id, _options.MaxAlerts, cancellationToken) ?? incident;
     }
 
     private DeliveryBatchResult Failure(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> failed, string target,

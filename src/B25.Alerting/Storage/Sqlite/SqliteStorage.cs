@@ -1,22 +1,23 @@
+using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
-namespace B25.Alerting.Storage;
+namespace B25.Alerting.Storage.Sqlite;
 
 /// <summary>
-/// The SQLite state store: the notification journal, incidents, alerts and deliveries, in WAL mode.
-/// The journal's commits are synchronous=FULL: a notification answered 2xx survives a crash of the
-/// process and of the machine. Everything else commits with synchronous=NORMAL (one fsync fewer per
-/// transaction): it survives a crash of the process, and a power loss can only take the trailing
-/// commits after the last journal commit (WAL keeps a prefix), which are derived from the journal and
-/// redone from it, at worst posting a message again.
+/// The SQLite provider: the notification journal, incidents, alerts and deliveries in one file, in WAL
+/// mode, owned by one process (<see cref="DatabaseLock"/>). The journal's commits are synchronous=FULL:
+/// a notification answered 2xx survives a crash of the process and of the machine. Everything else
+/// commits with synchronous=NORMAL (one fsync fewer per transaction): it survives a crash of the
+/// process, and a power loss can only take the trailing commits after the last journal commit (WAL
+/// keeps a prefix), which are derived from the journal and redone from it, at worst posting a message again.
 /// </summary>
-internal sealed class Database
+internal sealed class SqliteStorage : IStorageProvider
 {
     private readonly string _connectionString;
 
-    public Database(IOptions<StorageOptions> options)
+    public SqliteStorage(IOptions<StorageOptions> options)
     {
         var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString)
         {
@@ -24,17 +25,24 @@ internal sealed class Database
             DefaultTimeout = 30,
         };
         _connectionString = builder.ToString();
+        Location = DatabaseLock.FilePath(options.Value.ConnectionString) ?? "(in memory)";
     }
 
-    /// <param name="durable">synchronous=FULL: for the journal, whose commit is the promise behind a 2xx.</param>
-    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false)
+    public StorageProviderKind Kind => StorageProviderKind.Sqlite;
+
+    public string Location { get; }
+
+    public bool SingleProcess => true;
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false, TimeSpan? lockWait = null)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        // Per-connection settings (pooled connections keep them, so set both ways); journal_mode=WAL is
-        // persistent and set by the migration.
+        // Per-connection settings (pooled connections keep them, so set every one each time); journal_mode=WAL
+        // is persistent and set by the migration.
+        var busy = (int)(lockWait ?? TimeSpan.FromSeconds(30)).TotalMilliseconds;
         await connection.ExecuteAsync(
-            $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+            $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout={busy}; PRAGMA foreign_keys=ON;");
         return connection;
     }
 
@@ -43,24 +51,39 @@ internal sealed class Database
     private readonly WriteTurns _writeTurns = new();
 
     /// <summary>
-    /// Starts a write transaction: waits for this process's turn, then takes SQLite's write lock at once
-    /// (BEGIN IMMEDIATE: no lock-upgrade deadlocks). Disposing it rolls back what was not committed and
-    /// gives the turn to the next writer.
+    /// Waits for this process's turn, then takes SQLite's write lock at once (BEGIN IMMEDIATE: no
+    /// lock-upgrade deadlocks). Disposing it rolls back what was not committed and gives the turn on.
     /// </summary>
-    /// <param name="urgent">The journal's writes, which a 2xx waits for, go before every other waiting writer.</param>
-    public async Task<WriteTransaction> BeginWriteAsync(SqliteConnection connection, CancellationToken cancellationToken = default, bool urgent = false)
+    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false)
     {
         cancellationToken.ThrowIfCancellationRequested();
         await _writeTurns.EnterAsync(urgent);
         try
         {
-            return new WriteTransaction(connection.BeginTransaction(deferred: false), _writeTurns);
+            return new StorageTransaction(connection, ((SqliteConnection)connection).BeginTransaction(deferred: false), _writeTurns.Exit);
         }
         catch
         {
             _writeTurns.Exit();
             throw;
         }
+    }
+
+    public Task WakeDeliveriesAsync(StorageTransaction transaction, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public Task ListenForDeliveriesAsync(Action wake, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the write lock past the busy timeout.
+    public bool IsBusy(Exception exception) => exception is SqliteException { SqliteErrorCode: 5 or 6 };
+
+    public void OnWriteFault(Exception exception)
+    {
+        // SQLite opens a file it cannot write read-only, without a word, and the pool keeps that
+        // connection: once storage works again it would still refuse every write. Start afresh.
+        if (exception is SqliteException { SqliteErrorCode: 8 or 10 or 13 or 14 })
+            SqliteConnection.ClearAllPools();
     }
 
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
@@ -71,9 +94,8 @@ internal sealed class Database
         for (var i = (int)version; i < Migrations.Length; i++)
         {
             await using var tx = await BeginWriteAsync(connection, cancellationToken);
-            var transaction = tx.Transaction;
-            await connection.ExecuteAsync(Migrations[i], transaction: transaction);
-            await connection.ExecuteAsync($"PRAGMA user_version = {i + 1};", transaction: transaction);
+            await connection.ExecuteAsync(Migrations[i], transaction: tx.Transaction);
+            await connection.ExecuteAsync($"PRAGMA user_version = {i + 1};", transaction: tx.Transaction);
             await tx.CommitAsync(cancellationToken);
         }
     }
@@ -199,33 +221,4 @@ internal sealed class Database
         CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at INTEGER NOT NULL);
         """,
     ];
-}
-
-/// <summary>A write transaction holding this process's write turn.</summary>
-internal sealed class WriteTransaction(SqliteTransaction transaction, WriteTurns turns) : IDisposable, IAsyncDisposable
-{
-    private int _released;
-
-    public SqliteTransaction Transaction { get; } = transaction;
-
-    public void Commit() => Transaction.Commit();
-
-    public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
-
-    public void Dispose()
-    {
-        Transaction.Dispose();
-        Release();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await Transaction.DisposeAsync();
-        Release();
-    }
-
-    private void Release()
-    {
-        if (Interlocked.Exchange(ref _released, 1) == 0) turns.Exit();
-    }
 }

@@ -1,7 +1,7 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
-namespace B25.Alerting.Storage;
+namespace B25.Alerting.Storage.Sqlite;
 
 /// <summary>
 /// One process per SQLite file: two processes on one file both claim and send the same deliveries,
@@ -85,6 +85,3 @@ internal sealed class DatabaseLock : IDisposable
         return Path.GetFullPath(source);
     }
 }
-
-/// <summary>The service must not start: said in the log already, where it was found.</summary>
-internal sealed class StartRefusedException(string reason) : Exception(reason);

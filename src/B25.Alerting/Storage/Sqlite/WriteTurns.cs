@@ -1,4 +1,4 @@
-namespace B25.Alerting.Storage;
+namespace B25.Alerting.Storage.Sqlite;
 
 /// <summary>
 /// Turns at SQLite's single writer for the writers of this process, handed out in order, with the

@@ -1,0 +1,176 @@
+using System.Data.Common;
+using System.Text.Json;
+using B25.Alerting.Delivery;
+using Dapper;
+using Microsoft.Extensions.Options;
+
+namespace B25.Alerting.Storage;
+
+/// <summary>An (incident, target) with pending deliveries, due when all of them are.</summary>
+internal sealed record DueGroup(string Channel, string Target, long DueAt);
+
+/// <summary>What one call (or a batch's end) did: outcomes, the message a post created, when to retry the rest.</summary>
+internal sealed record DeliveryRecord(string IncidentId, string Channel, string Target, IReadOnlyList<PendingDelivery> Batch,
+    IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage, long? RetryAt, long Now);
+
+/// <summary>This replica no longer owns the target: another one may be sending to it. Send nothing.</summary>
+internal sealed class ClaimLostException(string channel, string target)
+    : Exception($"The claim on {channel} {target} expired or was taken over by another replica.");
+
+/// <summary>
+/// The delivery outbox: deliveries the processor queued, who sends to which target, and what each
+/// call did. One replica owns a target at a time (a claim with a lease), so a target's messages stay in
+/// order and within its rate limit for the whole cluster, and a dead replica's targets pass to another.
+/// </summary>
+internal interface IDeliveryOutbox
+{
+    Task<IReadOnlyList<DueGroup>> PendingGroupsAsync(CancellationToken cancellationToken);
+
+    Task<long> PendingCountAsync(CancellationToken cancellationToken);
+
+    /// <summary>Claims or renews the target for this replica; false when another replica holds it.</summary>
+    Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken);
+
+    /// <summary>The pending deliveries of up to <paramref name="maxIncidents"/> due incidents at the target, in queue order.</summary>
+    Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken);
+
+    Task<DeliveredMessage?> MessageAsync(string incidentId, string channel, string target, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks the deliveries as being sent by a non-idempotent call, renewing the claim in the same
+    /// transaction. Throws <see cref="ClaimLostException"/> when the claim is gone (nothing marked).
+    /// </summary>
+    Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken);
+
+    Task RecordAsync(DeliveryRecord record, CancellationToken cancellationToken);
+}
+
+internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageOptions> options, TimeProvider time) : IDeliveryOutbox
+{
+    private readonly string _replica = options.Value.Replica;
+    private readonly long _leaseMs = (long)options.Value.ClaimLease.TotalMilliseconds;
+
+    public async Task<IReadOnlyList<DueGroup>> PendingGroupsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<DueGroup>(
+            """
+            SELECT channel AS Channel, target AS Target, MAX(next_attempt_at) AS DueAt
+            FROM deliveries WHERE status = 'pending'
+            GROUP BY incident_id, channel, target
+            """)).ToList();
+    }
+
+    public async Task<long> PendingCountAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'");
+    }
+
+    public Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken) =>
+        Claims.TakeAsync(storage, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+
+    private Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target) =>
+        Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds());
+
+    public async Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<PendingDelivery>(
+            """
+            SELECT id AS Id, incident_id AS IncidentId, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision,
+                   subject AS Subject, payload AS Payload, attempts AS Attempts, accepted_at AS AcceptedAt, sending_since AS SendingSince
+            FROM deliveries
+            WHERE status = 'pending' AND channel = @channel AND target = @target AND incident_id IN (
+                SELECT incident_id FROM deliveries WHERE status = 'pending' AND channel = @channel AND target = @target
+                GROUP BY incident_id HAVING MAX(next_attempt_at) <= @now LIMIT @maxIncidents)
+            ORDER BY id
+            """, new { channel, target, now, maxIncidents })).ToList();
+    }
+
+    public async Task<DeliveredMessage?> MessageAsync(string incidentId, string channel, string target, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<DeliveredMessage?>(
+            "SELECT address AS Address, message_id AS MessageId FROM delivery_messages WHERE incident_id = @incidentId AND channel = @channel AND target = @target",
+            new { incidentId, channel, target });
+    }
+
+    public async Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        // The mark and the claim in one transaction: while the mark stands this replica owns the target
+        // for a whole lease, so no other replica sends the same message meanwhile.
+        if (!storage.SingleProcess && !await Claim(connection, write.Transaction, channel, target))
+            throw new ClaimLostException(channel, target);
+        await connection.ExecuteAsync(
+            "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id IN @ids AND status = 'pending'",
+            new { now, ids = deliveryIds.ToArray() }, write.Transaction);
+        await write.CommitAsync(cancellationToken);
+    }
+
+    public async Task RecordAsync(DeliveryRecord record, CancellationToken cancellationToken)
+    {
+        var outcomes = record.Outcomes.ToDictionary(o => o.DeliveryId);
+        var retry = record.Outcomes.FirstOrDefault(o => o.Kind == DeliveryOutcomeKind.Retry);
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        var tx = write.Transaction;
+        if (record.NewMessage is { } created)
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO delivery_messages (incident_id, channel, target, address, message_id, created_at)
+                VALUES (@IncidentId, @Channel, @Target, @Address, @MessageId, @Now)
+                ON CONFLICT DO NOTHING
+                """, new { record.IncidentId, record.Channel, record.Target, created.Address, created.MessageId, record.Now }, tx);
+        }
+        foreach (var delivery in record.Batch)
+        {
+            if (outcomes.TryGetValue(delivery.Id, out var outcome) && outcome.Kind != DeliveryOutcomeKind.Retry)
+            {
+                await connection.ExecuteAsync(
+                    "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @Now, sending_since = NULL WHERE id = @Id AND status = 'pending'",
+                    new { status = Label(outcome.Kind), counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, record.Now, delivery.Id }, tx);
+            }
+            else if (record.RetryAt is { } at)
+            {
+                await connection.ExecuteAsync(
+                    """
+                    UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at,
+                        sending_since = CASE WHEN @unknown THEN sending_since ELSE NULL END
+                    WHERE id = @Id AND status = 'pending'
+                    """,
+                    new { error = outcome?.Error ?? retry?.Error, at, unknown = outcome?.OutcomeUnknown ?? false, delivery.Id }, tx);
+            }
+        }
+        await write.CommitAsync(cancellationToken);
+    }
+
+    public static string Label(DeliveryOutcomeKind kind) => kind switch
+    {
+        DeliveryOutcomeKind.Sent => "sent",
+        DeliveryOutcomeKind.Merged => "merged",
+        DeliveryOutcomeKind.Retry => "retry",
+        DeliveryOutcomeKind.Skipped => "skipped",
+        _ => "failed",
+    };
+
+    /// <summary>
+    /// Queues a note in the thread of every Slack message of an incident, in the caller's transaction.
+    /// The subject makes it unique: the same subject twice is queued once.
+    /// </summary>
+    internal static Task<int> AddSlackNoteAsync(DbConnection connection, DbTransaction tx, string incidentId, string subject, string text, long now)
+    {
+        var payload = JsonSerializer.Serialize(new SlackNote(text), DeliveryJsonContext.Default.SlackNote);
+        return connection.ExecuteAsync(
+            """
+            INSERT INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
+            SELECT DISTINCT d.incident_id, 'slack', d.target, 'note', i.revision, @subject, @payload, 'pending', @now, @now, @now
+            FROM deliveries d JOIN incidents i ON i.id = d.incident_id
+            WHERE d.incident_id = @incidentId AND d.channel = 'slack' AND d.kind = 'post'
+            ON CONFLICT DO NOTHING
+            """, new { incidentId, subject, payload, now }, tx);
+    }
+}

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using B25.Alerting.Delivery;
+using B25.Alerting.Webhooks;
+using Dapper;
+
+namespace B25.Alerting.Storage;
+
+internal sealed record DeliveryRow(long Id, string Channel, string Target, string Kind, long Revision, string Status, long Attempts,
+    string? LastError, long CreatedAt, long? CompletedAt);
+
+/// <summary>Incidents as the notifiers render them and the operator API shows them.</summary>
+internal interface IIncidentReadModel
+{
+    /// <summary>The incident now, with up to <paramref name="maxAlerts"/> alerts (firing first); null when unknown.</summary>
+    Task<IncidentView?> LoadAsync(string incidentId, int maxAlerts, CancellationToken cancellationToken);
+
+    /// <summary>Incident ids in a state (open or closed), newest first.</summary>
+    Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<DeliveryRow>> DeliveriesAsync(string incidentId, CancellationToken cancellationToken);
+
+    /// <summary>Whether a later incident of the same Alertmanager group already holds a message at the target.</summary>
+    Task<bool> SupersededAtAsync(IncidentView incident, string channel, string target, CancellationToken cancellationToken);
+}
+
+internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentReadModel
+{
+    public async Task<IncidentView?> LoadAsync(string incidentId, int maxAlerts, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<IncidentRow>(
+            """
+            SELECT id AS Id, receiver AS Receiver, group_key AS GroupKey, state AS State, revision AS Revision, opened_at AS OpenedAt,
+                   closed_at AS ClosedAt, group_labels AS GroupLabels, common_labels AS CommonLabels,
+                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl
+            FROM incidents WHERE id = @incidentId
+            """, new { incidentId });
+        if (row is null) return null;
+        var counts = await connection.QuerySingleAsync<(long Firing, long Resolved)>(
+            """
+            SELECT COALESCE(SUM(CASE WHEN status = 'firing' THEN 1 ELSE 0 END), 0) AS Firing,
+                   COALESCE(SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END), 0) AS Resolved
+            FROM alerts WHERE incident_id = @incidentId
+            """, new { incidentId });
+        var alerts = (await connection.QueryAsync<AlertRow>(
+                """
+                SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status, ends_at AS EndsAt, labels AS Labels,
+                       annotations AS Annotations, generator_url AS GeneratorUrl
+                FROM alerts WHERE incident_id = @incidentId
+                ORDER BY CASE WHEN status = 'resolved' THEN 1 ELSE 0 END, starts_at, fingerprint LIMIT @maxAlerts
+                """, new { incidentId, maxAlerts }))
+            .Select(a => new AlertView(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, Labels(a.Labels), Labels(a.Annotations), a.GeneratorUrl))
+            .ToList();
+        return new IncidentView(row.Id, row.Receiver, row.GroupKey, row.State, row.Revision,
+            DateTimeOffset.FromUnixTimeMilliseconds(row.OpenedAt),
+            row.ClosedAt is { } closed ? DateTimeOffset.FromUnixTimeMilliseconds(closed) : null,
+            Labels(row.GroupLabels), Labels(row.CommonLabels), Labels(row.CommonAnnotations), row.ExternalUrl,
+            (int)counts.Firing, (int)counts.Resolved, alerts);
+    }
+
+    public async Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<string>(
+            "SELECT id FROM incidents WHERE state = @state ORDER BY opened_at DESC LIMIT @limit", new { state, limit })).ToList();
+    }
+
+    public async Task<IReadOnlyList<DeliveryRow>> DeliveriesAsync(string incidentId, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<DeliveryRow>(
+            """
+            SELECT id AS Id, channel AS Channel, target AS Target, kind AS Kind, revision AS Revision, status AS Status,
+                   attempts AS Attempts, last_error AS LastError, created_at AS CreatedAt, completed_at AS CompletedAt
+            FROM deliveries WHERE incident_id = @incidentId ORDER BY id
+            """, new { incidentId })).ToList();
+    }
+
+    public async Task<bool> SupersededAtAsync(IncidentView incident, string channel, string target, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(
+            """
+            SELECT COUNT(*) FROM delivery_messages m JOIN incidents i ON i.id = m.incident_id
+            WHERE m.channel = @channel AND m.target = @target AND i.receiver = @Receiver AND i.group_key = @GroupKey
+              AND i.id <> @Id AND i.opened_at > @openedAt
+            """,
+            new { channel, target, incident.Receiver, incident.GroupKey, incident.Id, openedAt = incident.OpenedAt.ToUnixTimeMilliseconds() }) > 0;
+    }
+
+    private static Dictionary<string, string> Labels(string json) =>
+        JsonSerializer.Deserialize(json, WebhookJsonContext.Default.DictionaryStringString) ?? [];
+
+    private sealed record IncidentRow(string Id, string Receiver, string GroupKey, string State, long Revision, long OpenedAt, long? ClosedAt,
+        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+
+    private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
+}

@@ -1,0 +1,193 @@
+using System.Data.Common;
+using Dapper;
+
+namespace B25.Alerting.Storage;
+
+/// <summary>A journaled notification as the processor applies it.</summary>
+internal sealed record JournalRow(long Seq, string GroupId, long ReceivedAt, byte[]? Body, long? ProcessedAt);
+
+internal sealed record OpenIncident(string Id, long Revision);
+
+internal sealed record StoredAlert(string Fingerprint, string StartsAt, string Status);
+
+internal sealed record NewIncident(string Id, string GroupId, string Receiver, string GroupKey, long Now,
+    string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+
+internal sealed record IncidentUpdate(string Id, long Revision, bool Close, long Now, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+
+/// <summary>One alert occurrence as written: status firing or resolved; EndsAt RFC 3339 or null.</summary>
+internal sealed record AlertRecord(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations,
+    string GeneratorUrl);
+
+internal sealed record NewDelivery(string IncidentId, string Channel, string Target, string Kind, long Revision, string Subject, string Payload,
+    long AcceptedAt, long Now);
+
+/// <summary>Incidents and alerts: applying a group's notifications, one group at a time across every process.</summary>
+internal interface IIncidentStore
+{
+    /// <summary>
+    /// Opens a unit of work on one alert group. On a store one process owns (SQLite), reads happen
+    /// before <see cref="IGroupWork.BeginWriteAsync"/> (so reading a large notification does not hold the
+    /// single writer) and the caller keeps one worker per group; on a shared store, the group's lock is
+    /// taken here and held to the end, so what is read stays true until the commit.
+    /// </summary>
+    Task<IGroupWork> OpenGroupAsync(string groupId, CancellationToken cancellationToken);
+}
+
+/// <summary>Reads and writes of one alert group, committed together (the outbox's deliveries included).</summary>
+internal interface IGroupWork : IAsyncDisposable
+{
+    Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true);
+
+    Task<OpenIncident?> OpenIncidentAsync();
+
+    Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId);
+
+    /// <summary>The status of an occurrence the group has seen (firing or resolved), or null.</summary>
+    Task<string?> AlertStatusAsync(string fingerprint, string startsAt);
+
+    /// <summary>Starts the write transaction (nothing to do when the group's lock already opened one).</summary>
+    Task BeginWriteAsync(CancellationToken cancellationToken);
+
+    Task InsertIncidentAsync(NewIncident incident);
+
+    Task UpdateIncidentAsync(IncidentUpdate update);
+
+    /// <summary>Remembers occurrences (an occurrence already known is left as it is).</summary>
+    Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now);
+
+    Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now);
+
+    /// <summary>The targets that already have deliveries for the incident.</summary>
+    Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId);
+
+    /// <summary>Queues a delivery in the outbox; the same (incident, channel, target, kind, revision, subject) twice is queued once.</summary>
+    Task AddDeliveryAsync(NewDelivery delivery);
+
+    Task MarkAppliedAsync(long seq, string outcome, long now);
+
+    /// <param name="wake">Deliveries were queued: wake the dispatchers of every process sharing the store.</param>
+    Task CommitAsync(bool wake, CancellationToken cancellationToken);
+}
+
+internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
+{
+    public async Task<IGroupWork> OpenGroupAsync(string groupId, CancellationToken cancellationToken)
+    {
+        var connection = await storage.OpenAsync(cancellationToken);
+        var work = new GroupWork(storage, connection, groupId);
+        try
+        {
+            if (!storage.SingleProcess) await work.BeginWriteAsync(cancellationToken);
+            return work;
+        }
+        catch
+        {
+            await work.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed class GroupWork(IStorageProvider storage, DbConnection connection, string groupId) : IGroupWork
+    {
+        private StorageTransaction? _write;
+
+        private DbTransaction? Tx => _write?.Transaction;
+
+        public Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true) =>
+            connection.QuerySingleOrDefaultAsync<JournalRow?>(
+                $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : "substr(body, 1, 0)")} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
+                new { notificationId }, Tx);
+
+        public Task<OpenIncident?> OpenIncidentAsync() =>
+            connection.QuerySingleOrDefaultAsync<OpenIncident?>(
+                "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'", new { groupId }, Tx);
+
+        public async Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId) =>
+            (await connection.QueryAsync<StoredAlert>(
+                "SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status FROM alerts WHERE incident_id = @incidentId",
+                new { incidentId }, Tx)).ToList();
+
+        public Task<string?> AlertStatusAsync(string fingerprint, string startsAt) =>
+            connection.QuerySingleOrDefaultAsync<string?>(
+                "SELECT status FROM alerts WHERE group_id = @groupId AND fingerprint = @fingerprint AND starts_at = @startsAt",
+                new { groupId, fingerprint, startsAt }, Tx);
+
+        public async Task BeginWriteAsync(CancellationToken cancellationToken)
+        {
+            if (_write is not null) return;
+            _write = await storage.BeginWriteAsync(connection, cancellationToken);
+            await storage.LockAsync(_write, "group:" + groupId, cancellationToken);
+        }
+
+        private DbTransaction Write => Tx ?? throw new InvalidOperationException("BeginWriteAsync first.");
+
+        public Task InsertIncidentAsync(NewIncident incident) =>
+            connection.ExecuteAsync(
+                """
+                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at,
+                                       group_labels, common_labels, common_annotations, external_url)
+                VALUES (@Id, @GroupId, @Receiver, @GroupKey, 'open', 1, @Now, @Now,
+                        @GroupLabels, @CommonLabels, @CommonAnnotations, @ExternalUrl)
+                """, incident, Write);
+
+        public Task UpdateIncidentAsync(IncidentUpdate update) =>
+            connection.ExecuteAsync(
+                """
+                UPDATE incidents SET revision = @Revision, updated_at = @Now,
+                    state = CASE WHEN @Close THEN 'closed' ELSE state END,
+                    closed_at = CASE WHEN @Close THEN @Now ELSE closed_at END,
+                    common_labels = @CommonLabels, common_annotations = @CommonAnnotations, external_url = @ExternalUrl
+                WHERE id = @Id
+                """, update, Write);
+
+        public async Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now)
+        {
+            foreach (var a in alerts)
+                await connection.ExecuteAsync(
+                    """
+                    INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
+                    VALUES (@groupId, @Fingerprint, @StartsAt, @Status, @incidentId, @EndsAt, @Labels, @Annotations, @GeneratorUrl, @now)
+                    ON CONFLICT DO NOTHING
+                    """,
+                    new { groupId, a.Fingerprint, a.StartsAt, a.Status, incidentId, a.EndsAt, a.Labels, a.Annotations, a.GeneratorUrl, now }, Write);
+        }
+
+        public async Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)
+        {
+            foreach (var a in alerts)
+                await connection.ExecuteAsync(
+                    """
+                    UPDATE alerts SET status = 'resolved', ends_at = @EndsAt, annotations = @Annotations, updated_at = @now
+                    WHERE group_id = @groupId AND fingerprint = @Fingerprint AND starts_at = @StartsAt
+                    """, new { groupId, a.Fingerprint, a.StartsAt, a.EndsAt, a.Annotations, now }, Write);
+        }
+
+        public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId) =>
+            (await connection.QueryAsync<(string Channel, string Target)>(
+                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Write)).ToList();
+
+        public Task AddDeliveryAsync(NewDelivery delivery) =>
+            connection.ExecuteAsync(
+                """
+                INSERT INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
+                VALUES (@IncidentId, @Channel, @Target, @Kind, @Revision, @Subject, @Payload, 'pending', @Now, @AcceptedAt, @Now)
+                ON CONFLICT DO NOTHING
+                """, delivery, Write);
+
+        public Task MarkAppliedAsync(long seq, string outcome, long now) =>
+            connection.ExecuteAsync("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", new { now, outcome, seq }, Write);
+
+        public async Task CommitAsync(bool wake, CancellationToken cancellationToken)
+        {
+            if (wake) await storage.WakeDeliveriesAsync(_write!, cancellationToken);
+            await Write.CommitAsync(cancellationToken);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_write is not null) await _write.DisposeAsync();
+            await connection.DisposeAsync();
+        }
+    }
+}

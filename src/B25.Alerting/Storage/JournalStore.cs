@@ -1,0 +1,134 @@
+using B25.Alerting.Webhooks;
+using Dapper;
+
+namespace B25.Alerting.Storage;
+
+/// <summary>A journaled notification without its body.</summary>
+internal sealed record JournalHead(long Seq, string Id, string GroupId, long? ProcessedAt);
+
+/// <summary>
+/// The notification journal: what was accepted (answered 2xx), in journal order per alert group, and
+/// whether it has been applied.
+/// </summary>
+internal interface IJournalStore
+{
+    /// <summary>
+    /// Journals the entries in one durable transaction and returns, per entry, Inserted, Duplicate (the
+    /// same content identity is journaled already), or null when <paramref name="wanted"/> said no once
+    /// the write could start (its request gave up). A group's entries get increasing <c>seq</c> in
+    /// commit order, across every process sharing the store.
+    /// </summary>
+    Task<JournalResult?[]> AppendAsync(IReadOnlyList<JournalEntry> entries, Func<int, bool> wanted, TimeSpan lockWait,
+        CancellationToken cancellationToken);
+
+    Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken);
+
+    /// <summary>The group's first unapplied notification with seq at most <paramref name="upToSeq"/>.</summary>
+    Task<JournalHead?> NextUnappliedAsync(string groupId, long upToSeq, CancellationToken cancellationToken);
+
+    /// <summary>Counts a failed attempt to apply; at <paramref name="quarantineAt"/> marks it applied with outcome Quarantined. Returns the attempts so far.</summary>
+    Task<long> RecordFailedAttemptAsync(long seq, string error, int quarantineAt, long now, CancellationToken cancellationToken);
+
+    /// <summary>Per group with unapplied notifications received before the cutoff: the latest of them (ids only).</summary>
+    Task<IReadOnlyList<(string Id, string GroupId)>> LatestUnappliedPerGroupAsync(long receivedBefore, int maxGroups, CancellationToken cancellationToken);
+
+    /// <summary>Deletes up to <paramref name="max"/> notifications applied before the cutoff; returns how many.</summary>
+    Task<int> PruneAsync(long appliedBefore, int max, CancellationToken cancellationToken);
+
+    /// <summary>A real durable write, as the journal writes (readiness).</summary>
+    Task ProbeWriteAsync(long now, CancellationToken cancellationToken);
+}
+
+internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
+{
+    private const string Head = "SELECT seq AS Seq, id AS Id, group_id AS GroupId, processed_at AS ProcessedAt FROM notifications";
+
+    public async Task<JournalResult?[]> AppendAsync(IReadOnlyList<JournalEntry> entries, Func<int, bool> wanted, TimeSpan lockWait,
+        CancellationToken cancellationToken)
+    {
+        var results = new JournalResult?[entries.Count];
+        await using var connection = await storage.OpenAsync(cancellationToken, durable: true, lockWait: lockWait);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken, urgent: true);
+        // In a fixed order, so two replicas journaling overlapping groups cannot deadlock. Held to the
+        // commit: a group's next seq is drawn only after its previous one is committed.
+        foreach (var group in entries.Select(e => e.GroupId).Distinct().Order(StringComparer.Ordinal))
+            await storage.LockAsync(write, "journal:" + group, cancellationToken);
+        for (var i = 0; i < entries.Count; i++)
+        {
+            // Taking the write lock may have waited: leave out requests that gave up meanwhile.
+            if (!wanted(i)) continue;
+            var entry = entries[i];
+            var inserted = await connection.ExecuteAsync(
+                """
+                INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body)
+                VALUES (@Id, @GroupId, @Receiver, @GroupKey, @ReceivedAt, @Body)
+                ON CONFLICT (id) DO NOTHING
+                """, entry, write.Transaction);
+            results[i] = inserted == 1 ? JournalResult.Inserted : JournalResult.Duplicate;
+        }
+        await write.CommitAsync(cancellationToken);
+        return results;
+    }
+
+    public async Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<JournalHead>($"{Head} WHERE id = @notificationId", new { notificationId });
+    }
+
+    public async Task<JournalHead?> NextUnappliedAsync(string groupId, long upToSeq, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<JournalHead>(
+            $"{Head} WHERE group_id = @groupId AND processed_at IS NULL AND seq <= @upToSeq ORDER BY seq LIMIT 1", new { groupId, upToSeq });
+    }
+
+    public async Task<long> RecordFailedAttemptAsync(long seq, string error, int quarantineAt, long now, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        var tx = write.Transaction;
+        var attempts = await connection.ExecuteScalarAsync<long>(
+            "UPDATE notifications SET attempts = attempts + 1, last_error = @error WHERE seq = @seq RETURNING attempts", new { error, seq }, tx);
+        if (attempts >= quarantineAt)
+            await connection.ExecuteAsync(
+                "UPDATE notifications SET processed_at = @now, outcome = 'Quarantined' WHERE seq = @seq AND processed_at IS NULL", new { now, seq }, tx);
+        await write.CommitAsync(cancellationToken);
+        return attempts;
+    }
+
+    public async Task<IReadOnlyList<(string Id, string GroupId)>> LatestUnappliedPerGroupAsync(long receivedBefore, int maxGroups,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<(string Id, string GroupId)>(
+            """
+            SELECT n.id AS Id, n.group_id AS GroupId
+            FROM notifications n
+            JOIN (SELECT MAX(seq) AS seq FROM notifications
+                  WHERE processed_at IS NULL AND received_at <= @receivedBefore GROUP BY group_id) latest ON latest.seq = n.seq
+            ORDER BY n.seq LIMIT @maxGroups
+            """, new { receivedBefore, maxGroups })).ToList();
+    }
+
+    public async Task<int> PruneAsync(long appliedBefore, int max, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        var deleted = await connection.ExecuteAsync(
+            "DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications WHERE processed_at IS NOT NULL AND processed_at < @appliedBefore LIMIT @max)",
+            new { appliedBefore, max }, write.Transaction);
+        await write.CommitAsync(cancellationToken);
+        return deleted;
+    }
+
+    public async Task ProbeWriteAsync(long now, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken, durable: true);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        await connection.ExecuteAsync(
+            "INSERT INTO health_probe (id, written_at) VALUES (1, @now) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+            new { now }, write.Transaction);
+        await write.CommitAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,242 @@
+using System.Data;
+using System.Data.Common;
+using Dapper;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace B25.Alerting.Storage.Postgres;
+
+/// <summary>
+/// The PostgreSQL provider: several replicas share one database. Every commit is durable
+/// (synchronous_commit as the server sets it, on by default). What one process did with an in-process
+/// lock is done with transaction-level advisory locks, so it holds across replicas: a group's
+/// journal order and its application, the emergency-stop cap. Delivery targets are claimed with leases
+/// (see the outbox).
+/// </summary>
+internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public PostgresStorage(IOptions<StorageOptions> options)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(options.Value.ConnectionString);
+        // Identifies the replica's sessions in pg_stat_activity.
+        if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = $"b25-alerting {options.Value.Replica}";
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+        Location = $"postgresql://{builder.Host}:{builder.Port}/{builder.Database}";
+    }
+
+    public StorageProviderKind Kind => StorageProviderKind.Postgres;
+
+    public string Location { get; }
+
+    public bool SingleProcess => false;
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false, TimeSpan? lockWait = null)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        if (lockWait is { } wait)
+        {
+            // Reset when the connection goes back to the pool (Npgsql discards session state).
+            await using var set = new NpgsqlCommand($"SET lock_timeout = {(long)wait.TotalMilliseconds}", connection);
+            await set.ExecuteNonQueryAsync(cancellationToken);
+        }
+        return connection;
+    }
+
+    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false) =>
+        new(connection, await ((NpgsqlConnection)connection).BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken));
+
+    public async Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default)
+    {
+        await using var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", (NpgsqlConnection)transaction.Connection,
+            (NpgsqlTransaction)transaction.Transaction);
+        command.Parameters.AddWithValue("key", StorageKeys.Hash(key));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private const string WakeChannel = "b25_alerting_deliveries";
+
+    public async Task WakeDeliveriesAsync(StorageTransaction transaction, CancellationToken cancellationToken = default)
+    {
+        // Delivered at commit, to every listening session; several in one transaction arrive once.
+        await using var command = new NpgsqlCommand($"NOTIFY {WakeChannel}", (NpgsqlConnection)transaction.Connection,
+            (NpgsqlTransaction)transaction.Transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task ListenForDeliveriesAsync(Action wake, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+                connection.Notification += (_, _) => wake();
+                await using (var listen = new NpgsqlCommand($"LISTEN {WakeChannel}", connection))
+                    await listen.ExecuteNonQueryAsync(cancellationToken);
+                wake(); // whatever was queued while not listening
+                while (true) await connection.WaitAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // Down or cut off: the dispatcher still polls every second; listen again shortly.
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            }
+        }
+    }
+
+    // lock_not_available (lock_timeout), query_canceled (statement_timeout).
+    public bool IsBusy(Exception exception) => exception is PostgresException { SqlState: "55P03" or "57014" };
+
+    public void OnWriteFault(Exception exception)
+    {
+        // A server restart or a cut connection: pooled connections are dead, open fresh ones.
+        if (exception is NpgsqlException and not PostgresException) _dataSource.Clear();
+    }
+
+    /// <summary>
+    /// Applies the migrations under a session advisory lock: replicas starting at once take turns, and
+    /// each applies only what the one before it did not.
+    /// </summary>
+    public async Task MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        var key = StorageKeys.Hash("b25-alerting:migrate");
+        await connection.ExecuteAsync("SELECT pg_advisory_lock(@key)", new { key });
+        try
+        {
+            await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS b25_schema (version BIGINT NOT NULL)");
+            var version = await connection.ExecuteScalarAsync<long?>("SELECT MAX(version) FROM b25_schema") ?? 0;
+            for (var i = (int)version; i < Migrations.Length; i++)
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+                await connection.ExecuteAsync(Migrations[i], transaction: tx);
+                await connection.ExecuteAsync("INSERT INTO b25_schema (version) VALUES (@v)", new { v = i + 1 }, tx);
+                await tx.CommitAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            await connection.ExecuteAsync("SELECT pg_advisory_unlock(@key)", new { key });
+        }
+    }
+
+    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+
+    // Append only: a deployed database is at some index of this array. The same tables as the SQLite
+    // provider's, in PostgreSQL's types (unix ms as BIGINT, JSON as TEXT).
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE notifications (
+            seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id            TEXT NOT NULL UNIQUE,
+            group_id      TEXT NOT NULL,
+            receiver      TEXT NOT NULL,
+            group_key     TEXT NOT NULL,
+            received_at   BIGINT NOT NULL,
+            body          BYTEA NOT NULL,
+            processed_at  BIGINT NULL,
+            outcome       TEXT NULL,
+            attempts      BIGINT NOT NULL DEFAULT 0,
+            last_error    TEXT NULL
+        );
+        CREATE INDEX ix_notifications_group_unprocessed ON notifications(group_id, seq) WHERE processed_at IS NULL;
+        CREATE INDEX ix_notifications_processed ON notifications(processed_at) WHERE processed_at IS NOT NULL;
+
+        CREATE TABLE incidents (
+            id              TEXT PRIMARY KEY,
+            group_id        TEXT NOT NULL,
+            receiver        TEXT NOT NULL,
+            group_key       TEXT NOT NULL,
+            state           TEXT NOT NULL,
+            revision        BIGINT NOT NULL,
+            opened_at       BIGINT NOT NULL,
+            closed_at       BIGINT NULL,
+            updated_at      BIGINT NOT NULL,
+            group_labels    TEXT NOT NULL,
+            common_labels   TEXT NOT NULL,
+            common_annotations TEXT NOT NULL,
+            external_url    TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX ux_incidents_one_open_per_group ON incidents(group_id) WHERE state = 'open';
+        CREATE INDEX ix_incidents_state ON incidents(state, opened_at);
+
+        CREATE TABLE alerts (
+            group_id      TEXT NOT NULL,
+            fingerprint   TEXT NOT NULL,
+            starts_at     TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            incident_id   TEXT NULL REFERENCES incidents(id),
+            ends_at       TEXT NULL,
+            labels        TEXT NOT NULL,
+            annotations   TEXT NOT NULL,
+            generator_url TEXT NOT NULL,
+            updated_at    BIGINT NOT NULL,
+            PRIMARY KEY (group_id, fingerprint, starts_at)
+        );
+        CREATE INDEX ix_alerts_incident ON alerts(incident_id);
+
+        CREATE TABLE deliveries (
+            id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            incident_id     TEXT NOT NULL REFERENCES incidents(id),
+            channel         TEXT NOT NULL,
+            target          TEXT NOT NULL,
+            kind            TEXT NOT NULL,
+            revision        BIGINT NOT NULL,
+            subject         TEXT NOT NULL DEFAULT '',
+            payload         TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            attempts        BIGINT NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL,
+            last_error      TEXT NULL,
+            accepted_at     BIGINT NOT NULL,
+            created_at      BIGINT NOT NULL,
+            completed_at    BIGINT NULL,
+            sending_since   BIGINT NULL,
+            UNIQUE (incident_id, channel, target, kind, revision, subject)
+        );
+        CREATE INDEX ix_deliveries_pending ON deliveries(channel, target, incident_id, next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX ix_deliveries_incident ON deliveries(incident_id);
+
+        CREATE TABLE delivery_messages (
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            channel       TEXT NOT NULL,
+            target        TEXT NOT NULL,
+            address       TEXT NOT NULL,
+            message_id    TEXT NOT NULL,
+            created_at    BIGINT NOT NULL,
+            PRIMARY KEY (incident_id, channel, target)
+        );
+
+        CREATE TABLE emergency_stops (
+            command_id    TEXT PRIMARY KEY,
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            alert_name    TEXT NOT NULL,
+            fingerprint   TEXT NOT NULL,
+            starts_at     TEXT NOT NULL,
+            scope         TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            requested_at  BIGINT NOT NULL,
+            answered_at   BIGINT NULL,
+            answered_by   TEXT NULL,
+            answer        TEXT NULL
+        );
+        CREATE INDEX ix_emergency_stops_requested ON emergency_stops(requested_at);
+
+        CREATE TABLE health_probe (id BIGINT PRIMARY KEY CHECK (id = 1), written_at BIGINT NOT NULL);
+
+        -- Leases: the replica that sends to a target (scope = channel, name = target) or does a chore for
+        -- the cluster (scope 'chore'), until expires_at (unix ms). One sender per target keeps its messages
+        -- in order and its rate limit for the whole cluster.
+        CREATE TABLE claims (
+            scope       TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            owner       TEXT NOT NULL,
+            expires_at  BIGINT NOT NULL,
+            PRIMARY KEY (scope, name)
+        );
+        """,
+    ];
+}

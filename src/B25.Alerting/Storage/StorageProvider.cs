@@ -1,0 +1,84 @@
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace B25.Alerting.Storage;
+
+/// <summary>
+/// What differs between the databases the stores run on: connections, write transactions, locks that
+/// hold across processes, the schema and its migrations, and which errors mean "busy" rather than
+/// "broken". The stores' SQL is written once, in the dialect both providers accept.
+/// </summary>
+internal interface IStorageProvider
+{
+    StorageProviderKind Kind { get; }
+
+    /// <summary>Where the state lives, for logs (an absolute file path, or host/database; never a password).</summary>
+    string Location { get; }
+
+    /// <summary>
+    /// True when one process owns the store (SQLite: the file lock), so an in-process gate is enough to
+    /// read a group's state before its write transaction. False: read under the group's lock.
+    /// </summary>
+    bool SingleProcess { get; }
+
+    /// <param name="durable">The journal's commits: the promise behind a 2xx must survive a machine crash.</param>
+    /// <param name="lockWait">How long a statement of this connection waits for a lock before it fails.</param>
+    Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false, TimeSpan? lockWait = null);
+
+    /// <summary>Starts a write transaction; disposing it rolls back what was not committed.</summary>
+    /// <param name="urgent">The journal's writes, which a 2xx waits for, go before other writers of this process where the database has one writer.</param>
+    Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false);
+
+    /// <summary>
+    /// Holds <paramref name="key"/> until the transaction ends, against every process sharing the store
+    /// (PostgreSQL: a transaction-level advisory lock). SQLite: a write transaction already excludes
+    /// every other writer, and one process owns the file.
+    /// </summary>
+    Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Wakes, when the transaction commits, the delivery dispatchers of every other process sharing the
+    /// store (PostgreSQL: NOTIFY). One process: nothing to do, the in-process signal does it.
+    /// </summary>
+    Task WakeDeliveriesAsync(StorageTransaction transaction, CancellationToken cancellationToken = default);
+
+    /// <summary>Calls <paramref name="wake"/> whenever another process woke the dispatchers, until cancelled.</summary>
+    Task ListenForDeliveriesAsync(Action wake, CancellationToken cancellationToken);
+
+    /// <summary>Creates or upgrades the schema; safe when several replicas start at once.</summary>
+    Task MigrateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The database was busy (a lock held by another writer past the wait), not broken.</summary>
+    bool IsBusy(Exception exception);
+
+    /// <summary>A write failed: drop what the connection pool keeps that would fail again.</summary>
+    void OnWriteFault(Exception exception);
+}
+
+/// <summary>A write transaction; for SQLite it also holds this process's write turn.</summary>
+internal sealed class StorageTransaction(DbConnection connection, DbTransaction transaction, Action? release = null) : IAsyncDisposable
+{
+    private int _released;
+
+    public DbConnection Connection { get; } = connection;
+
+    public DbTransaction Transaction { get; } = transaction;
+
+    public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Transaction.DisposeAsync();
+        if (Interlocked.Exchange(ref _released, 1) == 0) release?.Invoke();
+    }
+}
+
+internal static class StorageKeys
+{
+    /// <summary>A stable 64-bit number for a lock key (the same in every process and version).</summary>
+    public static long Hash(string key) => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes(key)), 0);
+}
+
+/// <summary>The service must not start: said in the log already, where it was found.</summary>
+internal sealed class StartRefusedException(string reason) : Exception(reason);
