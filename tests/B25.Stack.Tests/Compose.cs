@@ -80,6 +80,21 @@ internal sealed partial class Compose
         }
     }
 
+    /// <summary>A service's environment, whether written as a mapping or as a list of KEY=value.</summary>
+    public static Dictionary<string, string> Environment(YamlNode? service)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in service.Entries("environment")) env[key] = value.Str() ?? "";
+        foreach (var item in service.Items("environment"))
+        {
+            var text = item.Str()!;
+            var eq = text.IndexOf('=');
+            if (eq < 0) env[text] = "";
+            else env[text[..eq]] = text[(eq + 1)..];
+        }
+        return env;
+    }
+
     /// <summary>Variables the file interpolates: ${VAR}, ${VAR:-x}, ${VAR:?msg}, $VAR (not $$).</summary>
     public static IEnumerable<string> InterpolatedVariables()
     {

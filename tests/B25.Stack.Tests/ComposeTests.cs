@@ -159,21 +159,117 @@ public sealed partial class ComposeTests
     public void Services_that_bind_loopback_by_default_listen_on_all_interfaces_in_compose()
     {
         // appsettings.json of both .NET programs binds 127.0.0.1: unreachable from other containers.
-        var alerting = _compose.Service("b25-alerting").Get("environment");
-        Assert.Equal("http://0.0.0.0:8080", alerting.Str("Urls"));
+        Assert.All(AlertingReplicas, r => Assert.Equal("http://0.0.0.0:8080", Compose.Environment(r.Node)["Urls"]));
         Assert.Equal("0.0.0.0", _compose.Service("simulator").Get("environment").Str("Simulator__Host"));
     }
 
     [Fact]
-    public void Alerting_journal_lives_on_a_named_volume()
+    public void Alerting_state_lives_in_its_own_postgres_on_a_named_volume()
     {
-        var service = _compose.Service("b25-alerting");
-        var connection = service.Get("environment").Str("Storage__ConnectionString") ?? "";
-        var path = Regex.Match(connection, @"Data Source=([^;]+)").Groups[1].Value;
-        Assert.StartsWith("/", path);
+        var connection = Compose.Environment(AlertingReplicas[0].Node)["Storage__ConnectionString"];
+        var parts = ConnectionString(connection);
+        var host = parts["Host"];
+        var service = _compose.Service(host);
+        Assert.True(service is not null, $"Storage__ConnectionString names host {host}, which is no compose service");
+        Assert.StartsWith("postgres:", service.Str("image"));
+        Assert.True(Compose.ServedPorts(service).Contains(int.Parse(parts.GetValueOrDefault("Port", "5432"))), $"{host} does not serve the port the replicas use");
+        // Not the trading database's stand-in: a DatabaseDown alert must be deliverable while it is down.
+        Assert.NotEqual("postgres", host);
+        var env = Compose.Environment(service);
+        Assert.Equal(parts["Database"], env["POSTGRES_DB"]);
+        Assert.Equal(parts["Username"], env["POSTGRES_USER"]);
         var volumes = _compose.Root.Entries("volumes").Select(v => v.Key).ToHashSet();
         Assert.Contains(service.Items("volumes").Select(v => v.Str()!.Split(':')),
-            parts => volumes.Contains(parts[0]) && path.StartsWith(parts[1].TrimEnd('/') + "/", StringComparison.Ordinal));
+            mount => volumes.Contains(mount[0]) && mount[1] == "/var/lib/postgresql/data");
+        // The healthcheck the replicas wait for goes over TCP: during initdb the server listens on the socket only.
+        Assert.Contains("-h 127.0.0.1", string.Join(' ', service.Get("healthcheck").Items("test").Select(t => t.Str())));
+    }
+
+    [Fact]
+    public void Alerting_postgres_password_is_one_secret_shared_by_the_database_and_the_replicas()
+    {
+        var password = ConnectionString(Compose.Environment(AlertingReplicas[0].Node)["Storage__ConnectionString"])["Password"];
+        var variable = Regex.Match(password, @"^\$\{([A-Za-z_][A-Za-z0-9_]*)").Groups[1].Value;
+        Assert.False(variable.Length == 0, $"the replicas' database password is not a variable: {password}");
+        var postgres = _compose.Service("alerting-postgres");
+        var file = Compose.Environment(postgres)["POSTGRES_PASSWORD_FILE"];
+        var secret = postgres.Items("secrets").Select(s => s.Str() ?? s.Str("source")).Single(s => file == "/run/secrets/" + s);
+        Assert.Equal(variable, _compose.Root.Get("secrets").Get(secret!).Str("environment"));
+    }
+
+    [Fact]
+    public void Two_alerting_replicas_run_one_image_against_the_same_database_and_bus()
+    {
+        Assert.Equal(["b25-alerting-1", "b25-alerting-2"], AlertingReplicas.Select(r => r.Name));
+        var (first, second) = (AlertingReplicas[0].Node, AlertingReplicas[1].Node);
+        Assert.Equal(first.Str("image"), second.Str("image"));
+        Assert.Equal(first.Get("build").Str("context"), second.Get("build").Str("context"));
+        var (a, b) = (Compose.Environment(first), Compose.Environment(second));
+        // Everything but the replica's name is the same: database, lease, bus, tokens.
+        Assert.Equal(a.Where(e => e.Key != "Storage__ReplicaName").OrderBy(e => e.Key), b.Where(e => e.Key != "Storage__ReplicaName").OrderBy(e => e.Key));
+        Assert.Equal("b25-alerting-1", a["Storage__ReplicaName"]);
+        Assert.Equal("b25-alerting-2", b["Storage__ReplicaName"]);
+        Assert.Equal("Postgres", a["Storage__Provider"]);
+        Assert.Equal("RabbitMq", a["Bus__Transport"]);
+        var broker = new Uri(Regex.Replace(a["Bus__RabbitMq__Uri"], @"\$\{[^}]*\}", "x"));
+        Assert.Equal("rabbitmq", _compose.ServiceForHost(broker.Host));
+        Assert.Contains(broker.Port, Compose.ServedPorts(_compose.Service("rabbitmq")!));
+        // Reachable from the host side by side.
+        var published = AlertingReplicas.SelectMany(r => r.Node.Items("ports").Select(p => p.Str()!.Split(':')[1])).ToList();
+        Assert.Equal(published.Distinct().Count(), published.Count);
+        Assert.Equal(2, published.Count);
+        // Each starts after its database and broker are healthy, and Alertmanager after both.
+        foreach (var (name, node) in AlertingReplicas)
+        {
+            Assert.Equal("service_healthy", node.Get("depends_on").Get("alerting-postgres").Str("condition"));
+            Assert.Equal("service_healthy", node.Get("depends_on").Get("rabbitmq").Str("condition"));
+            Assert.NotNull(_compose.Service("alertmanager").Get("depends_on").Get(name));
+        }
+    }
+
+    [Fact]
+    public void Alerting_replicas_are_healthy_only_when_ready_and_get_time_to_finish_deliveries()
+    {
+        foreach (var (name, node) in AlertingReplicas)
+        {
+            var test = string.Join(' ', node.Get("healthcheck").Items("test").Select(t => t.Str()));
+            Assert.True(test.Contains("/health/ready", StringComparison.Ordinal), $"{name}: healthcheck is not /health/ready: {test}");
+            // The .NET host waits up to 30 s for in-flight work after SIGTERM; compose's default is 10 s.
+            Assert.True(Seconds(node.Str("stop_grace_period") ?? "10s") > 30, $"{name}: stop_grace_period too short for in-flight deliveries");
+            // With PostgreSQL the service writes nothing to disk.
+            Assert.Equal("true", node.Str("read_only"));
+            Assert.Empty(node.Items("volumes"));
+        }
+    }
+
+    [Fact]
+    public void Alerting_replicas_set_only_keys_the_service_knows()
+    {
+        var unknown = AlertingReplicas.SelectMany(r => Compose.Environment(r.Node).Keys.Where(k => !ServiceSettings.IsKnown(k)).Select(k => $"{r.Name}: {k}")).ToList();
+        Assert.True(unknown.Count == 0, "not a setting of B25.Alerting (src/B25.Alerting/appsettings.json, Storage keys): " + string.Join(", ", unknown));
+    }
+
+    [Fact]
+    public void No_secret_value_is_written_in_the_compose_file()
+    {
+        var problems = _compose.Services
+            .SelectMany(s => Compose.Environment(s.Value).SelectMany(e => SecretValues.Problems(e.Key, e.Value)).Select(p => $"{s.Key}: {p}"))
+            .ToList();
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+        // Every secret setting of the replicas is actually set, from the environment.
+        var env = Compose.Environment(AlertingReplicas[0].Node);
+        foreach (var key in new[] { "Storage__ConnectionString", "Bus__RabbitMq__Uri", "Webhook__BearerToken", "Slack__BotToken" })
+        {
+            Assert.True(env.TryGetValue(key, out var value) && value.Contains("${", StringComparison.Ordinal), $"{key} is not set from compose/.env");
+        }
+    }
+
+    [Fact]
+    public void Prometheus_scrapes_every_alerting_replica_by_name()
+    {
+        var job = Repo.LoadYaml(Repo.PathOf("prometheus", "prometheus.yml")).Items("scrape_configs").Single(j => j.Str("job_name") == "b25-alerting");
+        var targets = job.Items("static_configs").SelectMany(s => s.Items("targets")).Select(t => t.Str()).Order();
+        Assert.Equal(AlertingReplicas.Select(r => r.Name + ":8080").Order(), targets);
     }
 
     [Fact]
@@ -266,6 +362,22 @@ public sealed partial class ComposeTests
         var used = Repo.LoadYaml(Repo.PathOf("prometheus", "prometheus.yml")).Items("scrape_configs")
             .SelectMany(j => j.Get("params").Items("module")).Select(m => m.Str()!);
         Assert.All(used, m => Assert.Contains(m, modules));
+    }
+
+    /// <summary>The B25.Alerting replicas: the services built from compose/alerting.Dockerfile.</summary>
+    private List<(string Name, YamlNode Node)> AlertingReplicas =>
+        _compose.Services.Where(s => s.Value.Get("build").Str("dockerfile") == "compose/alerting.Dockerfile")
+            .Select(s => (s.Key, s.Value)).OrderBy(s => s.Key, StringComparer.Ordinal).ToList();
+
+    private static Dictionary<string, string> ConnectionString(string text) =>
+        text.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2))
+            .ToDictionary(p => p[0].Trim(), p => p.Length > 1 ? p[1].Trim() : "", StringComparer.OrdinalIgnoreCase);
+
+    private static double Seconds(string duration)
+    {
+        var m = Regex.Match(duration, @"^(?:(\d+)m)?(?:(\d+)s)?$");
+        Assert.True(m.Success, $"unsupported duration {duration}");
+        return (m.Groups[1].Success ? int.Parse(m.Groups[1].Value) * 60 : 0) + (m.Groups[2].Success ? int.Parse(m.Groups[2].Value) : 0);
     }
 
     private static (string Host, int? Port) ProbeHostPort(string target)

@@ -1,3 +1,4 @@
+using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace B25.Stack.Tests;
@@ -17,7 +18,9 @@ internal static class Repo
     {
         var stream = new YamlStream();
         using var reader = new StreamReader(path);
-        stream.Load(reader);
+        // Merge keys (`<<: *anchor`) resolved as Docker Compose resolves them: the compose file shares
+        // one definition between the alerting replicas.
+        stream.Load(new MergingParser(new Parser(reader)));
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {
             throw new InvalidDataException($"{Relative(path)}: expected a YAML mapping at the top");
