@@ -96,7 +96,7 @@ public sealed class StorageReadinessTests(ITestOutputHelper output) : IDisposabl
     }
 
     /// <summary>A busy writer holding SQLite's write lock is not a fault: ready stays 200, Degraded.</summary>
-    [Fact]
+    [SqliteFact]
     public async Task Busy_writer_keeps_ready_200_degraded()
     {
         using var factory = new AlertingFactory(_slack);
@@ -195,7 +195,9 @@ public sealed class MountFactAttribute : FactAttribute
 
     public MountFactAttribute()
     {
-        if (!Environment.IsPrivilegedProcess)
+        if (TestStores.Postgres)
+            Skip = "SQLite on a faulty disk: this run is for PostgreSQL";
+        else if (!Environment.IsPrivilegedProcess)
             Skip = "needs root to mount a file system (tmpfs, loop ext4): run the tests as root to check readiness on real disk faults";
         else if (!File.Exists("/proc/filesystems"))
             Skip = "needs Linux to mount a file system";

@@ -39,8 +39,7 @@ public sealed class WebhookInputTests : IDisposable
 
     private async Task AssertNothingStored()
     {
-        await using var connection = new SqliteConnection($"Data Source={_factory.DatabasePath}");
-        await connection.OpenAsync();
+        await using var connection = await _factory.OpenStorageAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT (SELECT COUNT(*) FROM notifications) + (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM deliveries)";
         Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
@@ -205,7 +204,7 @@ public sealed class WebhookInputTests : IDisposable
         await AssertRejected(await Post(Body("g1", alerts)), HttpStatusCode.RequestEntityTooLarge, "MaxBodyBytes");
     }
 
-    [Fact]
+    [SqliteFact]
     public async Task Journal_unavailable_is_503_and_nothing_is_accepted()
     {
         using var warmup = _factory.CreateClient(); // start the host, migrate the schema

@@ -53,6 +53,10 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<IDeliveryOutbox, DeliveryOutbox>();
         services.AddSingleton<IEmergencyStopStore, EmergencyStopStore>();
         services.AddSingleton<IIncidentReadModel, IncidentReadModel>();
+        services.AddSingleton<IHeartbeatStore, HeartbeatStore>();
+        services.AddOptions<WatchdogOptions>().BindConfiguration(WatchdogOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<WatchdogMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<WatchdogMonitor>());
         services.AddSingleton<StorageStatus>();
         services.AddSingleton<Router>();
         services.AddSingleton<IncidentProcessor>();
@@ -149,7 +153,7 @@ internal static partial class AlertingServiceExtensions
         return context.Response.WriteAsync(JsonSerializer.Serialize(body));
     }
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot use {Provider} {Database} ({Reason}); not starting. SQLite: is its filesystem read-only or full? PostgreSQL: is it up and reachable, and are the credentials right?")]
+    [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot write {Provider} {Database} ({Reason}); not starting. SQLite: is its filesystem read-only or full? PostgreSQL: is it up and reachable, and are the credentials right?")]
     private static partial void LogStorageUnusable(ILogger logger, StorageProviderKind provider, string database, string reason);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Storage: {Provider} {Database}; this replica is {Replica}")]

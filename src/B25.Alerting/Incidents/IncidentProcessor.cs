@@ -166,14 +166,11 @@ internal sealed partial class IncidentProcessor(
         }
 
         var byKey = new Dictionary<AlertKey, AlertmanagerAlert>();
-        foreach (var alert in notification.Alerts!)
-        {
-            var key = AlertKey.Of(alert);
-            byKey.TryAdd(key, alert);
-            if (known.ContainsKey(key)) continue;
-            if (await work.AlertStatusAsync(key.Fingerprint, key.StartsAt) is { } status)
-                known[key] = status == "firing" ? AlertState.Firing : AlertState.Resolved;
-        }
+        foreach (var alert in notification.Alerts!) byKey.TryAdd(AlertKey.Of(alert), alert);
+        var unknown = byKey.Keys.Where(k => !known.ContainsKey(k)).Select(k => (k.Fingerprint, k.StartsAt)).ToList();
+        if (unknown.Count > 0)
+            foreach (var ((fingerprint, startsAt), status) in await work.AlertStatusesAsync(unknown))
+                known[new AlertKey(fingerprint, startsAt)] = status == "firing" ? AlertState.Firing : AlertState.Resolved;
         return new GroupSnapshot(open, known, openAlerts, byKey);
     }
 

@@ -30,6 +30,14 @@ internal static class AlertingMetrics
         "b25_alerting_storage_write_fault",
         "1 while the service cannot write to its storage (a delivery result, a send mark or the readiness probe failed to write), else 0.");
 
+    public static readonly Gauge WatchdogLastSeen = Metrics.CreateGauge(
+        "b25_alerting_watchdog_last_seen_timestamp_seconds",
+        "When Alertmanager's Watchdog notification last arrived at any replica (unix seconds; 0 when never).");
+
+    public static readonly Gauge WatchdogMissing = Metrics.CreateGauge(
+        "b25_alerting_watchdog_missing",
+        "1 while the Watchdog has not arrived for Watchdog:MissingAfter and the service's own alarm (AlertingWatchdogMissing) is raised, else 0.");
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 

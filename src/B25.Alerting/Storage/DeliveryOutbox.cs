@@ -104,9 +104,9 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         // for a whole lease, so no other replica sends the same message meanwhile.
         if (!storage.SingleProcess && !await Claim(connection, write.Transaction, channel, target))
             throw new ClaimLostException(channel, target);
-        await connection.ExecuteAsync(
-            "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id IN @ids AND status = 'pending'",
-            new { now, ids = deliveryIds.ToArray() }, write.Transaction);
+        foreach (var id in deliveryIds)
+            await connection.ExecuteAsync(
+                "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'", new { now, id }, write.Transaction);
         await write.CommitAsync(cancellationToken);
     }
 

@@ -43,8 +43,8 @@ internal interface IGroupWork : IAsyncDisposable
 
     Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId);
 
-    /// <summary>The status of an occurrence the group has seen (firing or resolved), or null.</summary>
-    Task<string?> AlertStatusAsync(string fingerprint, string startsAt);
+    /// <summary>The status (firing or resolved) of each of these occurrences the group has seen; unseen ones are left out.</summary>
+    Task<Dictionary<(string Fingerprint, string StartsAt), string>> AlertStatusesAsync(IReadOnlyCollection<(string Fingerprint, string StartsAt)> keys);
 
     /// <summary>Starts the write transaction (nothing to do when the group's lock already opened one).</summary>
     Task BeginWriteAsync(CancellationToken cancellationToken);
@@ -108,10 +108,30 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                 "SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status FROM alerts WHERE incident_id = @incidentId",
                 new { incidentId }, Tx)).ToList();
 
-        public Task<string?> AlertStatusAsync(string fingerprint, string startsAt) =>
-            connection.QuerySingleOrDefaultAsync<string?>(
-                "SELECT status FROM alerts WHERE group_id = @groupId AND fingerprint = @fingerprint AND starts_at = @startsAt",
-                new { groupId, fingerprint, startsAt }, Tx);
+        public async Task<Dictionary<(string Fingerprint, string StartsAt), string>> AlertStatusesAsync(
+            IReadOnlyCollection<(string Fingerprint, string StartsAt)> keys)
+        {
+            // In chunks, one round trip each: a storm notification names thousands of alerts.
+            var found = new Dictionary<(string, string), string>();
+            var wanted = keys.ToHashSet();
+            foreach (var chunk in keys.Select(k => k.Fingerprint).Distinct().Chunk(Chunk))
+            {
+                var parameters = new DynamicParameters(new { groupId });
+                var names = new string[chunk.Length];
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    names[i] = "@f" + i;
+                    parameters.Add("f" + i, chunk[i]);
+                }
+                foreach (var (fingerprint, startsAt, status) in await connection.QueryAsync<(string, string, string)>(
+                             $"SELECT fingerprint, starts_at, status FROM alerts WHERE group_id = @groupId AND fingerprint IN ({string.Join(", ", names)})",
+                             parameters, Tx))
+                    if (wanted.Contains((fingerprint, startsAt))) found[(fingerprint, startsAt)] = status;
+            }
+            return found;
+        }
+
+        private const int Chunk = 400;
 
         public async Task BeginWriteAsync(CancellationToken cancellationToken)
         {
@@ -143,14 +163,30 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
 
         public async Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now)
         {
-            foreach (var a in alerts)
+            // Many rows per statement: one round trip per chunk, not per alert.
+            foreach (var chunk in alerts.Chunk(Chunk / 4))
+            {
+                var parameters = new DynamicParameters(new { groupId, incidentId, now });
+                var rows = new string[chunk.Length];
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    var a = chunk[i];
+                    rows[i] = $"(@groupId, @f{i}, @s{i}, @st{i}, @incidentId, @e{i}, @l{i}, @a{i}, @u{i}, @now)";
+                    parameters.Add("f" + i, a.Fingerprint);
+                    parameters.Add("s" + i, a.StartsAt);
+                    parameters.Add("st" + i, a.Status);
+                    parameters.Add("e" + i, a.EndsAt);
+                    parameters.Add("l" + i, a.Labels);
+                    parameters.Add("a" + i, a.Annotations);
+                    parameters.Add("u" + i, a.GeneratorUrl);
+                }
                 await connection.ExecuteAsync(
-                    """
+                    $"""
                     INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
-                    VALUES (@groupId, @Fingerprint, @StartsAt, @Status, @incidentId, @EndsAt, @Labels, @Annotations, @GeneratorUrl, @now)
+                    VALUES {string.Join(", ", rows)}
                     ON CONFLICT DO NOTHING
-                    """,
-                    new { groupId, a.Fingerprint, a.StartsAt, a.Status, incidentId, a.EndsAt, a.Labels, a.Annotations, a.GeneratorUrl, now }, Write);
+                    """, parameters, Write);
+            }
         }
 
         public async Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)

@@ -29,6 +29,8 @@ internal static partial class AlertmanagerWebhookEndpoints
         IOptions<WebhookOptions> options,
         NotificationJournal journal,
         NotificationPublisher publisher,
+        WatchdogMonitor watchdog,
+        IOptions<WatchdogOptions> watchdogOptions,
         TimeProvider time,
         ILoggerFactory loggers)
     {
@@ -74,6 +76,22 @@ internal static partial class AlertmanagerWebhookEndpoints
 
         var groupId = NotificationIdentity.GroupId(notification!.Receiver, notification.GroupKey);
         var id = NotificationIdentity.NotificationId(notification);
+
+        if (notification.Receiver == watchdogOptions.Value.Receiver)
+        {
+            // The dead-man's switch: its arrival is the message; nothing to journal or page.
+            try
+            {
+                await watchdog.SeenAsync(http.RequestAborted);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
+            {
+                LogJournalUnavailable(logger, ex);
+                return Reject("journal_unavailable", StatusCodes.Status503ServiceUnavailable, "Journal unavailable",
+                    "The Watchdog's arrival could not be recorded. Retry later.");
+            }
+            return TypedResults.Ok(new Accepted("watchdog", id));
+        }
         var entry = new JournalEntry(id, groupId, notification.Receiver, notification.GroupKey, time.GetUtcNow().ToUnixTimeMilliseconds(), body);
 
         JournalResult result;

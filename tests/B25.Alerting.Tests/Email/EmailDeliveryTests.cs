@@ -1,6 +1,5 @@
 using System.Net;
 using B25.Alerting.Tests.Support;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using MimeKit;
 using static B25.Alerting.Tests.Support.Notifications;
@@ -233,8 +232,7 @@ public sealed class EmailDeliveryTests : IDisposable
         await Send(client, Body("g1", Firing("a1")));
 
         await Eventually.True(() => _slack.Posts.Count == 1, "Slack post");
-        await using var connection = new SqliteConnection($"Data Source={factory.DatabasePath}");
-        await connection.OpenAsync();
+        await using var connection = await factory.OpenStorageAsync();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT COUNT(*) FROM deliveries WHERE channel = 'email'";
         Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
@@ -282,8 +280,7 @@ public sealed class EmailDeliveryTests : IDisposable
 
     private static async Task<List<EmailDelivery>> EmailDeliveriesAsync(AlertingFactory factory)
     {
-        await using var connection = new SqliteConnection($"Data Source={factory.DatabasePath}");
-        await connection.OpenAsync();
+        await using var connection = await factory.OpenStorageAsync();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT kind, status, attempts, COALESCE(last_error, '') FROM deliveries WHERE channel = 'email' ORDER BY id";
         var list = new List<EmailDelivery>();

@@ -14,13 +14,13 @@ namespace B25.Alerting.Tests.Slack;
 public sealed class SlackReconciliationTests : IDisposable
 {
     private readonly SlackStandIn _slack = new();
-    private readonly string _db = Path.Combine(Path.GetTempPath(), $"b25-reconcile-{Guid.NewGuid():N}.db");
+    // One database for the service before and after its restart.
+    private readonly TestStores _db = TestStores.CreateAsync(migrate: false).GetAwaiter().GetResult();
 
     public void Dispose()
     {
         _slack.Dispose();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(_db + suffix);
+        _db.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
     private int TopLevel => _slack.Messages.Count(m => !m.IsReply);
@@ -36,7 +36,7 @@ public sealed class SlackReconciliationTests : IDisposable
 
     private AlertingFactory Factory(Dictionary<string, string?>? extra = null)
     {
-        var settings = new Dictionary<string, string?> { ["Slack:RequestTimeout"] = "00:00:01", ["Storage:ConnectionString"] = $"Data Source={_db}" };
+        var settings = new Dictionary<string, string?>(_db.Settings) { ["Slack:RequestTimeout"] = "00:00:01" };
         foreach (var (k, v) in extra ?? []) settings[k] = v;
         return new AlertingFactory(_slack, settings);
     }

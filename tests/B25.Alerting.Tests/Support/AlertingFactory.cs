@@ -3,14 +3,19 @@ using System.Text;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace B25.Alerting.Tests.Support;
 
-/// <summary>The service in-process on a real SQLite file, with Slack pointed at a stand-in.</summary>
+/// <summary>
+/// The service in-process on a real SQLite file (or, when the run is for PostgreSQL, a fresh PostgreSQL
+/// database), with Slack pointed at a stand-in.
+/// </summary>
 public sealed class AlertingFactory : WebApplicationFactory<Program>
 {
     public const string Token = "test-token-123";
     private readonly Dictionary<string, string?> _settings;
+    private readonly string? _postgresDatabase;
 
     public AlertingFactory(SlackStandIn? slack, Dictionary<string, string?>? settings = null)
     {
@@ -24,6 +29,13 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
             ["Slack:MessagesPerSecondPerChannel"] = "100",
             ["Slack:BurstPerChannel"] = "100",
         };
+        if (TestStores.Postgres)
+        {
+            var (connectionString, database) = SharedPostgres.CreateDatabaseAsync().GetAwaiter().GetResult();
+            _postgresDatabase = database;
+            _settings["Storage:Provider"] = "Postgres";
+            _settings["Storage:ConnectionString"] = connectionString;
+        }
         foreach (var (key, value) in settings ?? []) _settings[key] = value;
     }
 
@@ -34,6 +46,10 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(_settings));
     }
+
+    /// <summary>A connection to the service's storage (SQLite or PostgreSQL), for a test's own SQL.</summary>
+    internal Task<System.Data.Common.DbConnection> OpenStorageAsync() =>
+        Services.GetRequiredService<B25.Alerting.Storage.IStorageProvider>().OpenAsync();
 
     public HttpClient Authorized()
     {
@@ -49,5 +65,6 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
         base.Dispose(disposing);
         foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" })
             try { File.Delete(DatabasePath + suffix); } catch (IOException) { }
+        if (_postgresDatabase is not null) SharedPostgres.DropDatabaseAsync(_postgresDatabase).GetAwaiter().GetResult();
     }
 }

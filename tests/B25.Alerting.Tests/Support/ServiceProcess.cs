@@ -39,6 +39,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         return settings;
     }
 
+    /// <summary>The same, on the stores' database (SQLite or PostgreSQL).</summary>
+    public static Dictionary<string, string> Settings(TestStores stores, SlackStandIn slack, IDictionary<string, string>? extra = null)
+    {
+        var settings = Settings("unused", slack, extra);
+        foreach (var (key, value) in stores.Settings) settings[key.Replace(":", "__")] = value!;
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>()) settings[key] = value;
+        return settings;
+    }
+
     public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment)
     {
         var port = FreePort();

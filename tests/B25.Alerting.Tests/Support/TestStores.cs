@@ -143,3 +143,12 @@ public static class SharedPostgres
         }
     }
 }
+
+/// <summary>A test of SQLite's own behaviour (its file, its locks): skipped when the run is for PostgreSQL.</summary>
+public sealed class SqliteFactAttribute : FactAttribute
+{
+    public SqliteFactAttribute()
+    {
+        if (TestStores.Postgres) Skip = "SQLite only: this run is for PostgreSQL";
+    }
+}

@@ -238,5 +238,9 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
             PRIMARY KEY (scope, name)
         );
         """,
+        """
+        -- Named times (unix ms) the service keeps: when Alertmanager's Watchdog last arrived, since when its alarm is raised.
+        CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at BIGINT NOT NULL);
+        """,
     ];
 }

@@ -220,5 +220,9 @@ internal sealed class SqliteStorage : IStorageProvider
         -- Readiness writes here: a real write, so a full or read-only disk shows as not ready.
         CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at INTEGER NOT NULL);
         """,
+        """
+        -- Named times (unix ms) the service keeps: when Alertmanager's Watchdog last arrived, since when its alarm is raised.
+        CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at INTEGER NOT NULL);
+        """,
     ];
 }
