@@ -30,6 +30,10 @@ internal static class AlertingMetrics
         "b25_alerting_storage_write_fault",
         "1 while the service cannot write to its storage (a delivery result, a send mark or the readiness probe failed to write), else 0.");
 
+    public static readonly Counter SlackAuthFailures = Metrics.CreateCounter(
+        "b25_alerting_slack_auth_failures_total",
+        "Slack Web API calls refused because the bot token does not authenticate (ok:false with invalid_auth, not_authed, account_inactive, token_revoked or token_expired): nothing reaches Slack until the token is replaced.");
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 
