@@ -97,10 +97,11 @@ done < <(awk '/^[A-Za-z_]+:/ { sec = $1; next } sec == "services:" && NF {
 ok "the $svc_count services of the contract are scraped as it says"
 
 # ---- 3. alert metadata ------------------------------------------------------------------------
+# Watchdog is the one alert with severity none: it pages no one, its arrivals are counted.
 meta=$(awk '
   function flush() {
     if (alert == "") return
-    if (!sev)  print FILENAME ": " alert " has no severity label (critical|warning|info)"
+    if (!sev)  print FILENAME ": " alert " has no severity label (critical|warning|info; none for Watchdog only)"
     if (!sum)  print FILENAME ": " alert " has no summary annotation"
     if (!desc) print FILENAME ": " alert " has no description annotation"
     if (!rb)   print FILENAME ": " alert " has no runbook_url annotation ending in /runbooks/" alert
@@ -109,6 +110,7 @@ meta=$(awk '
   FNR == 1 { flush() }
   /^[[:space:]]*- (alert|record|name):/ { flush(); if ($2 == "alert:") { alert = $3; sev = sum = desc = rb = 0 } }
   alert != "" && /^[[:space:]]+severity:.*(critical|warning|info)/ { sev = 1 }
+  alert == "Watchdog" && /^[[:space:]]+severity:[[:space:]]*none[[:space:]]*$/ { sev = 1 }
   alert != "" && /^[[:space:]]+summary:[[:space:]]*[^[:space:]]/ { sum = 1 }
   alert != "" && /^[[:space:]]+description:[[:space:]]*[^[:space:]]/ { desc = 1 }
   alert != "" && /^[[:space:]]+runbook_url:/ && index($0, "/runbooks/" alert "\x27") + index($0, "/runbooks/" alert "\"") > 0 { rb = 1 }
@@ -124,21 +126,39 @@ LowMakerRatio OrderBookStale PositionMismatch DatabaseDown ConfigurationChanged 
 LogIngestionSlow"
 before=$failures
 defined=$(grep -hE '^[[:space:]]*- alert:' "${alert_files[@]}" | awk '{print $3}' | sort -u)
+# who watches the watcher (issue 8): the service's own health, its replicas, the dead man's switch
+watcher="AlertingServiceDown AlertingReplicaDown Watchdog AlertingDeliveriesFailing AlertingDeliveryBacklogNotDraining
+AlertingJournalUnavailable AlertingSlackAuthFailing AlertingNotificationsNotProcessed AlertmanagerWebhookFailing"
 for a in $required; do
   grep -qx "$a" <<<"$defined" || fail "alert $a (from the plan) is not defined"
 done
-# per alert: a test in which it fires (exp_alerts with entries) and one in which it stays silent ([])
+for a in $watcher; do
+  grep -qx "$a" <<<"$defined" || fail "alert $a (who watches the watcher) is not defined"
+done
+# per alert: a test in which it fires (exp_alerts with entries) and one in which it stays silent ([]);
+# Watchdog is never silent by design
 fires=$(awk '/alertname:/ { a = $2 } /exp_alerts:[[:space:]]*$/ { print a }' "${test_files[@]}" | sort -u)
 silent=$(awk '/alertname:/ { a = $2 } /exp_alerts:[[:space:]]*\[\]/ { print a }' "${test_files[@]}" | sort -u)
 for a in $defined; do
   grep -qx "$a" <<<"$fires" || fail "alert $a has no promtool unit test in which it fires"
+  [ "$a" = Watchdog ] && continue
   grep -qx "$a" <<<"$silent" || fail "alert $a has no promtool unit test in which it stays silent (exp_alerts: [])"
+done
+# The dead man's switch fires always and at once, with the label alertmanager.yml routes it by.
+watchdog=$(awk '/- alert:/ { cur = $3 } cur == "Watchdog"' "${alert_files[@]}")
+grep -qE '^[[:space:]]+expr:[[:space:]]*vector\(1\)[[:space:]]*$' <<<"$watchdog" || fail "Watchdog is not expr: vector(1)"
+grep -qE '^[[:space:]]+alert_role:[[:space:]]*watchdog[[:space:]]*$' <<<"$watchdog" || fail "Watchdog lacks the label alert_role: watchdog"
+grep -qE '^[[:space:]]+for:' <<<"$watchdog" && fail "Watchdog must fire at once (no for:)"
+# AlertingServiceDown needs every replica's own up: one target per replica, not a load balancer.
+for target in b25-alerting-1:8080 b25-alerting-2:8080; do
+  awk '/^[[:space:]]*- job_name:/ { cur = $3 } cur == "b25-alerting"' "$P/prometheus.yml" | grep -qF "'$target'" \
+    || fail "job b25-alerting does not scrape the replica $target"
 done
 for a in HighDrawdown RiskLimitViolation; do
   awk -v a="$a" '/- alert:/ { cur = $3 } cur == a && /action:[[:space:]]*emergency-stop/ { found = 1 } END { exit !found }' "${alert_files[@]}" \
     || fail "alert $a lacks the label action: emergency-stop"
 done
-[ "$failures" -eq "$before" ] && ok "$(echo "$defined" | wc -l) alerts defined (all of the plan), each tested firing and silent"
+[ "$failures" -eq "$before" ] && ok "$(echo "$defined" | wc -l) alerts defined (all of the plan and of the watcher), each tested firing and silent (Watchdog: firing)"
 
 # ---- 5. live: Prometheus expands $externalLabels.alerting_url ---------------------------------
 if command -v prometheus >/dev/null && command -v curl >/dev/null; then

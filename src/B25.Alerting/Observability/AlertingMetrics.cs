@@ -37,6 +37,9 @@ internal static class AlertingMetrics
     public static readonly Gauge WatchdogMissing = Metrics.CreateGauge(
         "b25_alerting_watchdog_missing",
         "1 while the Watchdog has not arrived for Watchdog:MissingAfter and the service's own alarm (AlertingWatchdogMissing) is raised, else 0.");
+    public static readonly Counter SlackAuthFailures = Metrics.CreateCounter(
+        "b25_alerting_slack_auth_failures_total",
+        "Slack Web API calls refused because the bot token does not authenticate (ok:false with invalid_auth, not_authed, account_inactive, token_revoked or token_expired): nothing reaches Slack until the token is replaced.");
 
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");

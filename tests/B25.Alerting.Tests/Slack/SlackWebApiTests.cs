@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Observability;
 using B25.Alerting.Tests.Support;
 using Microsoft.Extensions.Options;
 
@@ -198,6 +199,48 @@ public sealed class SlackWebApiTests : IDisposable
         Assert.Equal(new SlackCallResult(SlackCallStatus.Unknown, Error: "HTTP 503"), down);
         Assert.Equal(new SlackCallResult(SlackCallStatus.Transient, Error: "HTTP 429", RetryAfter: TimeSpan.FromSeconds(7)), limited);
         Assert.Equal(new SlackCallResult(SlackCallStatus.Permanent, Error: "channel_not_found"), refused);
+    }
+
+    // The counter is process-wide: these tests compare it before and after, and nothing else in this
+    // assembly makes Slack answer an authentication error.
+    [Theory]
+    [InlineData("invalid_auth")]
+    [InlineData("not_authed")]
+    [InlineData("account_inactive")]
+    [InlineData("token_revoked")]
+    [InlineData("token_expired")]
+    public async Task A_token_slack_refuses_is_counted_as_an_auth_failure(string error)
+    {
+        var api = Api();
+        _slack.Respond(_ => (200, $$"""{"ok":false,"error":"{{error}}"}""", null));
+        var before = AlertingMetrics.SlackAuthFailures.Value;
+
+        var result = await api.PostMessageAsync("#trading-alerts", "a", null, null, Metadata("inc-1"), CancellationToken.None);
+
+        Assert.Equal(new SlackCallResult(SlackCallStatus.Permanent, Error: error), result);
+        Assert.Equal(before + 1, AlertingMetrics.SlackAuthFailures.Value);
+    }
+
+    [Fact]
+    public async Task Invalid_auth_is_counted_on_edits_and_searches_too_other_refusals_are_not()
+    {
+        var api = Api();
+        var before = AlertingMetrics.SlackAuthFailures.Value;
+
+        _slack.Respond(_ => (200, """{"ok":false,"error":"invalid_auth"}""", null));
+        var edit = await api.UpdateAsync("CTRADING-ALERTS", "1732540000.000101", "edited", null, CancellationToken.None);
+        _slack.FailHistory("invalid_auth");
+        var search = await api.FindMessageAsync("CTRADING-ALERTS", null, LongAgo, EventType, Payload("inc-1"), CancellationToken.None);
+        var afterAuth = AlertingMetrics.SlackAuthFailures.Value;
+        _slack.Respond(_ => (200, """{"ok":false,"error":"channel_not_found"}""", null));
+        _slack.FailHistory("missing_scope");
+        await api.PostMessageAsync("#trading-alerts", "a", null, null, Metadata("inc-1"), CancellationToken.None);
+        await api.FindMessageAsync("CTRADING-ALERTS", null, LongAgo, EventType, Payload("inc-1"), CancellationToken.None);
+
+        Assert.Equal(new SlackCallResult(SlackCallStatus.Permanent, Error: "invalid_auth"), edit);
+        Assert.Equal(new SlackFindResult(SlackCallStatus.Permanent, Error: "invalid_auth"), search);
+        Assert.Equal(before + 2, afterAuth);
+        Assert.Equal(afterAuth, AlertingMetrics.SlackAuthFailures.Value);
     }
 
     [Fact]

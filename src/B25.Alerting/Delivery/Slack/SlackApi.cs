@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using B25.Alerting.Observability;
 using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.Delivery.Slack;
@@ -77,6 +78,10 @@ internal sealed partial class SlackWebApi(HttpClient http, IOptions<SlackOptions
 
     // Of those, the ones Slack documents as "some aspect of the operation may have succeeded".
     private static readonly HashSet<string> MayHaveActedErrors = ["internal_error", "fatal_error"];
+
+    // Slack's answers for a bot token that no longer authenticates: every call fails until the token is
+    // replaced, which no retry fixes, so they are counted for an alert (b25_alerting_slack_auth_failures_total).
+    private static readonly HashSet<string> AuthErrors = ["invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"];
 
     private const int HistoryPageLimit = 200;
     private const int MaxHistoryPages = 5;
@@ -227,6 +232,8 @@ internal sealed partial class SlackWebApi(HttpClient http, IOptions<SlackOptions
             if (node?["ok"]?.GetValue<bool>() == true)
                 return new Answer(SlackCallStatus.Ok, node);
             var error = node?["error"]?.GetValue<string>() ?? "unknown_error";
+            if (AuthErrors.Contains(error))
+                AlertingMetrics.SlackAuthFailures.Inc();
             if (!idempotent && MayHaveActedErrors.Contains(error))
                 return new Answer(SlackCallStatus.Unknown, Error: error, RetryAfter: retryAfter);
             return TransientErrors.Contains(error)
