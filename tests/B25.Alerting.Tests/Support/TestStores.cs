@@ -50,11 +50,18 @@ public sealed class TestStores : IAsyncDisposable
         ["Storage:ConnectionString"] = Options.ConnectionString,
     };
 
-    public static async Task<TestStores> CreateAsync(TimeProvider? time = null, bool migrate = true, string? replica = null)
+    public static Task<TestStores> CreateAsync(TimeProvider? time = null, bool migrate = true, string? replica = null) =>
+        CreateAsync(Postgres, time, migrate, replica);
+
+    /// <summary>On PostgreSQL whatever the run is for (replica behaviour exists only there).</summary>
+    public static Task<TestStores> CreatePostgresAsync(TimeProvider? time = null, bool migrate = true, string? replica = null) =>
+        CreateAsync(true, time, migrate, replica);
+
+    private static async Task<TestStores> CreateAsync(bool postgres, TimeProvider? time, bool migrate, string? replica)
     {
         time ??= TimeProvider.System;
         TestStores stores;
-        if (Postgres)
+        if (postgres)
         {
             var (connectionString, database) = await SharedPostgres.CreateDatabaseAsync();
             stores = new TestStores(new StorageOptions { Provider = StorageProviderKind.Postgres, ConnectionString = connectionString, ReplicaName = replica ?? "" },

@@ -1,0 +1,114 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using B25.Alerting.Storage;
+using B25.Alerting.Tests.Support;
+using Dapper;
+using Microsoft.Extensions.Time.Testing;
+using static B25.Alerting.Tests.Support.Notifications;
+
+namespace B25.Alerting.Tests.Replicas;
+
+/// <summary>Several replicas on one PostgreSQL database: what one process guaranteed with in-process locks must hold across processes.</summary>
+public sealed class ReplicaTests
+{
+    [Fact]
+    public async Task Replicas_migrating_at_once_all_succeed_on_one_schema()
+    {
+        await using var first = await TestStores.CreatePostgresAsync(migrate: false);
+        var replicas = Enumerable.Range(0, 4).Select(i => first.Replica($"r{i}")).ToList();
+
+        await Task.WhenAll(replicas.Select(r => r.Provider.MigrateAsync()));
+
+        await using var connection = await first.OpenAsync();
+        Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
+        Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+        foreach (var r in replicas) await r.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_emergency_stop_cap_holds_for_replicas_asking_at_the_same_moment()
+    {
+        await using var store = await TestStores.CreatePostgresAsync();
+        var replicas = Enumerable.Range(0, 6).Select(i => store.Replica($"r{i}")).ToList();
+        await using (var connection = await store.OpenAsync())
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
+                VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '')
+                """);
+        var now = T0.ToUnixTimeMilliseconds();
+
+        // Another replica is deciding right now: it holds the cap (as BeginAsync holds it between count and insert).
+        await using var holder = (Npgsql.NpgsqlConnection)await store.OpenAsync();
+        await using var holding = await holder.BeginTransactionAsync();
+        await holder.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = StorageKeys.Hash("emergency-stop-cap") }, holding);
+
+        // Six commands for six alerts, each from a different replica, with a cap of 2 per window.
+        var asking = Task.WhenAll(replicas.Select((r, i) => r.Stops.BeginAsync(
+            new StopRequest($"cmd-{i}", "inc", "Stop", $"fp{i}", "2026-11-25T12:00:00Z", "{}"), now, now - 600_000, 2, false,
+            (_, _) => null, CancellationToken.None)));
+        await Eventually.Stays(() => !asking.IsCompleted, "nobody counts while another replica holds the cap", 1_000);
+        await holding.RollbackAsync();
+        var starts = await asking;
+
+        Assert.Equal(2, starts.Count(s => s.Status == "requesting"));
+        Assert.Equal(4, starts.Count(s => s.Status == "suppressed"));
+        foreach (var r in replicas) await r.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_target_belongs_to_one_replica_until_its_lease_expires()
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        await using var b = a.Replica("b", time);
+
+        Assert.True(await a.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+        Assert.False(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+        Assert.True(await b.Outbox.ClaimAsync("slack", "#other", CancellationToken.None));
+        time.Advance(a.Options.ClaimLease - TimeSpan.FromSeconds(1));
+        Assert.True(await a.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None)); // renewed
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+
+        // a dies: nobody renews; after the lease b takes over, and a's late mark is refused.
+        time.Advance(a.Options.ClaimLease + TimeSpan.FromSeconds(1));
+        Assert.True(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+        await Assert.ThrowsAsync<ClaimLostException>(() =>
+            a.Outbox.MarkSendingAsync("slack", "#ops", [1], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Copies_of_a_storm_sent_to_different_replicas_page_once_per_group_and_close_every_incident()
+    {
+        using var slack = new SlackStandIn();
+        await using var database = await TestStores.CreatePostgresAsync(migrate: false);
+        var settings = new Dictionary<string, string?>(database.Settings) { ["Storage:ClaimLease"] = "00:00:03" };
+        using var one = new AlertingFactory(slack, new(settings) { ["Storage:ReplicaName"] = "one" });
+        using var two = new AlertingFactory(slack, new(settings) { ["Storage:ReplicaName"] = "two" });
+        using var c1 = one.Authorized();
+        using var c2 = two.Authorized();
+        const int groups = 30;
+
+        // Alertmanager HA: every notification arrives as three copies, at both replicas, at once.
+        async Task SendEverywhere(string body)
+        {
+            var answers = await Task.WhenAll(new[] { c1, c2, c1 }.Select(c => c.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body))));
+            Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, groups).Select(g => SendEverywhere(Body($"storm-{g}", Firing($"a{g}", severity: "warning")))));
+        await Eventually.True(() => slack.Posts.Count >= groups, "a post per group", 60_000);
+        await Task.WhenAll(Enumerable.Range(0, groups).Select(g => SendEverywhere(Body($"storm-{g}", Resolved($"a{g}", severity: "warning")))));
+
+        await Eventually.True(async () => (await c2.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed&limit=1000"))!.Count == groups,
+            "every incident closed", 60_000);
+        await Eventually.True(async () =>
+        {
+            var closed = (await c1.GetFromJsonAsync<JsonArray>("/api/incidents?state=closed&limit=1000"))!;
+            return closed.All(i => i!["deliveries"]!.AsArray().All(d => d!["status"]!.GetValue<string>() is "sent" or "merged"));
+        }, "every delivery done", 60_000);
+        await Eventually.Stays(() => slack.Posts.Count == groups, "one top-level post per group, never two", 2_000);
+    }
+}
