@@ -25,6 +25,13 @@ fi
 
 dotnet test B25.Alerting.sln --nologo -v q -c Release "$@"
 
+# The behaviour tests again with the service on PostgreSQL (the shared store of several replicas);
+# the tests start a throwaway PostgreSQL 15 on 127.0.0.1 and stop it. SQLite-only tests are left out.
+echo "== behaviour tests on PostgreSQL"
+B25_TEST_STORAGE=postgres dotnet test tests/B25.Alerting.Tests --no-build --nologo -v q -c Release \
+  --filter "FullyQualifiedName~IncidentProcessorTests|FullyQualifiedName~JournalRetentionTests|FullyQualifiedName~RecoverySweepTests|FullyQualifiedName~IncidentLifecycleTests|FullyQualifiedName~SlackDeliveryTests|FullyQualifiedName~SlackReconciliationTests|FullyQualifiedName~EmailDeliveryTests|FullyQualifiedName~PagerDutyDeliveryTests|FullyQualifiedName~PagerDutyNotifierTests|FullyQualifiedName~EmergencyStop|FullyQualifiedName~WatchdogTests|FullyQualifiedName~WebhookInputTests|FullyQualifiedName~LargeNotificationTests" \
+  "$@"
+
 shopt -s nullglob
 for check in tests/stack/*.sh; do
   echo "== $check"

@@ -105,6 +105,10 @@ public static class SharedPostgres
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static string? _admin;
+    private static PostgresServer? _server;
+
+    /// <summary>The run's server, when this run started it.</summary>
+    public static PostgresServer? Server => _server;
 
     public static async Task<string> AdminConnectionStringAsync()
     {
@@ -113,7 +117,11 @@ public static class SharedPostgres
         {
             if (_admin is not null) return _admin;
             if (Environment.GetEnvironmentVariable("B25_TEST_POSTGRES") is { Length: > 0 } given) return _admin = given;
-            throw new InvalidOperationException("B25_TEST_STORAGE=postgres needs B25_TEST_POSTGRES (an admin connection string).");
+            var server = new PostgresServer();
+            await server.InitializeAsync();
+            _server = server;
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => server.DisposeAsync().GetAwaiter().GetResult();
+            return _admin = server.ConnectionString("postgres");
         }
         finally
         {
