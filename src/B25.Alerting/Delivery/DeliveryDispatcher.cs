@@ -222,6 +222,10 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
 
         await _outbox.RecordAsync(new DeliveryRecord(incidentId, channel, target, batch, outcomeList, newMessage,
             retryAt?.ToUnixTimeMilliseconds(), nowMs), cancellationToken);
+        // A vendor's Retry-After (or the guard's own wait) holds the whole target, for whichever replica owns
+        // it next. A wait for one incident's unknown outcome does not.
+        if (retry is { RetryAfter: { } floor, OutcomeUnknown: false })
+            await _outbox.HoldAsync(channel, target, (now + floor).ToUnixTimeMilliseconds(), cancellationToken);
 
         foreach (var outcome in outcomeList)
         {

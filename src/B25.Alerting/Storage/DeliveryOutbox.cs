@@ -28,8 +28,11 @@ internal interface IDeliveryOutbox
 
     Task<long> PendingCountAsync(CancellationToken cancellationToken);
 
-    /// <summary>Claims or renews the target for this replica; false when another replica holds it.</summary>
+    /// <summary>Claims or renews the target for this replica; false when another replica holds it, or while a hold (<see cref="HoldAsync"/>) is on it.</summary>
     Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken);
+
+    /// <summary>No replica sends to the target before <paramref name="until"/> (unix ms): a vendor's Retry-After, kept for whoever owns the target next.</summary>
+    Task HoldAsync(string channel, string target, long until, CancellationToken cancellationToken);
 
     /// <summary>The pending deliveries of up to <paramref name="maxIncidents"/> due incidents at the target, in queue order.</summary>
     Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken);
@@ -53,12 +56,14 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     public async Task<IReadOnlyList<DueGroup>> PendingGroupsAsync(CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<DueGroup>(
+        // A tuple, not the record: SQLite types an aggregate column of an empty result as BLOB, which
+        // Dapper's constructor matching refuses.
+        return (await connection.QueryAsync<(string Channel, string Target, long DueAt)>(
             """
             SELECT channel AS Channel, target AS Target, MAX(next_attempt_at) AS DueAt
             FROM deliveries WHERE status = 'pending'
             GROUP BY incident_id, channel, target
-            """)).ToList();
+            """)).Select(g => new DueGroup(g.Channel, g.Target, g.DueAt)).ToList();
     }
 
     public async Task<long> PendingCountAsync(CancellationToken cancellationToken)
@@ -70,8 +75,11 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     public Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken) =>
         Claims.TakeAsync(storage, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
 
-    private Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target) =>
-        Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds());
+    public Task HoldAsync(string channel, string target, long until, CancellationToken cancellationToken) =>
+        Claims.HoldAsync(storage, channel, target, until, cancellationToken);
+
+    private async Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target) =>
+        await Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds()) is not null;
 
     public async Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken)
     {

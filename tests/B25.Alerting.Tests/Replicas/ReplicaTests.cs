@@ -21,8 +21,8 @@ public sealed class ReplicaTests
         await Task.WhenAll(replicas.Select(r => r.Provider.MigrateAsync()));
 
         await using var connection = await first.OpenAsync();
-        Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
-        Assert.Equal(2L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+        Assert.Equal(3L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
+        Assert.Equal(3L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
         foreach (var r in replicas) await r.DisposeAsync();
     }
 
@@ -80,11 +80,28 @@ public sealed class ReplicaTests
     }
 
     [Fact]
+    public async Task A_retry_after_holds_the_target_for_the_replica_that_takes_it_over()
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        await using var b = a.Replica("b", time);
+        Assert.True(await a.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+
+        // Slack told a: not before 60 s from now. Then a dies.
+        await a.Outbox.HoldAsync("slack", "#ops", (time.GetUtcNow() + TimeSpan.FromSeconds(60)).ToUnixTimeMilliseconds(), CancellationToken.None);
+        Assert.False(await a.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+        time.Advance(a.Options.ClaimLease + TimeSpan.FromSeconds(1));
+        Assert.False(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None)); // taken over, but held
+        time.Advance(TimeSpan.FromSeconds(60) - a.Options.ClaimLease);
+        Assert.True(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Copies_of_a_storm_sent_to_different_replicas_page_once_per_group_and_close_every_incident()
     {
         using var slack = new SlackStandIn();
         await using var database = await TestStores.CreatePostgresAsync(migrate: false);
-        var settings = new Dictionary<string, string?>(database.Settings) { ["Storage:ClaimLease"] = "00:00:03" };
+        var settings = new Dictionary<string, string?>(database.Settings) { ["Storage:ClaimLease"] = "00:00:03", ["Slack:RequestTimeout"] = "00:00:02" };
         using var one = new AlertingFactory(slack, new(settings) { ["Storage:ReplicaName"] = "one" });
         using var two = new AlertingFactory(slack, new(settings) { ["Storage:ReplicaName"] = "two" });
         using var c1 = one.Authorized();

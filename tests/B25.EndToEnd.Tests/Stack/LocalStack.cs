@@ -148,6 +148,10 @@ internal sealed class LocalStack : IAsyncDisposable
         }, simulator);
         ServicePorts = services!.Value.EnumerateArray().ToDictionary(s => s.GetProperty("service").GetString()!, s => s.GetProperty("port").GetInt32());
 
+        // Before Prometheus starts: with every `for:` shortened, a service still starting looks down
+        // long enough to fire AlertingServiceDown (a real `for: 1m` outlasts a start by far).
+        await WaitForAsync("B25.Alerting ready", async () => (await Http.GetAsync($"{AlertingUrl}/health/ready")).IsSuccessStatusCode ? true : (bool?)null, _processes[1]);
+
         var promDir = System.IO.Directory.CreateDirectory(Path.Combine(Directory, "prometheus")).FullName;
         Jobs = StackConfig.WritePrometheus(promDir, PrometheusPort, AlertmanagerPort, AlertingPort, ServicePorts);
         var prometheus = Start("prometheus", "prometheus",

@@ -18,6 +18,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     private readonly SlackRenderer _renderer;
     private readonly SlackOptions _options;
     private readonly ILogger<SlackNotifier> _logger;
+    private readonly TimeProvider _time;
     private readonly TargetGuard<SlackCallResult> _guard;
     // Channel ids learned from Slack's answers (or looked up), by target as routes name it.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _channelIds = new();
@@ -28,6 +29,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         _renderer = renderer;
         _options = options.Value;
         _logger = logger;
+        _time = time;
         // Short retries in place; a longer outage is retried later from the outbox, so nothing is lost.
         _guard = new TargetGuard<SlackCallResult>(
             new TargetGuardSettings(_options.BurstPerChannel, TimeSpan.FromSeconds(1 / _options.MessagesPerSecondPerChannel), QuickRetries: 2,
@@ -77,8 +79,10 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             if (posts.Any(p => p.SendingSince is not null))
             {
                 // An earlier post's outcome is unknown (timeout, lost connection, crash): look for it before posting again.
-                var since = posts.Where(p => p.SendingSince is not null).Min(p => p.SendingSince!.Value);
-                var search = await FindPostAsync(incident, target, since, cancellationToken);
+                if (InFlight(posts.Where(p => p.SendingSince is not null)))
+                    return Wait(outcomes, pending, target, incident.Id);
+                var search = await FindPostAsync(incident, target, posts.Where(p => p.SendingSince is not null).Min(p => p.SendingSince!.Value),
+                    cancellationToken);
                 if (search.Status == SlackCallStatus.Transient)
                     return Unresolved(outcomes, pending, target, search.Error, search.RetryAfter);
                 if (search.Found is { } found)
@@ -96,6 +100,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
                 await recorder.MarkSendingAsync(posts.Select(p => p.Id).ToList(), cancellationToken);
                 var metadata = new SlackMessageMetadata(PostEvent, PostPayload(incident.Id, target));
                 var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, metadata, ct), cancellationToken);
+                Ended(posts, result);
                 if (!result.IsOk)
                     return Failure(outcomes, pending, target, result);
                 if (result.Channel is { } channelId) _channelIds[target] = channelId;
@@ -126,6 +131,8 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         if (replies.Count > 0)
         {
             var unsure = replies.Where(d => d.SendingSince is not null).ToList();
+            if (unsure.Count > 0 && InFlight(unsure))
+                return Wait(outcomes, replies, target, incident.Id);
             if (unsure.Count > 0)
             {
                 // A reply's outcome is unknown: it was posted with the id of the first reply it carries.
@@ -156,6 +163,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             await recorder.MarkSendingAsync(replies.Select(d => d.Id).ToList(), cancellationToken);
             var metadata = new SlackMessageMetadata(ReplyEvent, ReplyPayload(incident.Id, replies[0].Id));
             var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, metadata, ct), cancellationToken);
+            Ended(replies, result);
             if (!result.IsOk)
                 return Failure(outcomes, replies, target, result);
             outcomes.AddRange(Sent(replies));
@@ -236,6 +244,35 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             LogCannotSearch(target, error ?? "unknown");
     }
 
+    /// <summary>
+    /// A call marked less than a request timeout ago may still be on its way (sent by another replica
+    /// whose claim expired, or by a process that died a moment ago): its message may not be in the
+    /// history yet, and looking now could post it twice. Look once it can no longer be in flight.
+    /// </summary>
+    private bool InFlight(IEnumerable<PendingDelivery> unsure) =>
+        unsure.Any(d => !_ended.ContainsKey(d.Id)
+                        && _time.GetUtcNow() - DateTimeOffset.FromUnixTimeMilliseconds(d.SendingSince!.Value) < _options.RequestTimeout);
+
+    // Deliveries whose last call this process saw end without an answer it could use (a timeout, a 5xx):
+    // that call is over, so there is nothing in flight to wait for before looking.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, byte> _ended = new();
+
+    private void Ended(IEnumerable<PendingDelivery> deliveries, SlackCallResult result)
+    {
+        if (result.IsOk) return;
+        if (_ended.Count > 10_000) _ended.Clear(); // bounded: forgetting only means waiting a request timeout
+        foreach (var d in deliveries) _ended[d.Id] = 0;
+    }
+
+    private DeliveryBatchResult Wait(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> waiting, string target, string incidentId)
+    {
+        LogInFlight(target, incidentId, _options.RequestTimeout);
+        // No Retry-After: that would hold the whole channel; the outbox's backoff (2 s, 4 s, ...) waits for this incident only.
+        outcomes.AddRange(waiting.Select(d => new DeliveryOutcome(d.Id, DeliveryOutcomeKind.Retry, "an earlier call may still be in flight",
+            OutcomeUnknown: true)));
+        return new DeliveryBatchResult(outcomes, null);
+    }
+
     /// <summary>Could not find out whether an earlier call went through: try again later, keeping the mark.</summary>
     private DeliveryBatchResult Unresolved(List<DeliveryOutcome> outcomes, IReadOnlyList<PendingDelivery> waiting, string target, string? error,
         TimeSpan? retryAfter)
@@ -288,6 +325,9 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Slack refused a delivery to {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]
     private partial void LogPermanent(string target, string error);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Slack {Target}, incident {IncidentId}: an earlier call started less than {RequestTimeout} ago and its outcome is unknown; waiting until it cannot be in flight before looking for it")]
+    private partial void LogInFlight(string target, string incidentId, TimeSpan requestTimeout);
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Slack delivery to {Target} failed for now ({Error}); it stays queued and is retried")]
     private partial void LogTransient(string target, string error);

@@ -20,8 +20,14 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
     public PostgresStorage(IOptions<StorageOptions> options)
     {
         var builder = new NpgsqlConnectionStringBuilder(options.Value.ConnectionString);
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = options.Value.ConnectionString };
         // Identifies the replica's sessions in pg_stat_activity.
         if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = $"b25-alerting {options.Value.Replica}";
+        // A replica cut off from PostgreSQL must find out in seconds (readiness turns 503, the load
+        // balancer stops sending to it), not after Npgsql's 15 s connect timeout; keepalives find a
+        // connection the network dropped without a word. Explicit settings win.
+        if (!given.ContainsKey("Timeout")) builder.Timeout = 5;
+        if (!given.ContainsKey("Keepalive")) builder.KeepAlive = 10;
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         Location = $"postgresql://{builder.Host}:{builder.Port}/{builder.Database}";
     }
@@ -241,6 +247,10 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         """
         -- Named times (unix ms) the service keeps: when Alertmanager's Watchdog last arrived, since when its alarm is raised.
         CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at BIGINT NOT NULL);
+        """,
+        """
+        -- A hold on a claim: its holder, now or after a takeover, acts not before this (unix ms): a vendor's Retry-After.
+        ALTER TABLE claims ADD COLUMN not_before BIGINT NOT NULL DEFAULT 0;
         """,
     ];
 }
