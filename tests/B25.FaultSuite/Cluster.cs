@@ -173,8 +173,10 @@ internal static class Cluster
             using var stormDone = new CancellationTokenSource();
             using var abort = new CancellationTokenSource();
             Progress($"storm: {groups.Count} groups, {groups.Sum(g => g.Bodies.Count)} notifications x {Storm.Copies} copies (one per replica) over {spread.TotalSeconds:0} s");
+            // The cluster must accept every notification within the storm's length plus the overrun, under faults.
             abort.CancelAfter(spread + s.StormOverrun);
-            var storm = Storm.RunAsync(groups, replicas.Select(r => r.BaseUrl).ToList(), spread, scale.MaxStepPause, stats, abort.Token);
+            var accepted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var storm = Storm.RunAsync(groups, replicas.Select(r => r.BaseUrl).ToList(), spread, scale.MaxStepPause, stats, accepted, abort.Token);
             var injector = scenario.Inject(context, stormDone.Token);
             var progress = Task.Run(async () =>
             {
@@ -185,22 +187,30 @@ internal static class Cluster
                         Progress($"storm: {stats.Accepted}/{stats.Notifications} notifications accepted, {stats.Answered2xx}/{stats.Notifications * Storm.Copies} copies answered 2xx, {stats.Retried} retried, {faults.Total} faults so far");
                 }
             });
-            var first = await Task.WhenAny(storm, injector);
+            var first = await Task.WhenAny(accepted.Task, injector);
             if (first == injector && injector.IsFaulted)
             {
                 abort.Cancel();
                 await injector;
             }
+            // Faults stop once the cluster accepted every notification; the copies still being retried then get the
+            // overrun again, with every fault over, to be answered by their replica.
+            stormDone.Cancel();
+            await injector;
+            slack.Faults = scenario.Slack is { MaxLatency: var latency } ? new VendorFaults { MaxLatency = latency } : VendorFaults.None;
+            pagerDuty.Faults = VendorFaults.None;
+            // Whatever an injector left broken is mended, as an operator would.
+            foreach (var proxy in proxies) proxy.Restore();
+            if (!postgres.Running) await postgres.StartAsync();
+            if (!rabbit.Running) await rabbit.StartAsync();
+            foreach (var replica in replicas.Where(r => !r.Running)) await replica.StartAsync(budget: TimeSpan.FromSeconds(120));
+            if (!abort.IsCancellationRequested) abort.CancelAfter(s.StormOverrun);
             try { await storm; }
             catch (OperationCanceledException)
             {
-                Progress($"storm stopped after {(spread + s.StormOverrun).TotalSeconds:0} s with copies still unanswered");
+                Progress("storm stopped with copies still unanswered");
             }
-            stormDone.Cancel();
-            await injector;
             await progress;
-            slack.Faults = scenario.Slack is { MaxLatency: var latency } ? new VendorFaults { MaxLatency = latency } : VendorFaults.None;
-            pagerDuty.Faults = VendorFaults.None;
             result.Notifications = stats.Notifications;
             result.Posts = stats.Posts;
             result.Rejected4xx = stats.Rejected4xx;
@@ -208,11 +218,6 @@ internal static class Cluster
             result.CopiesUnanswered = stats.CopiesUnanswered;
             Progress($"storm done: {stats.Accepted}/{stats.Notifications} accepted, {stats.Answered2xx} copies answered 2xx ({stats.Posts} POSTs, {stats.Retried} retried, {stats.Rejected4xx} 4xx, {stats.CopiesUnanswered} copies unanswered); waiting for the cluster to settle");
 
-            // Whatever an injector left broken is mended, as an operator would: every fault is over now.
-            foreach (var proxy in proxies) proxy.Restore();
-            if (!postgres.Running) await postgres.StartAsync();
-            if (!rabbit.Running) await rabbit.StartAsync();
-            foreach (var replica in replicas.Where(r => !r.Running)) await replica.StartAsync(budget: TimeSpan.FromSeconds(120));
             var settle = scale with { Stall = s.Stall, MaxWait = s.MaxWait };
             result.Quiescent = await Scenarios.WaitQuiescentAsync(WithScale(context, settle), groups.Count);
             await Scenarios.CheckAsync(context, groups, "");

@@ -127,12 +127,13 @@ internal static class Storm
     /// Alertmanager replica k to service replica k (each copy to a different replica; each Alertmanager names itself in
     /// externalURL), and is retried there until that replica answers 2xx. A group's next notification goes once the
     /// cluster accepted this one (some copy answered 2xx); the other copies keep being retried meanwhile, as slower
-    /// Alertmanager peers do, so they may reach their replica after the group's later notifications. Ends when every copy
-    /// was answered; copies still unanswered when <paramref name="cancellationToken"/> fires are counted in
-    /// <see cref="StormStats.CopiesUnanswered"/>, notifications no copy of which was answered in <see cref="StormStats.Accepted"/>.
+    /// Alertmanager peers do, so they may reach their replica after the group's later notifications.
+    /// <paramref name="accepted"/> completes when every group's last notification was accepted (or given up); the storm
+    /// ends when every copy was answered. Copies still unanswered when <paramref name="cancellationToken"/> fires are
+    /// counted in <see cref="StormStats.CopiesUnanswered"/>, notifications no copy of which was answered in <see cref="StormStats.Accepted"/>.
     /// </summary>
     public static async Task RunAsync(IReadOnlyList<Group> groups, IReadOnlyList<string> baseUrls, TimeSpan spread, TimeSpan maxStepPause,
-        StormStats stats, CancellationToken cancellationToken)
+        StormStats stats, TaskCompletionSource accepted, CancellationToken cancellationToken)
     {
         stats.Notifications = groups.Sum(g => g.Bodies.Count);
         using var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(5), ConnectTimeout = TimeSpan.FromSeconds(3) };
@@ -165,6 +166,7 @@ internal static class Storm
         }
         finally
         {
+            accepted.TrySetResult();
             Task<bool>[] all;
             lock (stragglers) all = [.. stragglers];
             try { await Task.WhenAll(all); }
