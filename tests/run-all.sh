@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)

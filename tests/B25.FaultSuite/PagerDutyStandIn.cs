@@ -14,13 +14,17 @@ namespace B25.FaultSuite;
 
 /// <summary>
 /// PagerDuty Events API v2 stand-in on Kestrel (127.0.0.1, a free port): POST /v2/enqueue answers 202
-/// {"status":"success","dedup_key":...} and records the accepted event; faults (429 with or without Retry-After, 5xx)
-/// are drawn per call from <see cref="Faults"/>.
+/// {"status":"success","dedup_key":...} and records the accepted event; faults (429 with or without Retry-After, 5xx,
+/// slow: accepted and answered after the client's timeout) are drawn per call from <see cref="Faults"/>.
 /// </summary>
 internal sealed class PagerDutyStandIn : IAsyncDisposable
 {
     /// <summary>An accepted event, in acceptance order.</summary>
-    public sealed record Event(long Seq, string RoutingKey, string Action, string DedupKey, string Body);
+    public sealed record Event(long Seq, string RoutingKey, string Action, string DedupKey, string Body)
+    {
+        /// <summary>When the stand-in accepted it, unix ms.</summary>
+        public long AtMs { get; init; } = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    }
 
     private readonly WebApplication _app;
     private readonly Stopwatch _clock;
@@ -109,6 +113,13 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
             return;
         }
         lock (_events) _events.Add(new Event(_events.Count + 1, routingKey, action, dedupKey, body));
+        if (r < f.RateLimited + f.ServerError + f.Slow)
+        {
+            // Accepted, but the answer comes after the service's PagerDuty:RequestTimeout: it cannot know.
+            Counter.Add("pagerduty slow");
+            try { await Task.Delay(f.SlowDelay, context.RequestAborted); }
+            catch (OperationCanceledException) { return; }
+        }
         context.Response.StatusCode = 202;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(

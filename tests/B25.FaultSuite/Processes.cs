@@ -8,6 +8,8 @@ namespace B25.FaultSuite;
 
 internal static partial class Posix
 {
+    public const int SigInt = 2;
+    public const int SigQuit = 3;
     public const int SigKill = 9;
     public const int SigTerm = 15;
 
@@ -84,14 +86,17 @@ internal sealed class ServiceHost : IDisposable
     private Process? _process;
     private bool _disposed;
 
-    public ServiceHost(string workDir, IDictionary<string, string> env)
+    public ServiceHost(string workDir, IDictionary<string, string> env, string name = "service")
     {
         Port = Posix.FreePort();
         BaseUrl = $"http://127.0.0.1:{Port}";
-        Log = Path.Combine(workDir, "service.log");
+        Name = name;
+        Log = Path.Combine(workDir, $"{name}.log");
         _env = new Dictionary<string, string>(env);
     }
 
+    /// <summary>The replica's name (Storage:ReplicaName) in a cluster; "service" alone.</summary>
+    public string Name { get; }
     public int Port { get; }
     public string BaseUrl { get; }
     public string Log { get; }

@@ -7,9 +7,10 @@ using System.Text.RegularExpressions;
 namespace B25.FaultSuite;
 
 /// <summary>
-/// dotnet run -c Release --project tests/B25.FaultSuite -- --scale full|ci [--only scenario[,scenario]] [--no-report]
-/// Runs storms of alert groups against the real service under faults, checks what Slack, PagerDuty, the incidents API and
-/// the journal show afterwards, prints a table and writes it into docs/reliability.md under the scale's heading.
+/// dotnet run -c Release --project tests/B25.FaultSuite -- --scale full|ci [--set single|replicas] [--only scenario[,scenario]] [--no-report]
+/// Runs storms of alert groups against the real service under faults (one process on SQLite, and replicas sharing
+/// PostgreSQL and RabbitMQ), checks what Slack, PagerDuty, the incidents API and the journal show afterwards, prints a
+/// table per set and writes each set that ran whole into docs/reliability.md under its own heading.
 /// Exit code 1 when any check failed, 2 on bad arguments.
 /// </summary>
 internal static partial class Program
@@ -18,7 +19,7 @@ internal static partial class Program
 
     public static async Task<int> Main(string[] args)
     {
-        string? scaleName = null, only = null;
+        string? scaleName = null, only = null, set = null;
         var writeReport = true;
         for (var i = 0; i < args.Length; i++)
         {
@@ -26,6 +27,7 @@ internal static partial class Program
             {
                 case "--scale" when i + 1 < args.Length: scaleName = args[++i]; break;
                 case "--only" when i + 1 < args.Length: only = args[++i]; break;
+                case "--set" when i + 1 < args.Length && args[i + 1] is "single" or "replicas": set = args[++i]; break;
                 case "--no-report": writeReport = false; break;
                 default:
                     Console.Error.WriteLine($"unknown argument {args[i]}");
@@ -34,17 +36,19 @@ internal static partial class Program
         }
         var scale = scaleName switch { "ci" => Scale.Ci, "full" => Scale.Full, _ => null };
         if (scale is null) return Usage();
-        var scenarios = Scenarios.All(scale);
+        // Every scenario is known to --only; a whole run takes the scale's own (ci runs a subset of the replica scenarios).
+        var known = Scenarios.All(scale).Concat(Cluster.All(scale)).ToList();
+        var scenarios = known.Where(s => (scale != Scale.Ci || s.InCi) && set switch { "single" => !s.Cluster, "replicas" => s.Cluster, _ => true }).ToList();
         if (only is not null)
         {
             var names = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var unknown = names.Where(n => scenarios.All(s => s.Name != n)).ToList();
+            var unknown = names.Where(n => known.All(s => s.Name != n)).ToList();
             if (unknown.Count > 0)
             {
-                Console.Error.WriteLine($"unknown scenario(s): {string.Join(", ", unknown)}; known: {string.Join(", ", scenarios.Select(s => s.Name))}");
+                Console.Error.WriteLine($"unknown scenario(s): {string.Join(", ", unknown)}; known: {string.Join(", ", known.Select(s => s.Name))}");
                 return 2;
             }
-            scenarios = scenarios.Where(s => names.Contains(s.Name)).ToList();
+            scenarios = known.Where(s => names.Contains(s.Name)).ToList();
         }
         if (!File.Exists(ServiceHost.Dll))
         {
@@ -54,7 +58,12 @@ internal static partial class Program
 
         Console.CancelKeyPress += (_, e) => { Cleanup.RunAll(); };
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Cleanup.RunAll();
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => Cleanup.RunAll());
+        // Stop what the suite started, then end: the scenario loop would otherwise go on against stopped servers.
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        {
+            Cleanup.RunAll();
+            Environment.Exit(143);
+        });
 
         var workRoot = Path.Combine(Path.GetTempPath(), $"b25-faults-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
         Directory.CreateDirectory(workRoot);
@@ -63,7 +72,8 @@ internal static partial class Program
         var results = new List<ScenarioResult>();
         foreach (var scenario in scenarios)
         {
-            var result = await RunAsync(scenario, scale, Path.Combine(workRoot, scenario.Name));
+            var dir = Path.Combine(workRoot, scenario.Name);
+            var result = scenario.Cluster ? await Cluster.RunAsync(scenario, scale, dir, Clock, Say) : await RunAsync(scenario, scale, dir);
             results.Add(result);
             var failed = result.FailedChecks();
             Say($"[{scenario.Name}] {(result.Skipped ? "SKIPPED" : failed.Count == 0 ? "PASS" : "FAIL: " + string.Join(", ", failed))} " +
@@ -71,12 +81,18 @@ internal static partial class Program
         }
         var total = DateTime.UtcNow - started;
 
-        var table = Table(results);
         Console.WriteLine();
-        Console.WriteLine(table);
+        if (results.Any(r => r.Replicas == 0)) Console.WriteLine(Table(results.Where(r => r.Replicas == 0)));
+        if (results.Any(r => r.Replicas > 0)) Console.WriteLine(ClusterTable(results.Where(r => r.Replicas > 0)));
         var anyFailed = results.Any(r => r.FailedChecks().Count > 0);
         Say($"{results.Sum(r => r.FaultTotal)} faults injected in {total.TotalMinutes:0.0} min; {(anyFailed ? "SOME CHECKS FAILED" : "every check passed")}");
-        if (writeReport && only is null) WriteReport(scale, results, total);
+        if (writeReport && only is null)
+        {
+            var single = results.Where(r => r.Replicas == 0).ToList();
+            var cluster = results.Where(r => r.Replicas > 0).ToList();
+            if (single.Count > 0) WriteReport(scale, single, $"faults:{scale.Name}", $"## Scale `{scale.Name}`", "--scale " + scale.Name + (set is null ? "" : " --set single"), Table);
+            if (cluster.Count > 0) WriteReport(scale, cluster, $"faults:replicas-{scale.Name}", $"### Replicas, scale `{scale.Name}`", "--scale " + scale.Name + (set is null ? "" : " --set replicas"), ClusterTable);
+        }
         else if (writeReport) Say("--only: docs/reliability.md not written (it holds whole runs)");
         Cleanup.RunAll();
         if (Environment.GetEnvironmentVariable("B25_FAULTS_KEEP") is null)
@@ -88,7 +104,7 @@ internal static partial class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project tests/B25.FaultSuite -- --scale full|ci [--only <scenario>[,<scenario>]] [--no-report]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project tests/B25.FaultSuite -- --scale full|ci [--set single|replicas] [--only <scenario>[,<scenario>]] [--no-report]");
         return 2;
     }
 
@@ -156,7 +172,7 @@ internal static partial class Program
             var context = new ScenarioContext
             {
                 WorkDir = dir, Service = service, Slack = slack, PagerDuty = pagerDuty, Faults = faults, Scale = scale,
-                Progress = Progress, Result = result, Stats = stats, Rabbit = rabbit, Disk = disk,
+                Progress = Progress, Result = result, Stats = stats, Rabbit = rabbit, Disk = disk, Database = database,
             };
             slack.Faults = scenario.Slack ?? VendorFaults.None;
             pagerDuty.Faults = scenario.PagerDuty ?? VendorFaults.None;
@@ -227,8 +243,8 @@ internal static partial class Program
     private static string Table(IEnumerable<ScenarioResult> results)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| scenario | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered | PagerDuty wrong | Retry-After violations | max calls/channel in 1 s | duration | result |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| scenario | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered | PagerDuty wrong | extra PagerDuty pages | Retry-After violations | max calls/channel in 1 s | duration | result |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var faults = r.Faults.Count == 0 ? "0" :
@@ -237,13 +253,34 @@ internal static partial class Program
             var verdict = r.Skipped ? "skipped" : failed.Count == 0 ? "pass" : "**FAIL** (" + string.Join(", ", failed) + ")";
             var notes = r.Notes.Count + (r.Error is null ? 0 : 1) == 0 ? "" : "; " + string.Join("; ", r.Notes.Concat(r.Error is null ? [] : [r.Error]));
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} | {r.PagerDutyWrong} | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
+                $"| {r.Name} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
         }
         return sb.ToString();
     }
 
-    private static void WriteReport(Scale scale, List<ScenarioResult> results, TimeSpan total)
+    /// <summary>The replica scenarios' table: the same checks, plus copies per replica, PagerDuty deduplication and the known Slack window.</summary>
+    private static string ClusterTable(IEnumerable<ScenarioResult> results)
     {
+        var sb = new StringBuilder();
+        sb.AppendLine("| scenario | replicas | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered notifications / copies | PagerDuty wrong | extra PagerDuty pages (triggers PagerDuty deduplicated) | Retry-After violations | max calls/channel in 1 s | known Slack window (not a check) | duration | result |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in results)
+        {
+            var faults = r.Faults.Count == 0 ? "0" :
+                $"**{r.FaultTotal}**: " + string.Join(", ", r.Faults.OrderByDescending(f => f.Value).Select(f => $"{f.Key} {f.Value}"));
+            var failed = r.FailedChecks();
+            var verdict = r.Skipped ? "skipped" : failed.Count == 0 ? "pass" : "**FAIL** (" + string.Join(", ", failed) + ")";
+            var notes = r.Notes.Count + (r.Error is null ? 0 : 1) == 0 ? "" : "; " + string.Join("; ", r.Notes.Concat(r.Error is null ? [] : [r.Error]));
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {r.Replicas} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} / {r.CopiesUnanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} ({r.PagerDutyDeduplicated}) | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Window} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
+        }
+        return sb.ToString();
+    }
+
+    private static void WriteReport(Scale scale, List<ScenarioResult> results, string marker, string heading, string arguments,
+        Func<IEnumerable<ScenarioResult>, string> table)
+    {
+        var total = results.Aggregate(TimeSpan.Zero, (sum, r) => sum + r.Duration);
         var root = RepositoryRoot();
         if (root is null)
         {
@@ -254,24 +291,24 @@ internal static partial class Program
         var commit = Git(root, "rev-parse", "--short", "HEAD");
         var dirty = Git(root, "status", "--porcelain", "--untracked-files=no").Length > 0 ? " (with uncommitted changes)" : "";
         var section = new StringBuilder();
-        section.AppendLine($"<!-- faults:{scale.Name}:begin -->");
-        section.AppendLine($"## Scale `{scale.Name}`");
+        section.AppendLine($"<!-- {marker}:begin -->");
+        section.AppendLine(heading);
         section.AppendLine();
-        section.AppendLine($"Command: `dotnet run -c Release --project tests/B25.FaultSuite -- --scale {scale.Name}`. " +
+        section.AppendLine($"Command: `dotnet run -c Release --project tests/B25.FaultSuite -- {arguments}`. " +
                            $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {total.TotalMinutes:0.0} min in all, **{results.Sum(r => r.FaultTotal)} faults injected**, " +
                            $"service commit `{commit}`{dirty}.");
         section.AppendLine();
         section.AppendLine($"Machine: nproc {Environment.ProcessorCount}, {MemoryGiB()} GiB RAM, {OsName()}, kernel {Environment.OSVersion.Version}, " +
                            $"{RuntimeInformation.FrameworkDescription}, load average at the end {LoadAverage()}.");
         section.AppendLine();
-        section.Append(Table(results));
+        section.Append(table(results));
         var failing = results.Where(r => r.FailedChecks().Count > 0).Select(r => $"{r.Name} ({string.Join(", ", r.FailedChecks())})").ToList();
         section.AppendLine();
         section.AppendLine(failing.Count == 0 ? "Every check passed." : $"Failed checks: {string.Join("; ", failing)}.");
-        section.AppendLine($"<!-- faults:{scale.Name}:end -->");
+        section.AppendLine($"<!-- {marker}:end -->");
 
         var text = File.Exists(path) ? File.ReadAllText(path) : "# Reliability under faults\n";
-        var pattern = new Regex($@"<!-- faults:{scale.Name}:begin -->.*?<!-- faults:{scale.Name}:end -->\n?", RegexOptions.Singleline);
+        var pattern = new Regex($@"<!-- {marker}:begin -->.*?<!-- {marker}:end -->\n?", RegexOptions.Singleline);
         text = pattern.IsMatch(text) ? pattern.Replace(text, section.ToString().Replace("$", "$$")) : text.TrimEnd('\n') + "\n\n" + section;
         File.WriteAllText(path, text);
         Say($"results written to {path}");

@@ -14,13 +14,16 @@ internal sealed record Scale(
     int VendorGroups, TimeSpan VendorSpread, double VendorFaultShare,
     TimeSpan MaxStepPause, TimeSpan Settle, TimeSpan Stall, TimeSpan MaxWait, TimeSpan StormOverrun)
 {
+    /// <summary>The sizes of the replica scenarios (a cluster on PostgreSQL and RabbitMQ).</summary>
+    public required ReplicaScale Cluster { get; init; }
+
     public static Scale Ci { get; } = new("ci",
         KillGroups: 20, KillSpread: TimeSpan.FromSeconds(12), KillEvery: (1, 3),
         BrokerGroups: 20, BrokerSpread: TimeSpan.FromSeconds(14), BrokerStopEvery: (1.5, 3), BrokerDown: (2, 4),
         DiskGroups: 20, DiskSpread: TimeSpan.FromSeconds(12), DiskFaultEvery: (1.5, 3), DiskFaultHold: (1.5, 3),
         VendorGroups: 8, VendorSpread: TimeSpan.FromSeconds(3), VendorFaultShare: 0.3,
         MaxStepPause: TimeSpan.FromSeconds(1.5), Settle: TimeSpan.FromSeconds(2), Stall: TimeSpan.FromSeconds(50), MaxWait: TimeSpan.FromSeconds(100),
-        StormOverrun: TimeSpan.FromSeconds(60));
+        StormOverrun: TimeSpan.FromSeconds(60)) { Cluster = ReplicaScale.Ci };
 
     public static Scale Full { get; } = new("full",
         KillGroups: 150, KillSpread: TimeSpan.FromSeconds(90), KillEvery: (2, 5),
@@ -28,7 +31,7 @@ internal sealed record Scale(
         DiskGroups: 120, DiskSpread: TimeSpan.FromSeconds(80), DiskFaultEvery: (3, 6), DiskFaultHold: (2, 4),
         VendorGroups: 240, VendorSpread: TimeSpan.FromSeconds(70), VendorFaultShare: 0.4,
         MaxStepPause: TimeSpan.FromSeconds(3), Settle: TimeSpan.FromSeconds(5), Stall: TimeSpan.FromSeconds(60), MaxWait: TimeSpan.FromSeconds(360),
-        StormOverrun: TimeSpan.FromSeconds(180));
+        StormOverrun: TimeSpan.FromSeconds(180)) { Cluster = ReplicaScale.Full };
 }
 
 /// <summary>What one scenario measured.</summary>
@@ -50,6 +53,18 @@ internal sealed class ScenarioResult
     /// <summary>Times the service still answered nothing but 503 well after a disk fault was cleared, and had to be restarted.</summary>
     public int StuckAfterFault { get; set; }
     public int PagerDutyWrong { get; set; }
+    /// <summary>PagerDuty incidents beyond one per critical group: a trigger on a dedup_key with no open PagerDuty incident (after its resolve) opens another.</summary>
+    public int PagerDutyExtraPages { get; set; }
+    /// <summary>Triggers PagerDuty deduplicated (a trigger on a dedup_key that is open): harmless, reported.</summary>
+    public int PagerDutyDeduplicated { get; set; }
+    /// <summary>Service replicas of the scenario (0: one process on SQLite).</summary>
+    public int Replicas { get; set; }
+    /// <summary>Copies still unanswered by their replica when the storm's time ran out (the cluster had accepted the notification through another copy).</summary>
+    public int CopiesUnanswered { get; set; }
+    /// <summary>The known Slack window: Slack kept a message, then its replica was killed before it recorded it.</summary>
+    public SlackWindow Window { get; } = new();
+    /// <summary>The service's pending-deliveries gauge did not read 0 once nothing was pending in the store.</summary>
+    public bool PendingGaugeWrong { get; set; }
     public int RetryAfterViolations { get; set; }
     public int MaxPerChannelPerSecond { get; set; }
     public bool BudgetExceeded { get; set; }
@@ -74,6 +89,9 @@ internal sealed class ScenarioResult
         if (StuckAfterFault > 0) failed.Add("stuck after a disk fault");
         if (Rejected4xx > 0) failed.Add("4xx answers");
         if (PagerDutyWrong > 0) failed.Add("PagerDuty");
+        if (PagerDutyExtraPages > 0) failed.Add("extra PagerDuty pages");
+        if (CopiesUnanswered > 0) failed.Add("copies unanswered");
+        if (PendingGaugeWrong) failed.Add("pending gauge");
         if (RetryAfterViolations > 0) failed.Add("Retry-After");
         if (BudgetExceeded) failed.Add("send budget");
         return failed;
@@ -96,6 +114,25 @@ internal sealed class ScenarioContext
     public required StormStats Stats { get; init; }
     public RabbitNode? Rabbit { get; init; }
     public TmpfsMount? Disk { get; init; }
+    /// <summary>The SQLite database of one process (null for a cluster on PostgreSQL).</summary>
+    public string? Database { get; init; }
+    /// <summary>A cluster's replicas (<see cref="Service"/> is the first); one process: just the service.</summary>
+    public IReadOnlyList<ServiceHost> Replicas { get; init; } = [];
+    public PostgresServer? Postgres { get; init; }
+    /// <summary>Per replica (same index), the proxy between it and PostgreSQL, when the scenario cuts replicas off.</summary>
+    public IReadOnlyList<TcpProxy> Proxies { get; init; } = [];
+    private readonly List<(string Replica, long AtMs)> _kills = [];
+
+    /// <summary>The service's API: a running replica.</summary>
+    public string ApiBaseUrl => (Replicas.FirstOrDefault(r => r.Running) ?? Service).BaseUrl;
+
+    /// <summary>Notes a kill -9 of a replica, just before the signal (unix ms).</summary>
+    public void RecordKill(string replica)
+    {
+        lock (_kills) _kills.Add((replica, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+    }
+
+    public List<(string Replica, long AtMs)> Kills() { lock (_kills) return [.. _kills]; }
 
     public static double Between((double Min, double Max) range) => range.Min + Random.Shared.NextDouble() * (range.Max - range.Min);
 
@@ -113,7 +150,8 @@ internal sealed class ScenarioContext
 
 /// <summary>A named scenario: its size, what it needs (a broker, a tmpfs) and its fault injector.</summary>
 internal sealed record Scenario(string Name, string Description, Func<Scale, (int Groups, TimeSpan Spread)> Size, Injector Inject,
-    bool NeedsRabbit = false, bool NeedsRoot = false, bool StartWithBrokerDown = false, VendorFaults? Slack = null, VendorFaults? PagerDuty = null);
+    bool NeedsRabbit = false, bool NeedsRoot = false, bool StartWithBrokerDown = false, VendorFaults? Slack = null, VendorFaults? PagerDuty = null,
+    bool Cluster = false, bool NeedsProxies = false, bool InCi = true);
 
 internal static class Scenarios
 {
@@ -208,11 +246,14 @@ internal static class Scenarios
         await c.Rabbit!.StartAsync();
     }
 
-    private static async Task BrokerRestarts(ScenarioContext c, CancellationToken stormDone)
+    private static Task BrokerRestarts(ScenarioContext c, CancellationToken stormDone) =>
+        BrokerRestartsAsync(c, c.Scale.BrokerStopEvery, c.Scale.BrokerDown, stormDone);
+
+    public static async Task BrokerRestartsAsync(ScenarioContext c, (double Min, double Max) every, (double Min, double Max) down, CancellationToken stormDone)
     {
         var rabbit = c.Rabbit!;
         var crash = false;
-        while (await ScenarioContext.PauseAsync(c.Scale.BrokerStopEvery, stormDone))
+        while (await ScenarioContext.PauseAsync(every, stormDone))
         {
             // Alternately an orderly stop and a crash of the node.
             if (crash)
@@ -228,7 +269,7 @@ internal static class Scenarios
                 c.Faults.Add("broker stop");
             }
             crash = !crash;
-            await ScenarioContext.PauseAsync(c.Scale.BrokerDown, CancellationToken.None);
+            await ScenarioContext.PauseAsync(down, CancellationToken.None);
             c.Progress("starting RabbitMQ");
             await rabbit.StartAsync();
         }
@@ -311,11 +352,14 @@ internal static class Scenarios
     private static Task VendorOnly(ScenarioContext c, CancellationToken stormDone) => Task.CompletedTask;
 
     /// <summary>
-    /// Waits until the service has nothing left to do: every group's incident closed, none open, no pending delivery, and nothing changed
-    /// (incidents, deliveries, calls to the stand-ins) for <see cref="Scale.Settle"/>. Gives up after <see cref="Scale.MaxWait"/>, or
-    /// when nothing changed for <see cref="Scale.Stall"/> while no delivery is pending and yet not every incident closed (longer
-    /// than the service's recovery sweep, which republishes journaled notifications unprocessed for 30 s every 15 s). Pending
-    /// deliveries are waited for up to MaxWait: they may sit behind a circuit breaker (30 s for PagerDuty) or a backoff.
+    /// Waits until the service has nothing left to do: every group's incident closed, none open, no pending delivery in the
+    /// store, and nothing changed (incidents, deliveries, the pending gauge, calls to the stand-ins) for <see cref="Scale.Settle"/>.
+    /// Gives up after <see cref="Scale.MaxWait"/>, or when nothing changed for <see cref="Scale.Stall"/> while no delivery is
+    /// pending and yet not every incident closed (longer than the service's recovery sweep, which republishes journaled
+    /// notifications unprocessed for 30 s every 15 s). Pending deliveries are waited for up to MaxWait: they may sit behind a
+    /// circuit breaker (30 s for PagerDuty) or a backoff. Pending is counted in the store (the SQLite file read-only, or
+    /// PostgreSQL); the service's own gauge, b25_alerting_pending_deliveries, must agree once the service is quiet, or the
+    /// run fails with "pending gauge" (an alert on the outbox backlog reads it).
     /// </summary>
     public static async Task<bool> WaitQuiescentAsync(ScenarioContext c, int groups)
     {
@@ -326,20 +370,27 @@ internal static class Scenarios
         var lastPrint = TimeSpan.Zero;
         while (true)
         {
-            var open = await ServiceApi.IncidentsAsync(http, c.Service.BaseUrl, "open");
-            var closed = await ServiceApi.IncidentsAsync(http, c.Service.BaseUrl, "closed");
-            var pending = await ServiceApi.MetricAsync(http, c.Service.BaseUrl, "b25_alerting_pending_deliveries");
-            var state = $"{open?.Count}|{closed?.Count}|{pending}|{c.Slack.Changes}|{c.PagerDuty.Changes}";
+            var api = c.ApiBaseUrl;
+            var open = await ServiceApi.IncidentsAsync(http, api, "open");
+            var closed = await ServiceApi.IncidentsAsync(http, api, "closed");
+            var gauge = await ServiceApi.MetricAsync(http, api, "b25_alerting_pending_deliveries");
+            var pending = await StorePendingAsync(c) ?? gauge;
+            var state = $"{open?.Count}|{closed?.Count}|{pending}|{gauge}|{c.Slack.Changes}|{c.PagerDuty.Changes}";
             if (state != last)
             {
                 last = state;
                 lastChange.Restart();
             }
-            if (open is { Count: 0 } && closed?.Count >= groups && pending == 0 && lastChange.Elapsed >= c.Scale.Settle) return true;
+            if (open is { Count: 0 } && closed?.Count >= groups && pending == 0 && lastChange.Elapsed >= c.Scale.Settle)
+            {
+                await CheckPendingGaugeAsync(c, http);
+                return true;
+            }
             if (start.Elapsed - lastPrint >= TimeSpan.FromSeconds(10))
             {
                 lastPrint = start.Elapsed;
-                c.Progress($"waiting: {open?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} open, {closed?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} closed, {pending?.ToString(CultureInfo.InvariantCulture) ?? "?"} pending deliveries");
+                c.Progress($"waiting: {open?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} open, {closed?.Count.ToString(CultureInfo.InvariantCulture) ?? "?"} closed, " +
+                           $"{pending?.ToString(CultureInfo.InvariantCulture) ?? "?"} pending deliveries (gauge {gauge?.ToString(CultureInfo.InvariantCulture) ?? "?"})");
             }
             if (lastChange.Elapsed >= c.Scale.Stall && pending is null or 0)
             {
@@ -355,12 +406,57 @@ internal static class Scenarios
         }
     }
 
+    /// <summary>Pending deliveries as the store holds them; null when it cannot be read.</summary>
+    private static async Task<double?> StorePendingAsync(ScenarioContext c)
+    {
+        const string sql = "SELECT count(*) FROM deliveries WHERE status = 'pending'";
+        try
+        {
+            if (c.Postgres is { } postgres)
+                return postgres.Running ? (await postgres.QueryAsync(sql, x => x.GetInt64(0)))[0] : null;
+            if (c.Database is not { } database || !File.Exists(database)) return null;
+            await using var db = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
+            await db.OpenAsync();
+            await using var cmd = db.CreateCommand();
+            cmd.CommandText = sql;
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is SqliteException or Npgsql.NpgsqlException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>With nothing pending in the store, every running replica's gauge must read 0 within a few seconds (it is refreshed every second).</summary>
+    private static async Task CheckPendingGaugeAsync(ScenarioContext c, HttpClient http)
+    {
+        foreach (var replica in (c.Replicas.Count > 0 ? c.Replicas : [c.Service]).Where(r => r.Running))
+        {
+            double? gauge = null;
+            for (var i = 0; i < 10; i++)
+            {
+                gauge = await ServiceApi.MetricAsync(http, replica.BaseUrl, "b25_alerting_pending_deliveries");
+                if (gauge == 0) break;
+                await Task.Delay(500);
+            }
+            if (gauge is not null and not 0)
+            {
+                c.Result.PendingGaugeWrong = true;
+                c.Result.Notes.Add($"b25_alerting_pending_deliveries of {replica.Name} reads {gauge} while the store holds no pending delivery");
+                c.Progress($"b25_alerting_pending_deliveries of {replica.Name} reads {gauge} while the store holds no pending delivery");
+            }
+        }
+    }
+
+    /// <summary>A unix-ms instant as the time of day, for evidence lines.</summary>
+    public static string Clock(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+
     /// <summary>The checks: Slack (one top-level message per group, RESOLVED, replies), incidents closed, journal applied, PagerDuty, Retry-After, budget.</summary>
     public static async Task CheckAsync(ScenarioContext c, IReadOnlyList<Group> groups, string database)
     {
         var r = c.Result;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var closed = await ServiceApi.IncidentsAsync(http, c.Service.BaseUrl, "closed") ?? [];
+        var closed = await ServiceApi.IncidentsAsync(http, c.ApiBaseUrl, "closed") ?? [];
         var closedKeys = closed.Select(i => (string?)i?["groupKey"]).Where(k => k is not null).ToHashSet();
 
         // Slack: every top-level message per channel, matched to its group by the token in its title.
@@ -376,7 +472,9 @@ internal static class Scenarios
                 if (examples.Count < 3) examples.Add($"lost: {g.Token} (#{g.Channel})");
             }
             r.ExtraTopLevel += Math.Max(0, messages.Count - 1);
-            if (messages.Count > 1 && examples.Count < 6) examples.Add($"{messages.Count} top-level posts: {g.Token} (#{g.Channel})");
+            if (messages.Count > 1 && examples.Count < 6)
+                examples.Add($"{messages.Count} top-level posts: {g.Token} (#{g.Channel}): " +
+                             string.Join(", ", messages.Select(m => $"ts {m.Top.Ts} by {m.Top.Poster} at {Clock(m.Top.KeptAtMs)}")));
             foreach (var m in messages)
             {
                 var resolved = m.Blocks.Contains("\"RESOLVED: ", StringComparison.Ordinal) || (m.Blocks.Length == 0 && m.Text.Contains("RESOLVED", StringComparison.Ordinal));
@@ -413,6 +511,26 @@ internal static class Scenarios
                 r.PagerDutyWrong++;
                 if (examples.Count < 12) examples.Add($"PagerDuty: {g.Token}: {string.Join(", ", mine.Select(e => e.Action))}");
             }
+            // What PagerDuty makes of them: a trigger on a dedup_key with no open PagerDuty incident opens one (a page);
+            // a trigger while it is open is deduplicated; a resolve closes it. One page per group.
+            var pages = 0;
+            var triggers = 0;
+            var open = new HashSet<string>();
+            foreach (var e in mine)
+            {
+                if (e.Action == "trigger")
+                {
+                    triggers++;
+                    if (open.Add(e.DedupKey)) pages++;
+                }
+                else if (e.Action == "resolve") open.Remove(e.DedupKey);
+            }
+            r.PagerDutyDeduplicated += triggers - pages;
+            if (pages > 1)
+            {
+                r.PagerDutyExtraPages += pages - 1;
+                if (examples.Count < 15) examples.Add($"PagerDuty: {g.Token}: {pages} pages: {string.Join(", ", mine.Select(e => $"#{e.Seq} {e.Action} at {Clock(e.AtMs)}"))}");
+            }
         }
 
         // Retry-After and the send budget: chat.* calls per Slack channel, events per routing key.
@@ -427,21 +545,32 @@ internal static class Scenarios
         // A token bucket of rate 1/s and burst 3 allows 4 calls in a 1-s window; one more for timer granularity.
         r.BudgetExceeded = r.MaxPerChannelPerSecond > SlackBurst + (int)Math.Ceiling(SlackPerSecond) + 1;
 
-        // The journal, read from the SQLite file once the service has stopped: every 2xx-answered notification is there and processed.
-        c.Service.Stop();
+        // The journal, read once the service (every replica) has stopped: every 2xx-answered notification is there and processed.
+        foreach (var replica in c.Replicas.Count > 0 ? c.Replicas : [c.Service]) replica.Stop();
         var journal = new Dictionary<string, (long Rows, long Unprocessed)>();
-        try
+        if (c.Postgres is { } postgres)
         {
-            await using var db = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
-            await db.OpenAsync();
-            await using var cmd = db.CreateCommand();
-            cmd.CommandText = "SELECT group_key, count(*), sum(processed_at IS NULL) FROM notifications GROUP BY group_key";
-            await using var reader = await cmd.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) journal[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2));
+            foreach (var (key, rows, unprocessed) in await postgres.QueryAsync(
+                         "SELECT group_key, count(*), count(*) FILTER (WHERE processed_at IS NULL) FROM notifications GROUP BY group_key",
+                         x => (x.GetString(0), x.GetInt64(1), x.GetInt64(2))))
+                journal[key] = (rows, unprocessed);
+            await Cluster.SlackWindowAsync(c, examples);
         }
-        catch (SqliteException ex)
+        else
         {
-            r.Notes.Add($"journal not readable: {ex.Message}");
+            try
+            {
+                await using var db = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
+                await db.OpenAsync();
+                await using var cmd = db.CreateCommand();
+                cmd.CommandText = "SELECT group_key, count(*), sum(processed_at IS NULL) FROM notifications GROUP BY group_key";
+                await using var reader = await cmd.ExecuteReaderAsync();
+                while (await reader.ReadAsync()) journal[reader.GetString(0)] = (reader.GetInt64(1), reader.GetInt64(2));
+            }
+            catch (SqliteException ex)
+            {
+                r.Notes.Add($"journal not readable: {ex.Message}");
+            }
         }
         foreach (var g in groups)
         {

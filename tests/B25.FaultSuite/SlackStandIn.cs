@@ -31,6 +31,8 @@ internal sealed record VendorFaults
     /// <summary>Message kept, then the connection is aborted without an answer.</summary>
     public double ResetAfter { get; init; }
     public TimeSpan SlowDelay { get; init; } = TimeSpan.FromSeconds(2.5);
+    /// <summary>Not a fault: every call that is not faulted is kept, then answered after a random delay up to this (within the client's timeout).</summary>
+    public TimeSpan MaxLatency { get; init; }
     public int RetryAfterSeconds { get; init; } = 1;
 }
 
@@ -142,6 +144,10 @@ internal sealed class SlackStandIn : IAsyncDisposable
         public JsonNode? Metadata { get; set; }
         public int Edits { get; set; }
         public List<Message> Replies { get; } = [];
+        /// <summary>Who posted it: the bot token's last part (each replica of a cluster has its own token).</summary>
+        public string Poster { get; init; } = "";
+        /// <summary>When the stand-in kept it, unix ms (the machine's clock, as the service's records).</summary>
+        public long KeptAtMs { get; init; }
     }
 
     public sealed class Channel(string id, string name)
@@ -328,8 +334,9 @@ internal sealed class SlackStandIn : IAsyncDisposable
         }
 
         JsonObject answer;
+        var poster = context.Request.Headers.Authorization.ToString()["Bearer ".Length..].Split('-')[^1];
         lock (_lock)
-            answer = method == "chat.postMessage" ? Post(channel, args) : Update(channel, args);
+            answer = method == "chat.postMessage" ? Post(channel, args, poster) : Update(channel, args);
 
         switch (fault)
         {
@@ -338,6 +345,10 @@ internal sealed class SlackStandIn : IAsyncDisposable
                 return;
             case FaultKind.Slow:
                 try { await Task.Delay(faults.SlowDelay, context.RequestAborted); }
+                catch (OperationCanceledException) { return; }
+                break;
+            case null when faults.MaxLatency > TimeSpan.Zero:
+                try { await Task.Delay(faults.MaxLatency * Random.Shared.NextDouble(), context.RequestAborted); }
                 catch (OperationCanceledException) { return; }
                 break;
         }
@@ -370,7 +381,7 @@ internal sealed class SlackStandIn : IAsyncDisposable
         return $"{micros / 1_000_000}.{micros % 1_000_000:D6}";
     }
 
-    private JsonObject Post(Channel channel, JsonObject args)
+    private JsonObject Post(Channel channel, JsonObject args, string poster)
     {
         var threadTs = Str(args, "thread_ts");
         Message? parent = null;
@@ -386,6 +397,8 @@ internal sealed class SlackStandIn : IAsyncDisposable
             Text = Str(args, "text") ?? "",
             Blocks = args["blocks"]?.DeepClone(),
             Metadata = args["metadata"]?.DeepClone(),
+            Poster = poster,
+            KeptAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
         };
         channel.Messages.Add(message);
         parent?.Replies.Add(message);

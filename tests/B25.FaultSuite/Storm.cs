@@ -29,6 +29,8 @@ internal sealed class StormStats
     /// <summary>4xx answers: Alertmanager drops these, so each one is a test failure.</summary>
     public long Rejected4xx => Interlocked.Read(ref _rejected);
     public int Notifications { get; set; }
+    /// <summary>Copies (of notifications the cluster accepted through another copy) still unanswered when the storm's time ran out.</summary>
+    public int CopiesUnanswered { get; set; }
     public void Post() => Interlocked.Increment(ref _posts);
     public void Ok() => Interlocked.Increment(ref _ok);
     public void Retry() => Interlocked.Increment(ref _retried);
@@ -118,6 +120,59 @@ internal static class Storm
             }
         }).ToList();
         await Task.WhenAll(tasks);
+    }
+
+    /// <summary>
+    /// The storm against a cluster, as Alertmanager HA in front of it sends it: copy k of every notification goes from
+    /// Alertmanager replica k to service replica k (each copy to a different replica; each Alertmanager names itself in
+    /// externalURL), and is retried there until that replica answers 2xx. A group's next notification goes once the
+    /// cluster accepted this one (some copy answered 2xx); the other copies keep being retried meanwhile, as slower
+    /// Alertmanager peers do, so they may reach their replica after the group's later notifications.
+    /// <paramref name="accepted"/> completes when every group's last notification was accepted (or given up); the storm
+    /// ends when every copy was answered. Copies still unanswered when <paramref name="cancellationToken"/> fires are
+    /// counted in <see cref="StormStats.CopiesUnanswered"/>, notifications no copy of which was answered in <see cref="StormStats.Accepted"/>.
+    /// </summary>
+    public static async Task RunAsync(IReadOnlyList<Group> groups, IReadOnlyList<string> baseUrls, TimeSpan spread, TimeSpan maxStepPause,
+        StormStats stats, TaskCompletionSource accepted, CancellationToken cancellationToken)
+    {
+        stats.Notifications = groups.Sum(g => g.Bodies.Count);
+        using var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(5), ConnectTimeout = TimeSpan.FromSeconds(3) };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
+        var stragglers = new List<Task<bool>>();
+        var tasks = groups.Select(async g =>
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(spread.TotalMilliseconds * g.Id / Math.Max(1, groups.Count)), cancellationToken);
+            for (var step = 0; step < g.Bodies.Count; step++)
+            {
+                if (step > 0) await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * maxStepPause.TotalMilliseconds), cancellationToken);
+                var copies = Enumerable.Range(0, Copies).Select(k => PostUntilAnsweredAsync(http, baseUrls[k % baseUrls.Count],
+                    g.Bodies[step].Replace("\"externalURL\":\"http://alertmanager.test:9093\"", $"\"externalURL\":\"http://alertmanager-{k}.test:9093\"", StringComparison.Ordinal),
+                    stats, cancellationToken)).ToList();
+                lock (stragglers) stragglers.AddRange(copies);
+                var accepted = false;
+                while (copies.Count > 0 && !accepted)
+                {
+                    var done = await Task.WhenAny(copies);
+                    copies.Remove(done);
+                    accepted = await done;
+                }
+                if (accepted) stats.Accept();
+                else stats.Drop();
+            }
+        }).ToList();
+        try
+        {
+            await Task.WhenAll(tasks);
+        }
+        finally
+        {
+            accepted.TrySetResult();
+            Task<bool>[] all;
+            lock (stragglers) all = [.. stragglers];
+            try { await Task.WhenAll(all); }
+            catch (OperationCanceledException) { }
+            stats.CopiesUnanswered = all.Count(t => t.IsCanceled);
+        }
     }
 
     /// <summary>True on a 2xx, false on a 4xx (Alertmanager gives up).</summary>
