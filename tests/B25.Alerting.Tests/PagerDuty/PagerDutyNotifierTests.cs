@@ -41,6 +41,33 @@ public sealed class PagerDutyNotifierTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_trigger_is_recorded_before_its_resolve_is_sent()
+    {
+        // A crash after the resolve and before the batch's end must not send the trigger again behind it.
+        var recorder = new CountingRecorder(_api);
+        await Notifier().DeliverAsync(PagerDutyEventsTests.Incident(2, state: "closed"), "default",
+            [Pending(1, "trigger", 1), Pending(2, "resolve", 2)], null, recorder, CancellationToken.None);
+
+        var (eventsSent, recorded) = Assert.Single(recorder.Records);
+        Assert.Equal(1, eventsSent);
+        Assert.Contains(recorded, o => o.DeliveryId == 1 && o.Kind == DeliveryOutcomeKind.Sent);
+        Assert.Equal(2, _api.Events.Count);
+    }
+
+    private sealed class CountingRecorder(FakeEventsApi api) : IDeliveryRecorder
+    {
+        public List<(int EventsSent, IReadOnlyList<DeliveryOutcome> Outcomes)> Records { get; } = [];
+
+        public Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, DeliveredMessage? newMessage, CancellationToken cancellationToken)
+        {
+            Records.Add((api.Events.Count, outcomes));
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
     public async Task Acknowledge_is_sent_and_folded_into_a_pending_resolve()
     {
         var incident = PagerDutyEventsTests.Incident(1);

@@ -64,8 +64,12 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
             yield return new PlannedDelivery(Resolve, payload);
     }
 
+    public Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
+        DeliveredMessage? message, CancellationToken cancellationToken) =>
+        DeliverAsync(incident, target, pending, message, NoDeliveryRecorder.Instance, cancellationToken);
+
     public async Task<DeliveryBatchResult> DeliverAsync(IncidentView incident, string target, IReadOnlyList<PendingDelivery> pending,
-        DeliveredMessage? message, CancellationToken cancellationToken)
+        DeliveredMessage? message, IDeliveryRecorder recorder, CancellationToken cancellationToken)
     {
         var outcomes = new List<DeliveryOutcome>();
         var unknown = pending.Where(d => d.Kind is not (Trigger or Acknowledge or Resolve)).ToList();
@@ -106,6 +110,9 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
             var latest = triggers.MaxBy(d => (d.Revision, d.Id))!;
             outcomes.AddRange(triggers.Select(d => new DeliveryOutcome(d.Id, d == latest ? DeliveryOutcomeKind.Sent : DeliveryOutcomeKind.Merged)));
             if (message is null) created = new DeliveredMessage(target, dedupKey);
+            // Recorded before the resolve goes out: after a crash between the two, the trigger must not be sent
+            // again behind its resolve (PagerDuty opens a new incident for a trigger after a resolve: a second page).
+            if (resolves.Count > 0) await recorder.RecordAsync(outcomes.ToList(), created, cancellationToken);
         }
 
         if (resolves.Count > 0)
