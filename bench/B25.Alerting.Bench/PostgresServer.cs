@@ -128,6 +128,27 @@ internal sealed class PostgresServer : IDisposable
             reader.GetInt64(5), reader.GetInt64(6));
     }
 
+    /// <summary>
+    /// Times a <c>SELECT 1</c> round trip on one connection of its own every 100 ms until cancelled: what one
+    /// round trip to the server costs a client on this machine at the moment (the service makes many per notification).
+    /// </summary>
+    public async Task<List<double>> ProbeRoundTripsAsync(string database, CancellationToken stop)
+    {
+        var samples = new List<double>();
+        await using var connection = new NpgsqlConnection(ConnectionString(database, pooling: false));
+        await connection.OpenAsync(CancellationToken.None);
+        await using var command = new NpgsqlCommand("SELECT 1", connection);
+        while (!stop.IsCancellationRequested)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            await command.ExecuteScalarAsync(CancellationToken.None);
+            samples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            try { await Task.Delay(100, stop); }
+            catch (OperationCanceledException) { }
+        }
+        return samples;
+    }
+
     /// <summary>Forgets the statement counts so far (with <see cref="Statements"/>).</summary>
     public async Task ResetStatementsAsync()
     {

@@ -315,10 +315,14 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         if (postgres is not null) await postgres.ResetStatementsAsync();
         var gc0 = await MetricsAsync(service);
         var self0 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        using var stopProbe = new CancellationTokenSource();
+        var probe = postgres?.ProbeRoundTripsAsync(database, stopProbe.Token);
         var load0 = Posix.Load1();
         var wall0 = Stopwatch.GetTimestamp();
         var outcome = await phase(service);
         var wall = Stats.Ms(wall0, Stopwatch.GetTimestamp()) / 1000;
+        await stopProbe.CancelAsync();
+        var roundTrips = probe is null ? null : await probe;
         _load[name] = (load0, Posix.Load1());
         var gc1 = await MetricsAsync(service);
         string Gc(int generation) => $"{Counter(gc1, $"dotnet_collection_count_total{{generation=\"{generation}\"}}") - Counter(gc0, $"dotnet_collection_count_total{{generation=\"{generation}\"}}"):F0}";
@@ -343,7 +347,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                              string.Join("; ", top.Select(t => string.Create(CultureInfo.InvariantCulture,
                                  $"{t.Calls} ({t.Calls / Math.Max(1, accepted):F1}/n, {t.MeanMs:F2} ms) `{t.Query.Replace('`', '\'')}`")));
             }
-            _notes.Add($"PostgreSQL during {name} ({wall:F0} s from the end of the warm-up): {(await postgres.StatsAsync(database)).Delta(db0, wall)}.{statements}");
+            _notes.Add($"PostgreSQL during {name} ({wall:F0} s from the end of the warm-up): {(await postgres.StatsAsync(database)).Delta(db0, wall)}; " +
+                       $"a `SELECT 1` round trip from the bench every 100 ms meanwhile: {Stats.Summary(roundTrips ?? [])}.{statements}");
         }
         _peakRss[name] = service.PeakRssMb;
         Console.Error.WriteLine($"[{Run}] phase {name}: {outcome.Measured} {outcome.Verdict}; VmHWM {_peakRss[name]} MB; load {_load[name].Start:F2} -> {_load[name].End:F2}");
