@@ -85,6 +85,17 @@ internal static partial class Posix
         catch (UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// CPU seconds the whole machine spent busy (user, nice, system, irq, softirq over all cores) and stolen by the
+    /// hypervisor (steal), from /proc/stat.
+    /// </summary>
+    public static (double Busy, double Steal) MachineCpuSeconds()
+    {
+        var f = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        double T(int i) => f.Length > i ? long.Parse(f[i], CultureInfo.InvariantCulture) / 100.0 : 0;
+        return (T(1) + T(2) + T(3) + T(6) + T(7), T(8));
+    }
+
     /// <summary>The 1-minute load average now.</summary>
     public static double Load1() =>
         double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);

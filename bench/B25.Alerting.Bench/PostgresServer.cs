@@ -173,7 +173,7 @@ internal sealed class PostgresServer : IDisposable
     }
 
     /// <summary>The database's statements since the last reset, most called first (with <see cref="Statements"/>).</summary>
-    public async Task<IReadOnlyList<(long Calls, double TotalMs, double MeanMs, string Query)>> TopStatementsAsync(string database, int count)
+    public async Task<IReadOnlyList<(long Calls, double TotalMs, double MeanMs, string Query)>> TopStatementsAsync(string database, int count, bool byTime = false)
     {
         if (!Statements) return [];
         await using var connection = new NpgsqlConnection(ConnectionString("postgres", pooling: false));
@@ -182,10 +182,11 @@ internal sealed class PostgresServer : IDisposable
             """
             SELECT s.calls, s.total_exec_time, s.mean_exec_time, left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-            WHERE d.datname = $1 ORDER BY s.calls DESC LIMIT $2
+            WHERE d.datname = $1 ORDER BY (CASE WHEN $3 THEN s.total_exec_time ELSE s.calls END) DESC LIMIT $2
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = database });
         command.Parameters.Add(new NpgsqlParameter { Value = (long)count });
+        command.Parameters.Add(new NpgsqlParameter { Value = byTime });
         var rows = new List<(long, double, double, string)>();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync()) rows.Add((reader.GetInt64(0), reader.GetDouble(1), reader.GetDouble(2), reader.GetString(3)));

@@ -228,7 +228,9 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     private readonly List<string> _notes = [];
     private readonly Dictionary<string, long> _peakRss = new();
     private readonly List<string> _cpu = [];
-    private readonly Dictionary<string, (double Start, double End)> _load = new();
+    /// <summary>Per phase: 1-minute load average at the start and end of the measurement; cores used by everything outside
+    /// the bench (its service replicas, broker and PostgreSQL included) and stolen by the hypervisor meanwhile.</summary>
+    private readonly Dictionary<string, (double Start, double End, double Others, double Steal)> _load = new();
     private List<byte[]> _warmupBodies = [];
 
     /// <summary>Issue 8's accept target for replicas on PostgreSQL; the embedded SQLite rows keep "none set" as before.</summary>
@@ -264,7 +266,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             md.AppendLine();
             return md.ToString();
         }
-        md.AppendLine("| # | measure | target | measured | | load average (1 min) at phase start / end |");
+        md.AppendLine("| # | measure | target | measured | | load average (1 min) at phase start / end; cores used by other work meanwhile |");
         md.AppendLine("|---|---|---|---|---|---|");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | {(postgres is null ? "none set" : $"p99 <= {AcceptP99TargetMs:F0} ms")} | {accept.Measured} | {accept.Verdict} | {LoadText("accept")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} | {LoadText("throughput")} |");
@@ -284,7 +286,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     private sealed record Outcome(string Measured, string Verdict);
 
     private string LoadText(string phase) =>
-        _load.TryGetValue(phase, out var l) ? string.Create(CultureInfo.InvariantCulture, $"{l.Start:F2} / {l.End:F2}") : "";
+        _load.TryGetValue(phase, out var l) ? string.Create(CultureInfo.InvariantCulture, $"{l.Start:F2} / {l.End:F2}; other work {l.Others:F2} cores") : "";
 
     private async Task<Outcome> PhaseAsync(string name, Func<ServiceCluster, Task<Outcome>> phase, string? group = null,
         IReadOnlyDictionary<string, string>? extraEnv = null)
@@ -315,23 +317,37 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         if (postgres is not null) await postgres.ResetStatementsAsync();
         var gc0 = await MetricsAsync(service);
         var self0 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        var backlog = postgres is null && rabbitUri is null ? null : BacklogSampler.Start(connectionString, rabbitUri, QueueName(name));
         using var stopProbe = new CancellationTokenSource();
         var probe = postgres?.ProbeRoundTripsAsync(database, stopProbe.Token);
         var load0 = Posix.Load1();
+        var machine0 = Posix.MachineCpuSeconds();
         var wall0 = Stopwatch.GetTimestamp();
         var outcome = await phase(service);
         var wall = Stats.Ms(wall0, Stopwatch.GetTimestamp()) / 1000;
         await stopProbe.CancelAsync();
         var roundTrips = probe is null ? null : await probe;
-        _load[name] = (load0, Posix.Load1());
+        if (backlog is not null)
+        {
+            await backlog.DisposeAsync();
+            _notes.Add($"Backlog during {name}: {backlog.Describe()}.");
+        }
+        var machine1 = Posix.MachineCpuSeconds();
+        var load1 = Posix.Load1();
         var gc1 = await MetricsAsync(service);
         string Gc(int generation) => $"{Counter(gc1, $"dotnet_collection_count_total{{generation=\"{generation}\"}}") - Counter(gc0, $"dotnet_collection_count_total{{generation=\"{generation}\"}}"):F0}";
         var cpu = service.Replicas.Select((r, i) => (Posix.CpuSeconds(r.Pid) - cpu0[i]) / wall).ToList();
+        var brokerCpu = brokerPid is { } bp ? (Posix.CpuSeconds(bp) - broker0) / wall : 0;
+        var pgCpu = postgres is null ? 0 : (postgres.CpuSeconds() - pg0) / wall;
+        var selfCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / wall;
+        // The load average counts the service's own runnable threads too: what other work took is the machine's busy time minus ours.
+        var others = (machine1.Busy - machine0.Busy) / wall - cpu.Sum() - brokerCpu - pgCpu - selfCpu;
+        _load[name] = (load0, load1, Math.Max(0, others), (machine1.Steal - machine0.Steal) / wall);
         var serviceCpu = replicas == 1 ? $"{cpu[0]:F2}" : $"{cpu.Sum():F2} ({string.Join(" + ", cpu.Select(c => c.ToString("F2", CultureInfo.InvariantCulture)))})";
-        _cpu.Add($"{name} {serviceCpu} (bench client {(Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / wall:F2}" +
-                 (brokerPid is { } bp1 ? $", RabbitMQ node {(Posix.CpuSeconds(bp1) - broker0) / wall:F2}" : "") +
-                 (postgres is null ? "" : $", PostgreSQL {(postgres.CpuSeconds() - pg0) / wall:F2}") +
-                 $"; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}; load average 1 min {_load[name].Start:F2} -> {_load[name].End:F2})");
+        _cpu.Add($"{name} {serviceCpu} (bench client {selfCpu:F2}" +
+                 (brokerPid is not null ? $", RabbitMQ node {brokerCpu:F2}" : "") +
+                 (postgres is null ? "" : $", PostgreSQL {pgCpu:F2}") +
+                 $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}; load average 1 min {_load[name].Start:F2} -> {_load[name].End:F2})");
         if (postgres is not null && db0 is not null)
         {
             var statements = "";
@@ -341,11 +357,15 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                 var accepted = Counter(gc1, "b25_alerting_notifications_received_total") - Counter(gc0, "b25_alerting_notifications_received_total")
                                + Counter(gc1, "b25_alerting_duplicates_dropped_total") - Counter(gc0, "b25_alerting_duplicates_dropped_total");
                 var top = await postgres.TopStatementsAsync(database, 12);
+                var slowest = await postgres.TopStatementsAsync(database, 5, byTime: true);
                 var calls = await postgres.StatementCallsAsync(database);
                 statements = $" pg_stat_statements: {calls} statements but DISCARD ALL ({calls / Math.Max(1, accepted):F1} per notification accepted, {accepted:F0}); " +
                              "most called (calls, per accepted notification, mean server time): " +
                              string.Join("; ", top.Select(t => string.Create(CultureInfo.InvariantCulture,
-                                 $"{t.Calls} ({t.Calls / Math.Max(1, accepted):F1}/n, {t.MeanMs:F2} ms) `{t.Query.Replace('`', '\'')}`")));
+                                 $"{t.Calls} ({t.Calls / Math.Max(1, accepted):F1}/n, {t.MeanMs:F2} ms) `{t.Query.Replace('`', '\'')}`"))) +
+                             $"; most server time in total (total ms, calls, mean ms): " +
+                             string.Join("; ", slowest.Select(t => string.Create(CultureInfo.InvariantCulture,
+                                 $"{t.TotalMs:F0} ms ({t.Calls} calls, {t.MeanMs:F2} ms) `{t.Query.Replace('`', '\'')}`")));
             }
             _notes.Add($"PostgreSQL during {name} ({wall:F0} s from the end of the warm-up): {(await postgres.StatsAsync(database)).Delta(db0, wall)}; " +
                        $"a `SELECT 1` round trip from the bench every 100 ms meanwhile: {Stats.Summary(roundTrips ?? [])}.{statements}");
@@ -354,6 +374,12 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         Console.Error.WriteLine($"[{Run}] phase {name}: {outcome.Measured} {outcome.Verdict}; VmHWM {_peakRss[name]} MB; load {_load[name].Start:F2} -> {_load[name].End:F2}");
         return outcome;
     }
+
+    /// <summary>The phase's RabbitMQ queue: its own per run and replica count, so nothing left in one is consumed by the next.</summary>
+    private string QueueName(string phase) =>
+        postgres is null && replicas == 1
+            ? $"b25-bench-{phase}-{System.Environment.ProcessId}"
+            : $"b25-bench-{Run.ToLowerInvariant()}-{phase}-{System.Environment.ProcessId}";
 
     private Dictionary<string, string> Environment(string phase, IReadOnlyDictionary<string, string>? extraEnv = null)
     {
@@ -370,7 +396,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         if (rabbitUri is not null)
         {
             env["Bus__RabbitMq__Uri"] = rabbitUri;
-            env["Bus__RabbitMq__Queue"] = $"b25-bench-{phase}-{System.Environment.ProcessId}";
+            env["Bus__RabbitMq__Queue"] = QueueName(phase);
         }
         if (phase.StartsWith("channels", StringComparison.Ordinal))
         {
