@@ -325,6 +325,12 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         var wall0 = Stopwatch.GetTimestamp();
         var outcome = await phase(service);
         var wall = Stats.Ms(wall0, Stopwatch.GetTimestamp()) / 1000;
+        var machine1 = Posix.MachineCpuSeconds();
+        var load1 = Posix.Load1();
+        var cpu = service.Replicas.Select((r, i) => (Posix.CpuSeconds(r.Pid) - cpu0[i]) / wall).ToList();
+        var brokerCpu = brokerPid is { } bp ? (Posix.CpuSeconds(bp) - broker0) / wall : 0;
+        var pgCpu = postgres is null ? 0 : (postgres.CpuSeconds() - pg0) / wall;
+        var selfCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / wall;
         await stopProbe.CancelAsync();
         var roundTrips = probe is null ? null : await probe;
         if (backlog is not null)
@@ -332,14 +338,9 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             await backlog.DisposeAsync();
             _notes.Add($"Backlog during {name}: {backlog.Describe()}.");
         }
-        var machine1 = Posix.MachineCpuSeconds();
-        var load1 = Posix.Load1();
         var gc1 = await MetricsAsync(service);
         string Gc(int generation) => $"{Counter(gc1, $"dotnet_collection_count_total{{generation=\"{generation}\"}}") - Counter(gc0, $"dotnet_collection_count_total{{generation=\"{generation}\"}}"):F0}";
-        var cpu = service.Replicas.Select((r, i) => (Posix.CpuSeconds(r.Pid) - cpu0[i]) / wall).ToList();
-        var brokerCpu = brokerPid is { } bp ? (Posix.CpuSeconds(bp) - broker0) / wall : 0;
-        var pgCpu = postgres is null ? 0 : (postgres.CpuSeconds() - pg0) / wall;
-        var selfCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / wall;
+
         // The load average counts the service's own runnable threads too: what other work took is the machine's busy time minus ours.
         var others = (machine1.Busy - machine0.Busy) / wall - cpu.Sum() - brokerCpu - pgCpu - selfCpu;
         _load[name] = (load0, load1, Math.Max(0, others), (machine1.Steal - machine0.Steal) / wall);
