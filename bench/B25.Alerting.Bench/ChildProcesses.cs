@@ -8,6 +8,7 @@ namespace B25.Alerting.Bench;
 
 internal static partial class Posix
 {
+    public const int SigInt = 2;
     public const int SigTerm = 15;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -35,9 +36,13 @@ internal static partial class Posix
     }
 
     /// <summary>Starts a command with stdout+stderr appended to a log file; the returned process is the command itself (exec).</summary>
-    public static Process StartLogged(string file, IEnumerable<string> args, string log, IDictionary<string, string> env)
+    /// <param name="user">Run as this OS user (the shell and, through exec, the command): .NET switches user in the forked child.</param>
+    public static Process StartLogged(string file, IEnumerable<string> args, string log, IDictionary<string, string> env, string? user = null,
+        string? workingDirectory = null)
     {
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        if (user is not null) info.UserName = user;
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add("exec \"$0\" \"$@\" >>\"$B25_BENCH_LOG\" 2>&1");
         info.ArgumentList.Add(file);
@@ -56,17 +61,44 @@ internal static partial class Posix
         process.WaitForExit();
     }
 
-    /// <summary>utime + stime of a process, in seconds (USER_HZ 100).</summary>
-    public static double CpuSeconds(int pid)
+    /// <summary>utime + stime of a process (and cutime + cstime of its reaped children when asked), in seconds (USER_HZ 100).</summary>
+    public static double CpuSeconds(int pid, bool includeReapedChildren = false)
+    {
+        if (StatFields(pid) is not { } fields) return double.NaN;
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        if (includeReapedChildren) ticks += long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+        return ticks / 100.0;
+    }
+
+    /// <summary>The parent PID of a process, or -1 when it is gone.</summary>
+    public static int ParentPid(int pid) => StatFields(pid) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : -1;
+
+    /// <summary>/proc/PID/stat after "pid (comm) ": fields[0] is the state (field 3 of proc(5)).</summary>
+    private static string[]? StatFields(int pid)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         }
-        catch (IOException) { return double.NaN; }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
     }
+
+    /// <summary>
+    /// CPU seconds the whole machine spent busy (user, nice, system, irq, softirq over all cores) and stolen by the
+    /// hypervisor (steal), from /proc/stat.
+    /// </summary>
+    public static (double Busy, double Steal) MachineCpuSeconds()
+    {
+        var f = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        double T(int i) => f.Length > i ? long.Parse(f[i], CultureInfo.InvariantCulture) / 100.0 : 0;
+        return (T(1) + T(2) + T(3) + T(6) + T(7), T(8));
+    }
+
+    /// <summary>The 1-minute load average now.</summary>
+    public static double Load1() =>
+        double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
 
     public static long StatusKb(int pid, string field)
     {
@@ -81,17 +113,22 @@ internal static partial class Posix
     }
 }
 
-/// <summary>The B25.Alerting service as a child process with a fresh SQLite database.</summary>
+/// <summary>
+/// The B25.Alerting service as a child process: with a fresh SQLite database in its folder, unless the
+/// environment names another storage provider (then its connection string comes with the environment).
+/// </summary>
 internal sealed class ServiceProcess : IDisposable
 {
     private readonly Process _process;
     public int Pid => _process.Id;
+    public string Name { get; }
     public string BaseUrl { get; }
     public string Log { get; }
 
-    private ServiceProcess(Process process, string baseUrl, string log)
+    private ServiceProcess(Process process, string name, string baseUrl, string log)
     {
         _process = process;
+        Name = name;
         BaseUrl = baseUrl;
         Log = log;
     }
@@ -101,12 +138,14 @@ internal sealed class ServiceProcess : IDisposable
         var port = Posix.FreePort();
         var dir = Path.Combine(workDir, name);
         Directory.CreateDirectory(dir);
-        env = new Dictionary<string, string>(env) { ["Storage__ConnectionString"] = $"Data Source={Path.Combine(dir, "a.db")}" };
+        if (!env.TryGetValue("Storage__Provider", out var provider) || provider == "Sqlite")
+            env = new Dictionary<string, string>(env) { ["Storage__ConnectionString"] = $"Data Source={Path.Combine(dir, "a.db")}" };
         var log = Path.Combine(dir, "service.log");
         var process = Posix.StartLogged("dotnet", [serviceDll, "--urls", $"http://127.0.0.1:{port}"], log, env);
-        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}", log);
+        var service = new ServiceProcess(process, name, $"http://127.0.0.1:{port}", log);
         Cleanup.Add(service);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        // Generous: on a loaded 2-core machine two replicas starting at once (JIT, migrations in turn) can take a while.
+        var deadline = DateTime.UtcNow.AddSeconds(120);
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited) throw new InvalidOperationException($"service exited with {process.ExitCode}; see {log}");
@@ -119,7 +158,7 @@ internal sealed class ServiceProcess : IDisposable
             await Task.Delay(200);
         }
         service.Dispose();
-        throw new TimeoutException($"service not ready in 60 s; see {log}");
+        throw new TimeoutException($"service not ready in 120 s; see {log}");
     }
 
     public long PeakRssMb => Posix.StatusKb(Pid, "VmHWM") / 1024;
@@ -129,6 +168,50 @@ internal sealed class ServiceProcess : IDisposable
     {
         Cleanup.Remove(this);
         Posix.Stop(_process, TimeSpan.FromSeconds(20));
+    }
+}
+
+/// <summary>
+/// The service replicas of one phase (one for SQLite), on the same database and queue, each on its own port
+/// with its own replica name. The bench spreads its requests over them round-robin, as Alertmanager replicas
+/// pointed at different service replicas, or a load balancer, would.
+/// </summary>
+internal sealed class ServiceCluster : IDisposable
+{
+    private long _next = -1;
+    public IReadOnlyList<ServiceProcess> Replicas { get; }
+
+    private ServiceCluster(IReadOnlyList<ServiceProcess> replicas) => Replicas = replicas;
+
+    /// <summary>The replica for the next request (round-robin).</summary>
+    public ServiceProcess Next() => Replicas[(int)((ulong)Interlocked.Increment(ref _next) % (ulong)Replicas.Count)];
+
+    /// <param name="envOf">The environment of replica i (its name and anything else of its own).</param>
+    public static async Task<ServiceCluster> StartAsync(string serviceDll, string workDir, string name, int replicas,
+        Func<int, IDictionary<string, string>> envOf, HttpClient http)
+    {
+        // Started at once, as a rollout would: their migrations take turns under PostgreSQL's advisory lock.
+        var starts = Enumerable.Range(0, replicas)
+            .Select(i => ServiceProcess.StartAsync(serviceDll, workDir, replicas == 1 ? name : $"{name}-r{i + 1}", envOf(i), http)).ToList();
+        try
+        {
+            return new ServiceCluster(await Task.WhenAll(starts));
+        }
+        catch
+        {
+            foreach (var start in starts.Where(s => s.IsCompletedSuccessfully)) start.Result.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The largest VmHWM of the replicas, in MB.</summary>
+    public long PeakRssMb => Replicas.Max(r => r.PeakRssMb);
+
+    public long RssMb => Replicas.Sum(r => r.RssMb);
+
+    public void Dispose()
+    {
+        foreach (var replica in Replicas) replica.Dispose();
     }
 }
 
