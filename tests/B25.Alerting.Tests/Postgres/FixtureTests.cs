@@ -190,7 +190,8 @@ public sealed class TcpProxyTests(PostgresServer server) : IAsyncLifetime
         var connecting = Stopwatch.StartNew();
         await Assert.ThrowsAnyAsync<NpgsqlException>(() => Sql.ScalarAsync<int>(ViaProxy(timeoutSeconds: 10), "SELECT 1"));
         Assert.True(connecting.Elapsed < TimeSpan.FromSeconds(5), $"refused at once, not after the 10 s timeout ({connecting.Elapsed})");
-        Assert.Equal(1, _proxy.Refused);
+        // At least one: on a reset Npgsql may try the connection a second time.
+        Assert.True(_proxy.Refused >= 1, $"the proxy refused the new connection ({_proxy.Refused})");
 
         _proxy.Restore();
 
@@ -208,7 +209,8 @@ public sealed class TcpProxyTests(PostgresServer server) : IAsyncLifetime
 
         Assert.IsType<TimeoutException>(failure.InnerException);
         Assert.InRange(waiting.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
-        Assert.Equal(1, _proxy.Held);
+        // The kernel completes the handshake before the proxy accepts: on a busy machine the client can give up first.
+        await Eventually.True(() => _proxy.Held == 1, "the blackhole holds the connection");
         Assert.Equal(0, _proxy.Forwarded);
 
         _proxy.Restore();

@@ -158,8 +158,9 @@ public sealed class TcpProxy : IAsyncDisposable
                 }
                 if (_cut is CutMode.Refuse)
                 {
-                    ResetSocket(client);
+                    // Counted before the reset: a client that sees the reset finds it counted.
                     Interlocked.Increment(ref _refused);
+                    ResetSocket(client);
                     continue;
                 }
             }
@@ -186,9 +187,9 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
         {
+            Interlocked.Increment(ref _refused);
             ResetSocket(client);
             target.Dispose();
-            Interlocked.Increment(ref _refused);
             return;
         }
         var link = new Link(client, target);
@@ -197,8 +198,8 @@ public sealed class TcpProxy : IAsyncDisposable
             // A cut that came while connecting applies to this connection too.
             if (_cut is CutMode.Refuse or CutMode.Blackhole || _stop.IsCancellationRequested)
             {
-                link.Reset();
                 Interlocked.Increment(ref _dropped);
+                link.Reset();
                 return;
             }
             _links.Add(link);
