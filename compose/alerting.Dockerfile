@@ -9,8 +9,10 @@ COPY src/B25.Alerting/B25.Alerting.csproj src/B25.Alerting/
 RUN dotnet restore src/B25.Alerting/B25.Alerting.csproj
 COPY contracts/ contracts/
 COPY src/B25.Alerting/ src/B25.Alerting/
-# The service copies the repo's templates/ next to its binary.
+# The service copies the repo's templates/ and docs/runbooks/*.md next to its binary. All of docs/ (this build
+# stage only) so the image builds whether or not docs/runbooks exists yet.
 COPY templates/ templates/
+COPY docs/ docs/
 RUN dotnet publish src/B25.Alerting/B25.Alerting.csproj -c Release -o /app --no-restore
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final

@@ -7,6 +7,7 @@ using B25.Alerting.Incidents;
 using B25.Alerting.Pipeline;
 using B25.Alerting.RiskManager;
 using B25.Alerting.Routing;
+using B25.Alerting.Runbooks;
 using B25.Alerting.Storage;
 using B25.Alerting.Storage.Postgres;
 using B25.Alerting.Storage.Sqlite;
@@ -84,6 +85,7 @@ internal static partial class AlertingServiceExtensions
         services.AddPagerDutyChannel();
         services.AddEmailChannel();
         services.AddRiskManagerChannel();
+        services.AddRunbooks();
 
         services.AddAlertingBus(builder.Configuration);
         services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
@@ -134,6 +136,7 @@ internal static partial class AlertingServiceExtensions
         app.MapAlertmanagerWebhook();
         app.MapIncidents();
         app.MapEmergencyStops();
+        app.MapRunbooks();
         app.MapMetrics("/metrics");
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealth });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
