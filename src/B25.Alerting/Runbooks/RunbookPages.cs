@@ -58,7 +58,7 @@ internal static class RunbookPages
     public static string Page(Runbook runbook, string pathBase)
     {
         var back = BackLink(pathBase);
-        return Layout($"{runbook.AlertName} · Runbook", $"<nav>{back}</nav>\n<article>\n{runbook.Html}</article>\n<nav>{back}</nav>\n");
+        return Layout($"{Encode(runbook.AlertName)} · Runbook", $"<nav>{back}</nav>\n<article>\n{runbook.Html}</article>\n<nav>{back}</nav>\n");
     }
 
     public static string NotFound(string name, Runbook? similar, string pathBase)
@@ -84,6 +84,8 @@ internal static class RunbookPages
 
     private static string Encode(string text) => WebUtility.HtmlEncode(text);
 
+    /// <param name="title">HTML: already encoded.</param>
+    /// <param name="body">HTML.</param>
     private static string Layout(string title, string body) =>
         $"""
         <!doctype html>
@@ -92,7 +94,7 @@ internal static class RunbookPages
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta name="referrer" content="no-referrer">
-        <title>{Encode(title)} · B25 Alerting</title>
+        <title>{title} · B25 Alerting</title>
         <style>
         {Style}
         </style>
