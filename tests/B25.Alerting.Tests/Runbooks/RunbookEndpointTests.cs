@@ -37,10 +37,12 @@ public sealed partial class RunbookEndpointTests : IDisposable
         return (response, await response.Content.ReadAsStringAsync());
     }
 
-    [Fact]
-    public async Task Index_lists_every_runbook_linked_with_its_summary()
+    [Theory]
+    [InlineData("/runbooks")]
+    [InlineData("/runbooks/")]
+    public async Task Index_lists_every_runbook_linked_with_its_summary(string path)
     {
-        var (response, body) = await Get("/runbooks");
+        var (response, body) = await Get(path);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("<h1>Runbooks</h1>", body);
