@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus stack checks: config, rules, unit tests, metric names against the metrics contract,
-# required alert metadata, and (if curl is present) a live Prometheus 2.42 rendering runbook_url
-# from the alerting_url external label. Needs only promtool/prometheus (Debian) and awk/sed/grep.
+# required alert metadata, and (if curl is present) a live Prometheus 2.42 serving the shipped
+# Watchdog rule with its relative runbook_url. Needs only promtool/prometheus (Debian) and awk/sed/grep.
 # Run from the repository root: bash tests/stack/10-prometheus.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -160,7 +160,9 @@ for a in HighDrawdown RiskLimitViolation; do
 done
 [ "$failures" -eq "$before" ] && ok "$(echo "$defined" | wc -l) alerts defined (all of the plan and of the watcher), each tested firing and silent (Watchdog: firing)"
 
-# ---- 5. live: Prometheus expands $externalLabels.alerting_url ---------------------------------
+# ---- 5. live: the shipped rules as Prometheus serves them ----------------------------------------
+# The Watchdog fires at the first evaluation: its runbook_url must reach Alertmanager as the stable
+# relative path the service turns into a link, with no address of the service among its labels.
 if command -v prometheus >/dev/null && command -v curl >/dev/null; then
   tmp=$(mktemp -d)
   prom_pid=""
@@ -169,22 +171,10 @@ if command -v prometheus >/dev/null && command -v curl >/dev/null; then
     rm -rf "$tmp"
   }
   trap cleanup EXIT
-  url=$(awk '/^[[:space:]]+alerting_url:/ { print $2; exit }' "$P/prometheus.yml")
   cat >"$tmp/prometheus.yml" <<EOF
 global:
   evaluation_interval: 1s
-  external_labels:
-    alerting_url: $url
-rule_files: [probe.yml]
-EOF
-  cat >"$tmp/probe.yml" <<'EOF'
-groups:
-  - name: probe
-    rules:
-      - alert: RunbookProbe
-        expr: vector(1)
-        annotations:
-          runbook_url: '{{ $externalLabels.alerting_url }}/runbooks/RunbookProbe'
+rule_files: [$PWD/$P/alerts/alerting.yml]
 EOF
   got=""
   for attempt in 1 2 3; do # a random port may be taken: try another
@@ -193,19 +183,20 @@ EOF
       --web.listen-address="127.0.0.1:$port" --web.external-url="http://127.0.0.1:$port" >"$tmp/log" 2>&1 &
     prom_pid=$!
     for _ in $(seq 1 40); do
-      got=$(curl -sf "http://127.0.0.1:$port/api/v1/alerts" 2>/dev/null | grep -o '"runbook_url":"[^"]*"' || true)
-      [ -n "$got" ] && break
+      got=$(curl -sf "http://127.0.0.1:$port/api/v1/alerts" 2>/dev/null || true)
+      echo "$got" | grep -q '"alertname":"Watchdog"' && break
+      got=""
       kill -0 "$prom_pid" 2>/dev/null || break
       sleep 0.25
     done
     kill "$prom_pid" 2>/dev/null; wait "$prom_pid" 2>/dev/null; prom_pid=""
     [ -n "$got" ] && break
   done
-  if [ "$got" = "\"runbook_url\":\"$url/runbooks/RunbookProbe\"" ]; then
-    ok "live Prometheus renders runbook_url as $url/runbooks/<alert>"
+  if echo "$got" | grep -q '"runbook_url":"/runbooks/Watchdog"' && ! echo "$got" | grep -q 'alerting_url'; then
+    ok "live Prometheus serves the Watchdog with runbook_url /runbooks/Watchdog and no alerting_url label"
   else
     tail -5 "$tmp/log" >&2
-    fail "live Prometheus rendered runbook_url as '${got:-nothing}', expected $url/runbooks/RunbookProbe"
+    fail "live Prometheus served the Watchdog as '${got:-nothing}', expected runbook_url /runbooks/Watchdog and no alerting_url"
   fi
 else
   echo "skip: live runbook_url check (prometheus or curl missing)"

@@ -48,19 +48,29 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         _stopping = stoppingToken;
         // Other replicas' processors queue deliveries too: wake up when they commit some.
         _ = _provider.ListenForDeliveriesAsync(_signal.Notify, stoppingToken);
+        // A wake-up that names its targets starts their workers at once; the look at the whole outbox (for
+        // retries coming due, other replicas' dead claims, unnamed wake-ups) runs when due or asked for.
+        // Under a storm that look, once per wake-up, was most of the database's work.
+        var nextLook = _time.GetUtcNow();
         while (!stoppingToken.IsCancellationRequested)
         {
-            TimeSpan wait;
-            try
+            var (everyTarget, targets) = _signal.Take();
+            foreach (var target in targets) StartOrPoke(target);
+            if (everyTarget || _time.GetUtcNow() >= nextLook)
             {
-                wait = await ScheduleAsync(stoppingToken);
+                TimeSpan wait;
+                try
+                {
+                    wait = await ScheduleAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogLoopFailed(ex);
+                    wait = MaxIdleWait;
+                }
+                nextLook = _time.GetUtcNow() + wait;
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                LogLoopFailed(ex);
-                wait = MaxIdleWait;
-            }
-            await _signal.WaitAsync(wait, stoppingToken);
+            await _signal.WaitAsync(nextLook - _time.GetUtcNow(), stoppingToken);
         }
     }
 

@@ -31,6 +31,10 @@ internal static partial class AlertingServiceExtensions
             o.IncludeScopes = true;
         });
 
+        // .NET meters reach /metrics through prometheus-net's adapter, but not Npgsql's: it records a measurement
+        // per command, which cost about 9 % of the service's CPU under load, and nothing watches it.
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = instrument => instrument.Meter.Name != "Npgsql");
+
         var services = builder.Services;
         services.AddProblemDetails();
         services.AddSingleton(TimeProvider.System);

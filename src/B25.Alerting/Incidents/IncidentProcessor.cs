@@ -108,6 +108,7 @@ internal sealed partial class IncidentProcessor(
         ProcessOutcome outcome;
         IncidentTransition? transition;
         string? incidentId;
+        IReadOnlyCollection<(string Channel, string Target)> queued;
         await using (var work = await incidents.OpenGroupAsync(groupId, cancellationToken))
         {
             // On SQLite: read and decide outside the write lock, so a large notification does not hold up
@@ -132,6 +133,7 @@ internal sealed partial class IncidentProcessor(
 
             await work.MarkAppliedAsync(row.Seq, outcome.ToString(), time.GetUtcNow().ToUnixTimeMilliseconds());
             await work.CommitAsync(wake: transition.ChangesIncident, cancellationToken);
+            queued = work.QueuedTargets;
         }
 
         AlertingMetrics.NotificationsProcessed.WithLabels(outcome.ToString().ToLowerInvariant()).Inc();
@@ -144,7 +146,7 @@ internal sealed partial class IncidentProcessor(
         if (transition is { ChangesIncident: true })
         {
             LogTransition(incidentId!, outcome, transition.Joined.Count, transition.Resolved.Count);
-            signal.Notify();
+            signal.Notify(queued);
         }
         return outcome;
     }

@@ -8,25 +8,56 @@ namespace B25.Alerting.Pipeline;
 /// the durable journal write only, not for a broker round trip. A notification whose publish is lost
 /// (crash, broker down) is still in the journal, and the recovery sweep publishes it again.
 /// </summary>
+/// <remarks>
+/// Publishes run concurrently, up to <see cref="MaxInFlight"/> at once: each one waits for the broker's
+/// confirm, and one at a time capped a replica at one confirm round trip per notification (tens per
+/// second under load). The order of publishes does not matter: a group's notifications are applied in
+/// journal order whatever order they arrive in.
+/// </remarks>
 internal sealed partial class NotificationPublisher(IBus bus, ILogger<NotificationPublisher> logger) : BackgroundService
 {
+    internal const int MaxInFlight = 64;
+
     private readonly Channel<NotificationAccepted> _queue = Channel.CreateUnbounded<NotificationAccepted>(
         new UnboundedChannelOptions { SingleReader = true });
+    private readonly SemaphoreSlim _slots = new(MaxInFlight, MaxInFlight);
 
     public void Enqueue(NotificationAccepted message) => _queue.Writer.TryWrite(message);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await foreach (var message in _queue.Reader.ReadAllAsync(stoppingToken))
+        try
         {
-            try
+            await foreach (var message in _queue.Reader.ReadAllAsync(stoppingToken))
             {
-                await bus.Publish(message, stoppingToken);
+                await _slots.WaitAsync(stoppingToken);
+                _ = PublishAsync(message, stoppingToken);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-            {
-                LogPublishFailed(ex, message.NotificationId);
-            }
+        }
+        finally
+        {
+            // Let publishes in flight finish (or fail) before the bus stops under them.
+            for (var i = 0; i < MaxInFlight; i++) await _slots.WaitAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task PublishAsync(NotificationAccepted message, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await bus.Publish(message, stoppingToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        {
+            LogPublishFailed(ex, message.NotificationId);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: the journal still holds it, the next start's sweep publishes it.
+        }
+        finally
+        {
+            _slots.Release();
         }
     }
 

@@ -61,7 +61,7 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         if (note(status, recent) is { } text)
         {
             await DeliveryOutbox.AddSlackNoteAsync(connection, tx, request.IncidentId, $"stop:{request.CommandId}", text, now);
-            await storage.WakeDeliveriesAsync(write, cancellationToken);
+            await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         }
         await write.CommitAsync(cancellationToken);
         return new StopStart(status, recent, true);
@@ -75,7 +75,7 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         await connection.ExecuteAsync("UPDATE emergency_stops SET status = 'requested' WHERE command_id = @commandId AND status = 'requesting'",
             new { commandId }, tx);
         await DeliveryOutbox.AddSlackNoteAsync(connection, tx, incidentId, $"stop:{commandId}", note, now);
-        await storage.WakeDeliveriesAsync(write, cancellationToken);
+        await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         await write.CommitAsync(cancellationToken);
     }
 
@@ -96,7 +96,7 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
             """, new { status, answeredAt, by, detail, commandId }, tx);
         if (changed == 0) return (incidentId, false);
         await DeliveryOutbox.AddSlackNoteAsync(connection, tx, incidentId, $"answer:{commandId}", note(incidentId), now);
-        await storage.WakeDeliveriesAsync(write, cancellationToken);
+        await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         await write.CommitAsync(cancellationToken);
         return (incidentId, true);
     }

@@ -64,6 +64,9 @@ internal interface IGroupWork : IAsyncDisposable
     /// <summary>Queues a delivery in the outbox; the same (incident, channel, target, kind, revision, subject) twice is queued once.</summary>
     Task AddDeliveryAsync(NewDelivery delivery);
 
+    /// <summary>The targets <see cref="AddDeliveryAsync"/> queued deliveries for.</summary>
+    IReadOnlyCollection<(string Channel, string Target)> QueuedTargets { get; }
+
     Task MarkAppliedAsync(long seq, string outcome, long now);
 
     /// <param name="wake">Deliveries were queued: wake the dispatchers of every process sharing the store.</param>
@@ -91,6 +94,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
     private sealed class GroupWork(IStorageProvider storage, DbConnection connection, string groupId) : IGroupWork
     {
         private StorageTransaction? _write;
+        private readonly HashSet<(string Channel, string Target)> _queuedTargets = [];
 
         private DbTransaction? Tx => _write?.Transaction;
 
@@ -203,20 +207,25 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             (await connection.QueryAsync<(string Channel, string Target)>(
                 "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Write)).ToList();
 
-        public Task AddDeliveryAsync(NewDelivery delivery) =>
-            connection.ExecuteAsync(
+        public IReadOnlyCollection<(string Channel, string Target)> QueuedTargets => _queuedTargets;
+
+        public Task AddDeliveryAsync(NewDelivery delivery)
+        {
+            _queuedTargets.Add((delivery.Channel, delivery.Target));
+            return connection.ExecuteAsync(
                 """
                 INSERT INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
                 VALUES (@IncidentId, @Channel, @Target, @Kind, @Revision, @Subject, @Payload, 'pending', @Now, @AcceptedAt, @Now)
                 ON CONFLICT DO NOTHING
                 """, delivery, Write);
+        }
 
         public Task MarkAppliedAsync(long seq, string outcome, long now) =>
             connection.ExecuteAsync("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", new { now, outcome, seq }, Write);
 
         public async Task CommitAsync(bool wake, CancellationToken cancellationToken)
         {
-            if (wake) await storage.WakeDeliveriesAsync(_write!, cancellationToken);
+            if (wake) await storage.WakeDeliveriesAsync(_write!, _queuedTargets, cancellationToken);
             await Write.CommitAsync(cancellationToken);
         }
 

@@ -51,24 +51,39 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken, urgent: true);
         // In a fixed order, so two replicas journaling overlapping groups cannot deadlock. Held to the
         // commit: a group's next seq is drawn only after its previous one is committed.
-        foreach (var group in entries.Select(e => e.GroupId).Distinct().Order(StringComparer.Ordinal))
-            await storage.LockAsync(write, "journal:" + group, cancellationToken);
-        for (var i = 0; i < entries.Count; i++)
+        await storage.LockAsync(write, entries.Select(e => "journal:" + e.GroupId).Distinct().Order(StringComparer.Ordinal).ToList(),
+            cancellationToken);
+        // Taking the write lock may have waited: leave out requests that gave up meanwhile.
+        var taken = Enumerable.Range(0, entries.Count).Where(wanted).ToList();
+        var inserted = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var chunk in taken.Chunk(InsertChunk))
         {
-            // Taking the write lock may have waited: leave out requests that gave up meanwhile.
-            if (!wanted(i)) continue;
-            var entry = entries[i];
-            var inserted = await connection.ExecuteAsync(
-                """
-                INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body)
-                VALUES (@Id, @GroupId, @Receiver, @GroupKey, @ReceivedAt, @Body)
-                ON CONFLICT (id) DO NOTHING
-                """, entry, write.Transaction);
-            results[i] = inserted == 1 ? JournalResult.Inserted : JournalResult.Duplicate;
+            // One statement per chunk; rows get their seq in the order of the VALUES list, which is the batch's order.
+            var sql = new System.Text.StringBuilder("INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body) VALUES ");
+            var parameters = new DynamicParameters();
+            for (var j = 0; j < chunk.Length; j++)
+            {
+                var entry = entries[chunk[j]];
+                if (j > 0) sql.Append(", ");
+                sql.Append($"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})");
+                parameters.Add("i" + j, entry.Id);
+                parameters.Add("g" + j, entry.GroupId);
+                parameters.Add("r" + j, entry.Receiver);
+                parameters.Add("k" + j, entry.GroupKey);
+                parameters.Add("t" + j, entry.ReceivedAt);
+                parameters.Add("b" + j, entry.Body);
+            }
+            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            inserted.UnionWith(await connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
         }
+        // The same notification twice in one batch: the first is the one stored.
+        foreach (var i in taken)
+            results[i] = inserted.Remove(entries[i].Id) ? JournalResult.Inserted : JournalResult.Duplicate;
         await write.CommitAsync(cancellationToken);
         return results;
     }
+
+    private const int InsertChunk = 64;
 
     public async Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken)
     {

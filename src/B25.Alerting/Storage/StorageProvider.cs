@@ -37,14 +37,22 @@ internal interface IStorageProvider
     /// </summary>
     Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default);
 
+    /// <summary>Holds every key, taken in the given order (give every caller the same order, or two can deadlock).</summary>
+    Task LockAsync(StorageTransaction transaction, IReadOnlyList<string> keys, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Wakes, when the transaction commits, the delivery dispatchers of every other process sharing the
     /// store (PostgreSQL: NOTIFY). One process: nothing to do, the in-process signal does it.
     /// </summary>
-    Task WakeDeliveriesAsync(StorageTransaction transaction, CancellationToken cancellationToken = default);
+    /// <param name="targets">The targets that got deliveries; null when unknown (the dispatchers look at every target).</param>
+    Task WakeDeliveriesAsync(StorageTransaction transaction, IReadOnlyCollection<(string Channel, string Target)>? targets,
+        CancellationToken cancellationToken = default);
 
-    /// <summary>Calls <paramref name="wake"/> whenever another process woke the dispatchers, until cancelled.</summary>
-    Task ListenForDeliveriesAsync(Action wake, CancellationToken cancellationToken);
+    /// <summary>
+    /// Calls <paramref name="wake"/> whenever another process woke the dispatchers, until cancelled, with the
+    /// targets that got deliveries, or null when unknown.
+    /// </summary>
+    Task ListenForDeliveriesAsync(Action<IReadOnlyCollection<(string Channel, string Target)>?> wake, CancellationToken cancellationToken);
 
     /// <summary>Creates or upgrades the schema; safe when several replicas start at once.</summary>
     Task MigrateAsync(CancellationToken cancellationToken = default);

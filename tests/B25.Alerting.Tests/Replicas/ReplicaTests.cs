@@ -129,3 +129,62 @@ public sealed class ReplicaTests
         await Eventually.Stays(() => slack.Posts.Count == groups, "one top-level post per group, never two", 2_000);
     }
 }
+
+/// <summary>A replica's wake-up names the targets that got deliveries, so the others start those workers without looking at the whole outbox.</summary>
+public sealed class DeliveryWakeTests
+{
+    [Fact]
+    public async Task A_commit_wakes_the_other_replica_with_the_targets_it_queued()
+    {
+        await using var a = await TestStores.CreatePostgresAsync(replica: "a");
+        await using var b = a.Replica("b");
+        var heard = new System.Collections.Concurrent.ConcurrentQueue<IReadOnlyCollection<(string Channel, string Target)>?>();
+        using var stop = new CancellationTokenSource();
+        var listening = b.Provider.ListenForDeliveriesAsync(heard.Enqueue, stop.Token);
+        await Eventually.True(() => heard.Count > 0, "the listener wakes once when it starts (for whatever came before)");
+        Assert.True(heard.TryDequeue(out var first) && first is null);
+
+        await using (var connection = await a.OpenAsync())
+        await using (var write = await a.Provider.BeginWriteAsync(connection))
+        {
+            await a.Provider.WakeDeliveriesAsync(write, [("slack", "#ops"), ("pagerduty", "key-1")]);
+            await write.CommitAsync();
+        }
+        await Eventually.True(() => !heard.IsEmpty, "the other replica hears the commit");
+        Assert.True(heard.TryDequeue(out var targets));
+        Assert.Equal([("slack", "#ops"), ("pagerduty", "key-1")], targets!.ToArray());
+
+        // Rolled back: nobody is woken.
+        await using (var connection = await a.OpenAsync())
+        await using (var write = await a.Provider.BeginWriteAsync(connection))
+            await a.Provider.WakeDeliveriesAsync(write, [("slack", "#rolled-back")]);
+        // Unknown targets: the listener is told to look at every target.
+        await using (var connection = await a.OpenAsync())
+        await using (var write = await a.Provider.BeginWriteAsync(connection))
+        {
+            await a.Provider.WakeDeliveriesAsync(write, null);
+            await write.CommitAsync();
+        }
+        await Eventually.True(() => !heard.IsEmpty, "the other replica hears the second commit");
+        Assert.True(heard.TryDequeue(out var every));
+        Assert.Null(every);
+        Assert.True(heard.IsEmpty, "the rolled-back wake-up never arrived");
+
+        await stop.CancelAsync();
+        await listening.ContinueWith(_ => { });
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(400)]
+    public void A_payload_too_long_or_not_ours_means_every_target(int targets)
+    {
+        var many = Enumerable.Range(0, targets).Select(i => ("slack", $"#channel-{i}")).ToList();
+        var payload = WakePayload.Write(many, 4000);
+        if (targets == 2) Assert.Equal(many, WakePayload.Read(payload)!.ToList());
+        else Assert.Equal("", payload);
+        Assert.Null(WakePayload.Read(""));
+        Assert.Null(WakePayload.Read("garbage"));
+        Assert.Equal("", WakePayload.Write([("slack", "#a\tb")], 4000));
+    }
+}

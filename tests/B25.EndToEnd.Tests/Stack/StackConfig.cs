@@ -37,7 +37,6 @@ internal static partial class StackConfig
         if (global.Children.TryGetValue(Key("external_labels"), out var external))
         {
             var labels = (YamlMappingNode)external;
-            labels.Children[Key("alerting_url")] = new YamlScalarNode($"http://127.0.0.1:{alertingPort}");
             labels.Children[Key("environment")] = new YamlScalarNode("e2e");
         }
 

@@ -69,11 +69,15 @@ internal sealed class SqliteStorage : IStorageProvider
         }
     }
 
-    public Task WakeDeliveriesAsync(StorageTransaction transaction, CancellationToken cancellationToken = default) => Task.CompletedTask;
+    public Task WakeDeliveriesAsync(StorageTransaction transaction, IReadOnlyCollection<(string Channel, string Target)>? targets,
+        CancellationToken cancellationToken = default) => Task.CompletedTask;
 
-    public Task ListenForDeliveriesAsync(Action wake, CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task ListenForDeliveriesAsync(Action<IReadOnlyCollection<(string Channel, string Target)>?> wake, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
 
     public Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public Task LockAsync(StorageTransaction transaction, IReadOnlyList<string> keys, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
     // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the write lock past the busy timeout.
     public bool IsBusy(Exception exception) => exception is SqliteException { SqliteErrorCode: 5 or 6 };
