@@ -30,7 +30,7 @@ internal sealed partial class RunbookLibrary
             {
                 var fileName = Path.GetFileName(file);
                 if (fileName.Equals("README.md", StringComparison.OrdinalIgnoreCase)) continue; // the format's description, not a runbook
-                var found = Load(file, fileName);
+                var found = Load(file, fileName, options.Value.GrafanaUrl);
                 if (found.Runbook is not null) runbooks.Add(found.Runbook);
                 if (found.Problems.Count == 0) continue;
                 problems.AddRange(found.Problems.Select(p => new RunbookProblem(fileName, p)));
@@ -76,7 +76,7 @@ internal sealed partial class RunbookLibrary
         return Find(stem) ?? All.FirstOrDefault(r => r.AlertName.Equals(stem, StringComparison.OrdinalIgnoreCase));
     }
 
-    private static (Runbook? Runbook, IReadOnlyList<string> Problems) Load(string file, string fileName)
+    private static (Runbook? Runbook, IReadOnlyList<string> Problems) Load(string file, string fileName, string? grafanaUrl)
     {
         var alertName = Path.GetFileNameWithoutExtension(fileName);
         if (!RunbookParser.IsAlertName(alertName))
@@ -90,7 +90,7 @@ internal sealed partial class RunbookLibrary
         {
             return (null, [$"cannot be read ({ex.Message}); not served"]);
         }
-        return RunbookParser.Parse(alertName, file, markdown);
+        return RunbookParser.Parse(alertName, file, markdown, grafanaUrl);
     }
 
     [LoggerMessage(EventId = 6101, Level = LogLevel.Warning, Message = "Runbook {File}: {Problems}")]

@@ -11,5 +11,9 @@ internal sealed class RunbookOptions
     [Required(AllowEmptyStrings = false)]
     public string Path { get; set; } = "runbooks";
 
+    /// <summary>Grafana's base URL (the setting Grafana:Url, not bound from this section): what a runbook's
+    /// <c>grafana:/d/&lt;uid&gt;</c> links point at. Empty: those links show as text.</summary>
+    public string? GrafanaUrl { get; set; }
+
     public string ResolvedPath => System.IO.Path.IsPathRooted(Path) ? Path : System.IO.Path.Combine(AppContext.BaseDirectory, Path);
 }

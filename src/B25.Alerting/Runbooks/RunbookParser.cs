@@ -31,10 +31,15 @@ internal static partial class RunbookParser
     /// <summary>Prometheus' alert name syntax (a metric name without colons).</summary>
     public static bool IsAlertName(string name) => AlertName().IsMatch(name);
 
-    public static (Runbook Runbook, IReadOnlyList<string> Problems) Parse(string alertName, string file, string markdown)
+    /// <param name="alertName">The alert rule's name (the file name without .md).</param>
+    /// <param name="file">Where the text was read, for <see cref="Runbook.File"/>.</param>
+    /// <param name="markdown">The runbook.</param>
+    /// <param name="grafanaUrl">Grafana's base URL, for <c>grafana:/d/&lt;uid&gt;</c> links; null: those links show as text.</param>
+    public static (Runbook Runbook, IReadOnlyList<string> Problems) Parse(string alertName, string file, string markdown, string? grafanaUrl = null)
     {
         var problems = new List<string>();
         var document = Markdown.Parse(markdown, Pipeline);
+        ResolveGrafanaLinks(document, grafanaUrl);
         var blocks = document.ToList();
 
         var title = alertName;
@@ -62,6 +67,8 @@ internal static partial class RunbookParser
         var expected = Sections.Where(s => found.Contains(s, StringComparer.OrdinalIgnoreCase));
         if (!found.SequenceEqual(expected, StringComparer.OrdinalIgnoreCase))
             problems.Add($"sections out of order ({string.Join(", ", found)}); expected {string.Join(", ", Sections)}");
+        foreach (var other in sections.Select(s => s.Name).Where(n => !Sections.Contains(n, StringComparer.OrdinalIgnoreCase)))
+            problems.Add($"'## {other}' is not a section of a runbook (use ### inside one of {string.Join(", ", Sections)})");
 
         if (Section(sections, "First checks") is { } checks && !checks.Any(HasPromQl))
             problems.Add("'## First checks' has no ```promql block");
@@ -78,8 +85,9 @@ internal static partial class RunbookParser
                      && PlainText(action.Inline) is { Length: > 0 } text)
             {
                 firstAction = text;
-                if (text.Length > MaxFirstActionLength)
-                    problems.Add($"the first action is {text.Length} characters, more than {MaxFirstActionLength}: '{text}'");
+                if (actions[0] != list) problems.Add("'## Actions' does not start with its numbered list");
+                if (list.OrderedStart is { } start && start != "1") problems.Add($"the numbered list of '## Actions' starts at {start}, not 1");
+                problems.AddRange(FirstActionProblems(text, Source(markdown, action), item.Count));
             }
             else
             {
@@ -88,6 +96,53 @@ internal static partial class RunbookParser
         }
 
         return (new Runbook(alertName, title, summary, firstAction, Render(document), file), problems);
+    }
+
+    /// <summary>
+    /// The first action is shown alone in Slack and email, as it is written: one line, plain text, one imperative
+    /// sentence of at most <see cref="MaxFirstActionLength"/> characters (docs/runbooks/README.md, "The first action").
+    /// </summary>
+    private static IEnumerable<string> FirstActionProblems(string text, string source, int blocksInItem)
+    {
+        if (blocksInItem > 1 || source.Contains('\n', StringComparison.Ordinal))
+            yield return "the first action continues past its line (one line, nothing nested under it)";
+        if (text.Length > MaxFirstActionLength)
+            yield return $"the first action is {text.Length} characters, more than {MaxFirstActionLength}: '{text}'";
+        if (source.IndexOfAny(['`', '*', '_', '[', ']', '<', '>', '|', '\\']) >= 0 || source.Contains("{{", StringComparison.Ordinal))
+            yield return $"the first action has markup (none of ` * _ [ ] < > | \\ or {{{{): it is shown as plain text: '{source}'";
+        if (!char.IsUpper(text[0]) || !text.EndsWith('.') || SentenceEnd().IsMatch(text[..^1]))
+            yield return $"the first action is not one sentence (a capital letter first, a period last, no other sentence end): '{text}'";
+    }
+
+    /// <summary>The Markdown source of a block, as written (one line for a well-formed first action).</summary>
+    private static string Source(string markdown, Block block) =>
+        block.Span.Start >= 0 && block.Span.End < markdown.Length ? markdown.Substring(block.Span.Start, block.Span.Length).Trim() : "";
+
+    /// <summary>
+    /// <c>grafana:/d/&lt;uid&gt;?...</c> is a path under Grafana's root (the runbooks do not know its address):
+    /// made absolute with Grafana:Url, or, when it is not set, the link's text without the link.
+    /// </summary>
+    private static void ResolveGrafanaLinks(MarkdownDocument document, string? grafanaUrl)
+    {
+        var root = Uri.TryCreate(grafanaUrl?.Trim(), UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? grafanaUrl!.Trim().TrimEnd('/')
+            : null;
+        foreach (var link in document.Descendants<LinkInline>().ToList())
+        {
+            if (link.Url is not { } url || !url.StartsWith("grafana:", StringComparison.OrdinalIgnoreCase)) continue;
+            if (root is not null)
+            {
+                var path = url["grafana:".Length..];
+                link.Url = root + (path.StartsWith('/') ? path : "/" + path);
+                continue;
+            }
+            while (link.FirstChild is { } child)
+            {
+                child.Remove();
+                link.InsertBefore(child);
+            }
+            link.Remove();
+        }
     }
 
     /// <summary>The blocks under each level-2 heading, up to the next heading of level 1 or 2, in file order.</summary>
@@ -134,8 +189,9 @@ internal static partial class RunbookParser
 
     /// <summary>
     /// Every URL the page writes (links, images, autolinks): http, https and mailto links and relative ones pass;
-    /// any other scheme becomes "#". A link to a sibling runbook as the repository has it (<c>ServiceDown.md</c>)
-    /// becomes a link to its page (<c>ServiceDown</c>), and <c>README.md</c> the index.
+    /// any other scheme becomes "#". A link to another runbook, by its served path (<c>/runbooks/ServiceDown</c>,
+    /// the README's form) or as a file (<c>ServiceDown.md</c>), becomes a link relative to the page
+    /// (<c>ServiceDown</c>), and <c>/runbooks</c> or <c>README.md</c> the index.
     /// </summary>
     internal static string SafeLink(string url)
     {
@@ -150,6 +206,9 @@ internal static partial class RunbookParser
                 ? value
                 : "#";
         }
+        // A runbook page's own links stay relative to it, so they also work behind a proxy that adds a path.
+        if (ServedRunbook().Match(value) is { Success: true } served)
+            return served.Groups["name"].Success ? served.Groups["name"].Value + served.Groups["fragment"].Value : "../runbooks" + served.Groups["fragment"].Value;
         var sibling = SiblingRunbook().Match(value);
         if (!sibling.Success) return value;
         var name = sibling.Groups["name"].Value;
@@ -186,6 +245,12 @@ internal static partial class RunbookParser
 
     [GeneratedRegex(@"^(?:\./)?(?<name>[A-Za-z0-9_]+)\.md(?<fragment>#.*)?$", RegexOptions.IgnoreCase)]
     private static partial Regex SiblingRunbook();
+
+    [GeneratedRegex(@"^/runbooks(?:/(?<name>[A-Za-z_][A-Za-z0-9_]*))?/?(?<fragment>#.*)?$")]
+    private static partial Regex ServedRunbook();
+
+    [GeneratedRegex(@"[.!?]\s")]
+    private static partial Regex SentenceEnd();
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex Whitespace();

@@ -11,7 +11,9 @@ internal static class RunbookServices
     public static IServiceCollection AddRunbooks(this IServiceCollection services)
     {
         services.AddPublicLinks();
-        services.AddOptions<RunbookOptions>().BindConfiguration(RunbookOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RunbookOptions>().BindConfiguration(RunbookOptions.Section)
+            .Configure<IConfiguration>((options, configuration) => options.GrafanaUrl = configuration["Grafana:Url"])
+            .ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<RunbookLibrary>();
         return services;
     }

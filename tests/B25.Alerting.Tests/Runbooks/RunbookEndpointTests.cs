@@ -62,8 +62,21 @@ public sealed partial class RunbookEndpointTests : IDisposable
         Assert.Contains("<h2 id=\"first-checks\">First checks</h2>", body);
         Assert.Contains("<li>Pause quoting on the stale symbol in the strategy engine until its book updates again.</li>", body);
         Assert.Contains("<a class=\"back\" href=\"/runbooks\">&larr; All runbooks</a>", body);
-        // The repository's link to a sibling runbook opens that runbook's page.
+        // A link to another runbook (/runbooks/HighDrawdown) opens its page, relative to this one.
         Assert.Contains("<a href=\"HighDrawdown\">HighDrawdown</a>", body);
+        // No Grafana:Url: the dashboard's name, without a link.
+        Assert.Contains("Open 30 Market Data Service, panel", body);
+    }
+
+    [Fact]
+    public async Task Grafana_links_of_a_runbook_point_at_Grafana_Url()
+    {
+        _factory = new AlertingFactory(slack: null, new() { ["Runbooks:Path"] = _folder.Path, ["Grafana:Url"] = "https://grafana.b25.example" });
+        _service = _factory;
+
+        var (_, body) = await Get("/runbooks/OrderBookStale");
+
+        Assert.Contains("Open <a href=\"https://grafana.b25.example/d/b25-market-data?var-service=market-data\">30 Market Data Service</a>, panel", body);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public sealed class RunbookParserTests
 
         ## Actions
 
-        1. Restart the service with `systemctl restart b25-<service>`.
+        1. Restart the service on its host.
         2. Check its logs.
 
         ## Escalation
@@ -35,8 +35,10 @@ public sealed class RunbookParserTests
         The service owner.
         """;
 
-    private static (Runbook Runbook, IReadOnlyList<string> Problems) Parse(string markdown, string alertName = "ServiceDown") =>
-        RunbookParser.Parse(alertName, alertName + ".md", markdown);
+    private static (Runbook Runbook, IReadOnlyList<string> Problems) Parse(string markdown, string alertName = "ServiceDown", string? grafanaUrl = null) =>
+        RunbookParser.Parse(alertName, alertName + ".md", markdown, grafanaUrl);
+
+    private static string WithFirstAction(string action) => WellFormed.Replace("1. Restart the service on its host.", "1. " + action);
 
     [Theory]
     [InlineData("OrderBookStale", "The order book of one symbol on one exchange has had no update for more than 10 seconds: strategies are quoting on old prices.",
@@ -57,13 +59,41 @@ public sealed class RunbookParserTests
     }
 
     [Fact]
-    public void First_action_is_plain_text_of_the_first_numbered_item_whatever_its_markup()
+    public void First_action_with_markup_or_more_than_its_line_is_reported_and_given_as_plain_text()
     {
-        var (runbook, problems) = Parse(WellFormed.Replace("1. Restart the service with `systemctl restart b25-<service>`.",
-            "1. **Restart** the [service](https://example.org/x)\n   with `systemctl restart b25-<service>`.\n   - not this sub-item"));
+        var (runbook, problems) = Parse(WithFirstAction(
+            "**Restart** the [service](https://example.org/x)\n   with `systemctl restart b25-<service>`.\n   - not this sub-item"));
 
-        Assert.Empty(problems);
         Assert.Equal("Restart the service with systemctl restart b25-<service>.", runbook.FirstAction);
+        Assert.Equal(2, problems.Count);
+        Assert.Equal("the first action continues past its line (one line, nothing nested under it)", problems[0]);
+        Assert.StartsWith("the first action has markup (none of ` * _ [ ] < > | \\ or {{): it is shown as plain text: '**Restart**", problems[1]);
+    }
+
+    [Theory]
+    [InlineData("restart the service on its host.")]
+    [InlineData("Restart the service on its host")]
+    [InlineData("Restart the service. Then check its logs.")]
+    [InlineData("Is it down? Restart it.")]
+    public void A_first_action_that_is_not_one_imperative_sentence_is_reported(string action) =>
+        Assert.Equal([$"the first action is not one sentence (a capital letter first, a period last, no other sentence end): '{action}'"],
+            Parse(WithFirstAction(action)).Problems);
+
+    [Fact]
+    public void Actions_must_start_with_the_list_numbered_from_1()
+    {
+        Assert.Equal(["'## Actions' does not start with its numbered list"],
+            Parse(WellFormed.Replace("## Actions\n\n1.", "## Actions\n\nIn order:\n\n1.")).Problems);
+        Assert.Equal(["the numbered list of '## Actions' starts at 2, not 1"],
+            Parse(WellFormed.Replace("1. Restart", "2. Restart").Replace("2. Check", "3. Check")).Problems);
+    }
+
+    [Fact]
+    public void A_section_that_is_not_one_of_the_five_is_reported()
+    {
+        var (_, problems) = Parse(WellFormed.Replace("## Escalation", "## Notes\n\nSome.\n\n## Escalation"));
+
+        Assert.Equal(["'## Notes' is not a section of a runbook (use ### inside one of Meaning, Impact on trading, First checks, Actions, Escalation)"], problems);
     }
 
     [Fact]
@@ -115,7 +145,7 @@ public sealed class RunbookParserTests
     public void A_first_action_over_140_characters_is_reported_and_still_given()
     {
         var longAction = "Restart the service " + new string('x', 130) + ".";
-        var (runbook, problems) = Parse(WellFormed.Replace("Restart the service with `systemctl restart b25-<service>`.", longAction));
+        var (runbook, problems) = Parse(WithFirstAction(longAction));
 
         Assert.Equal([$"the first action is {longAction.Length} characters, more than 140: '{longAction}'"], problems);
         Assert.Equal(longAction, runbook.FirstAction);
@@ -160,7 +190,23 @@ public sealed class RunbookParserTests
         Assert.Contains("<a href=\"#\">a</a>", html);
     }
 
+    [Fact]
+    public void Grafana_links_point_at_Grafana_Url_or_show_as_text_without_it()
+    {
+        var markdown = WellFormed.Replace("Depends on the tier.", "Open [30 Market Data Service](grafana:/d/b25-market-data?var-service=market-data) now.");
+
+        Assert.Contains("Open <a href=\"https://grafana.b25.example/d/b25-market-data?var-service=market-data\">30 Market Data Service</a> now.",
+            Parse(markdown, grafanaUrl: "https://grafana.b25.example/").Runbook.Html);
+        Assert.Contains("Open 30 Market Data Service now.", Parse(markdown).Runbook.Html);
+        Assert.Contains("Open 30 Market Data Service now.", Parse(markdown, grafanaUrl: "not a url").Runbook.Html);
+    }
+
     [Theory]
+    [InlineData("/runbooks/WebSocketDisconnected", "WebSocketDisconnected")]
+    [InlineData("/runbooks/ServiceDown#actions", "ServiceDown#actions")]
+    [InlineData("/runbooks", "../runbooks")]
+    [InlineData("/runbooks/", "../runbooks")]
+    [InlineData("/api/incidents", "/api/incidents")]
     [InlineData("WebSocketDisconnected.md", "WebSocketDisconnected")]
     [InlineData("./ServiceDown.md#actions", "ServiceDown#actions")]
     [InlineData("README.md", "../runbooks")]
