@@ -35,6 +35,9 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
     private readonly ILogger<IncidentEnricher> _logger;
     private readonly QueryCache<PromRange> _ranges;
     private readonly QueryCache<LokiLines> _lines;
+    // Under a storm with a source down every enrichment fails the same way: one warning per source per interval.
+    private readonly LogLimiter _prometheusWarnings;
+    private readonly LogLimiter _lokiWarnings;
 
     public IncidentEnricher(IOptions<EnrichmentOptions> options, IOptions<PrometheusOptions> prometheus, IOptions<LokiOptions> loki,
         IOptions<GrafanaOptions> grafana, PrometheusQueryClient prometheusClient, LokiQueryClient lokiClient, TimeProvider time,
@@ -50,6 +53,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         _logger = logger;
         _ranges = new QueryCache<PromRange>(time, _options.CacheFor);
         _lines = new QueryCache<LokiLines>(time, _options.CacheFor);
+        _prometheusWarnings = new LogLimiter(time, TimeSpan.FromSeconds(10));
+        _lokiWarnings = new LogLimiter(time, TimeSpan.FromSeconds(10));
     }
 
     /// <summary>The range query step: the window over <c>Enrichment:Points</c>, in whole seconds.</summary>
@@ -345,8 +350,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         if (outcome.Failure is { } failure)
         {
             EnrichmentMetrics.Failures.WithLabels(source, failure.Label()).Inc();
-            if (failure != FailureReason.Timeout)
-                LogSourceFailed(_logger, source, run.Request.IncidentId, failure.Label(), outcome.Error ?? "");
+            if (failure != FailureReason.Timeout && Warnings(source).TryEnter(out var suppressed))
+                LogSourceFailed(_logger, source, run.Request.IncidentId, failure.Label(), outcome.Error ?? "", suppressed);
         }
         return outcome;
     }
@@ -355,13 +360,16 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
     {
         if (timeouts > 0)
         {
-            LogSourceTimedOut(_logger, source, run.Request.IncidentId, timeouts, waited, (long)_options.Timeout.TotalMilliseconds);
+            if (Warnings(source).TryEnter(out var suppressed))
+                LogSourceTimedOut(_logger, source, run.Request.IncidentId, timeouts, waited, (long)_options.Timeout.TotalMilliseconds, suppressed);
             return new SourceStatus(SourceState.Timeout, $"{timeouts} of {waited} queries had no answer within {Ms(_options.Timeout)}", sent, hits, skipped);
         }
         return error is null
             ? new SourceStatus(SourceState.Ok, null, sent, hits, skipped)
             : new SourceStatus(SourceState.Error, error, sent, hits, skipped);
     }
+
+    private LogLimiter Warnings(string source) => source == EnrichmentMetrics.Prometheus ? _prometheusWarnings : _lokiWarnings;
 
     private static IEnumerable<EnrichmentAlert> FiringFirst(IReadOnlyList<EnrichmentAlert> alerts) =>
         alerts.Where(a => a.IsFiring).Concat(alerts.Where(a => !a.IsFiring));
@@ -376,11 +384,11 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
 
     private static string Ms(TimeSpan time) => $"{(long)time.TotalMilliseconds} ms";
 
-    [LoggerMessage(EventId = 6501, Level = LogLevel.Warning, Message = "Enrichment of incident {IncidentId}: {Source} query failed ({Reason}): {Error}; the page goes out without it")]
-    private static partial void LogSourceFailed(ILogger logger, string source, string incidentId, string reason, string error);
+    [LoggerMessage(EventId = 6501, Level = LogLevel.Warning, Message = "Enrichment of incident {IncidentId}: {Source} query failed ({Reason}): {Error}; the page goes out without it ({Suppressed} more of this source held back since the last one; see b25_alerting_enrichment_failures_total)")]
+    private static partial void LogSourceFailed(ILogger logger, string source, string incidentId, string reason, string error, long suppressed);
 
-    [LoggerMessage(EventId = 6502, Level = LogLevel.Warning, Message = "Enrichment of incident {IncidentId}: {Timeouts} of {Queries} {Source} queries had no answer within {TimeoutMs} ms (Enrichment:Timeout); the page goes out without them")]
-    private static partial void LogSourceTimedOut(ILogger logger, string source, string incidentId, int timeouts, int queries, long timeoutMs);
+    [LoggerMessage(EventId = 6502, Level = LogLevel.Warning, Message = "Enrichment of incident {IncidentId}: {Timeouts} of {Queries} {Source} queries had no answer within {TimeoutMs} ms (Enrichment:Timeout); the page goes out without them ({Suppressed} more of this source held back since the last one)")]
+    private static partial void LogSourceTimedOut(ILogger logger, string source, string incidentId, int timeouts, int queries, long timeoutMs, long suppressed);
 
     [LoggerMessage(EventId = 6503, Level = LogLevel.Debug, Message = "Enriched incident {IncidentId} ({Alerts} alerts) in {DurationMs} ms: prometheus {Prometheus}, loki {Loki}")]
     private static partial void LogEnriched(ILogger logger, string incidentId, int alerts, double durationMs, SourceState prometheus, SourceState loki);

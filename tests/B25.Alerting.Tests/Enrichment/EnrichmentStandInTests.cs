@@ -5,6 +5,7 @@ using System.Web;
 using B25.Alerting.Enrichment;
 using B25.Alerting.Enrichment.Logs;
 using B25.Alerting.Tests.Support;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -26,10 +27,13 @@ public sealed class EnrichmentStandInTests : IDisposable
     private readonly WireMockServer _loki = WireMockServer.Start(new WireMockServerSettings { Urls = ["http://127.0.0.1:0"] });
     private readonly ConcurrentQueue<System.Collections.Specialized.NameValueCollection> _lokiQueries = new();
 
+    private readonly SilentHttpServer _silent = new();
+
     public void Dispose()
     {
         _prometheus.Stop();
         _loki.Stop();
+        _silent.Dispose();
     }
 
     private static EnrichmentAlert Alert(string fingerprint, string service = "market-data", DateTimeOffset? startsAt = null) =>
@@ -37,10 +41,10 @@ public sealed class EnrichmentStandInTests : IDisposable
             ("alertname", "OrderBookStale"), ("service", service), ("symbol", fingerprint));
 
     private EnricherHost Host(string timeout = "00:00:05", bool prometheus = true, bool loki = true, bool grafana = true, TimeProvider? clock = null,
-        string? prometheusUrl = null) => new(new Dictionary<string, string?>
+        string? prometheusUrl = null, string? lokiUrl = null) => new(new Dictionary<string, string?>
     {
         ["Prometheus:Url"] = prometheus ? prometheusUrl ?? _prometheus.Urls[0] : "",
-        ["Loki:Url"] = loki ? _loki.Urls[0] : "",
+        ["Loki:Url"] = loki ? lokiUrl ?? _loki.Urls[0] : "",
         ["Grafana:Url"] = grafana ? "http://grafana.example:3000" : "",
         ["Enrichment:Timeout"] = timeout,
     }, clock ?? new SettableClock(Now));
@@ -66,7 +70,7 @@ public sealed class EnrichmentStandInTests : IDisposable
     /// Loki's documented query_range answer for a log query (resultType streams; values [ns as a string, line],
     /// newest first for direction=backward): one stream per level.
     /// </summary>
-    private void LokiAnswers(Func<System.Collections.Specialized.NameValueCollection, JsonArray> streams, TimeSpan? delay = null)
+    private void LokiAnswers(Func<System.Collections.Specialized.NameValueCollection, JsonArray> streams)
     {
         var response = Response.Create().WithCallback(request =>
             {
@@ -79,7 +83,6 @@ public sealed class EnrichmentStandInTests : IDisposable
                 };
                 return StandInResponse.Json(200, body.ToJsonString());
             });
-        if (delay is { } d) response = response.WithDelay(d);
         _loki.Given(Request.Create().WithPath("/loki/api/v1/query_range").UsingGet()).RespondWith(response);
     }
 
@@ -98,17 +101,16 @@ public sealed class EnrichmentStandInTests : IDisposable
     [Fact]
     public async Task A_slow_prometheus_is_cut_at_the_timeout_and_what_finished_is_kept()
     {
-        PrometheusAnswers(TimeSpan.FromSeconds(10), "a");
         LokiAnswers(_ => [Stream("market-data", "error", (StartsAt.AddSeconds(-5), "feed lost"))]);
         await WarmUpAsync();
-        using var host = Host(timeout: "00:00:01");
+        using var host = Host(timeout: "00:00:01", prometheusUrl: _silent.Url);
         var failuresBefore = EnrichmentMetrics.Failures.WithLabels("prometheus", "timeout").Value;
 
         var clock = Stopwatch.StartNew();
         var enrichment = await host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), CancellationToken.None);
         clock.Stop();
 
-        // At the timeout, not at the stand-in's 10 s (the margin is for a loaded 2-core machine).
+        // At the timeout, not whenever Prometheus would answer (the margin is for a loaded 2-core machine).
         Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(950), TimeSpan.FromMilliseconds(1000 + 2000));
         Assert.Equal(SourceState.Timeout, enrichment.Sources.Prometheus.State);
         Assert.Contains("1000 ms", enrichment.Sources.Prometheus.Error);
@@ -118,6 +120,7 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.Equal("feed lost", Assert.Single(enrichment.LogsFor("market-data")!.Lines).Line);
         Assert.Equal("b25-market-data", enrichment.GrafanaFor(Alert("a").Labels)!.DashboardUid);
         Assert.True(EnrichmentMetrics.Failures.WithLabels("prometheus", "timeout").Value > failuresBefore);
+        Assert.Equal(1, _silent.Requests);
     }
 
     /// <summary>The stand-ins' first answer can take seconds on a busy machine (JIT): get it out of the way.</summary>
@@ -132,8 +135,7 @@ public sealed class EnrichmentStandInTests : IDisposable
     public async Task A_slow_loki_is_cut_at_the_timeout_too()
     {
         PrometheusAnswers(null, "a");
-        LokiAnswers(_ => [], delay: TimeSpan.FromSeconds(10));
-        using var host = Host(timeout: "00:00:01");
+        using var host = Host(timeout: "00:00:01", lokiUrl: _silent.Url);
 
         var clock = Stopwatch.StartNew();
         var enrichment = await host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), CancellationToken.None);
@@ -319,8 +321,7 @@ public sealed class EnrichmentStandInTests : IDisposable
     [Fact]
     public async Task The_callers_cancellation_is_not_a_timeout()
     {
-        PrometheusAnswers(TimeSpan.FromSeconds(3), "a");
-        using var host = Host(loki: false);
+        using var host = Host(loki: false, prometheusUrl: _silent.Url);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), cancel.Token));
@@ -353,11 +354,45 @@ public sealed class EnrichmentStandInTests : IDisposable
     [InlineData("Enrichment:Timeout", "00:05:00")]
     [InlineData("Enrichment:MaxPrometheusQueries", "-1")]
     [InlineData("Loki:ServiceLabel", "service name")]
+    [InlineData("Loki:Levels:0", "warn|info")]
     public void A_bad_setting_is_refused_with_its_name(string key, string value)
     {
         using var host = new EnricherHost(new Dictionary<string, string?> { [key] = value }, TimeProvider.System);
 
         var error = Assert.Throws<OptionsValidationException>(() => host.Get<IncidentEnricher>());
         Assert.Contains(key.Split(':')[1], error.Message);
+    }
+}
+
+public sealed class EnrichmentSettingsTests
+{
+    [Fact]
+    public async Task The_shipped_settings_are_valid_and_leave_every_source_off_until_its_url_is_set()
+    {
+        var settings = new ConfigurationBuilder()
+            .AddJsonFile(Repo.PathOf("src", "B25.Alerting", "appsettings.json")).Build()
+            .AsEnumerable().ToDictionary(kv => kv.Key, kv => kv.Value);
+        using var host = new EnricherHost(settings, TimeProvider.System);
+
+        var options = host.Get<IOptions<EnrichmentOptions>>().Value;
+        Assert.Equal(TimeSpan.FromSeconds(1), options.Timeout);
+        Assert.Equal(TimeSpan.FromHours(1), options.Window);
+        Assert.Equal(["warn", "error", "fatal"], host.Get<IOptions<LokiOptions>>().Value.EffectiveLevels);
+        var enrichment = await host.Enricher.EnrichAsync(TestAlerts.Incident(TestAlerts.Firing("a", "x > 1", DateTimeOffset.UtcNow, ("service", "market-data"))),
+            CancellationToken.None);
+        Assert.Equal(new EnrichmentSources(SourceStatus.Disabled, SourceStatus.Disabled, SourceStatus.Disabled), enrichment.Sources);
+    }
+
+    [Fact]
+    public void Configured_levels_and_labels_replace_the_defaults_in_the_LogQL()
+    {
+        using var host = new EnricherHost(new Dictionary<string, string?>
+        {
+            ["Loki:Levels:0"] = "error",
+            ["Loki:Levels:1"] = "fatal",
+            ["Loki:ServiceLabel"] = "app",
+        }, TimeProvider.System);
+
+        Assert.Equal("{app=\"market-data\", level=~\"error|fatal\"}", LogQl.ForService("market-data", host.Get<IOptions<LokiOptions>>().Value));
     }
 }

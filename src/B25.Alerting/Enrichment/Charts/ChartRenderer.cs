@@ -23,13 +23,17 @@ internal static class ChartRenderer
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 100);
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 80);
 
-        var plot = new Plot();
+        using var plot = new Plot();
         plot.Title(Shorten(metric.Title(), 90), size: 13);
-        plot.Axes.DateTimeTicksBottom();
+        var timeAxis = plot.Axes.DateTimeTicksBottom();
+        if (timeAxis.TickGenerator is ScottPlot.TickGenerators.DateTimeAutomatic ticks)
+            ticks.LabelFormatter = time => time.ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture);
+        plot.XLabel("UTC", size: 11);
 
         var points = metric.Points ?? [];
         var finite = points.Where(p => double.IsFinite(p.V)).ToList();
         // A line per run of finite values: NaN and ±Inf are gaps, not zeros or spikes to infinity.
+        var first = true;
         foreach (var run in Runs(points))
         {
             var line = plot.Add.ScatterLine(
@@ -38,6 +42,8 @@ internal static class ChartRenderer
             line.Color = SeriesColor;
             line.LineWidth = 2;
             line.MarkerSize = run.Count == 1 ? 4 : 0;
+            if (first) line.LegendText = "value";
+            first = false;
         }
 
         var low = finite.Count > 0 ? finite.Min(p => p.V) : 0;
@@ -48,8 +54,7 @@ internal static class ChartRenderer
             line.Color = ThresholdColor;
             line.LineWidth = 1.5f;
             line.LinePattern = LinePattern.Dashed;
-            line.LabelText = threshold.ToString();
-            line.LabelBackgroundColor = ThresholdColor;
+            line.LegendText = $"fires when {threshold}";
             low = Math.Min(low, threshold.Value);
             high = Math.Max(high, threshold.Value);
         }
@@ -65,8 +70,7 @@ internal static class ChartRenderer
                 marker.Color = StartColor;
                 marker.LineWidth = 1;
                 marker.LinePattern = LinePattern.Dotted;
-                marker.LabelText = "fired";
-                marker.LabelBackgroundColor = StartColor;
+                marker.LegendText = $"fired {metric.StartsAt.UtcDateTime.ToString("HH:mm", System.Globalization.CultureInfo.InvariantCulture)}";
             }
         }
         var pad = high > low ? (high - low) * 0.1 : Math.Max(1, Math.Abs(high) * 0.1);
@@ -77,6 +81,8 @@ internal static class ChartRenderer
             var note = plot.Add.Annotation(metric.Reason ?? "no data", Alignment.MiddleCenter);
             note.LabelFontSize = 14;
         }
+        plot.ShowLegend(Alignment.UpperLeft);
+        plot.Legend.FontSize = 11;
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 

@@ -22,9 +22,15 @@ internal sealed partial class LokiOptions : IValidatableObject
     [Required]
     public string LevelLabel { get; set; } = "level";
 
-    /// <summary>The levels shown.</summary>
-    [Required, MinLength(1)]
-    public string[] Levels { get; set; } = ["warn", "error", "fatal"];
+    public static readonly string[] DefaultLevels = ["warn", "error", "fatal"];
+
+    /// <summary>
+    /// The levels shown; empty: <see cref="DefaultLevels"/>. (Not initialised with the defaults: the configuration
+    /// binder appends to an array that already has items, so a configured list would come after them.)
+    /// </summary>
+    public string[] Levels { get; set; } = [];
+
+    public IReadOnlyList<string> EffectiveLevels => Levels.Length > 0 ? Levels : DefaultLevels;
 
     /// <summary>Longer lines are cut (and marked truncated).</summary>
     [Range(40, 10000)]
@@ -39,7 +45,7 @@ internal sealed partial class LokiOptions : IValidatableObject
         foreach (var (name, value) in new[] { (nameof(ServiceLabel), ServiceLabel), (nameof(LevelLabel), LevelLabel) })
             if (!LabelName().IsMatch(value ?? ""))
                 yield return new ValidationResult($"Loki:{name} must be a label name ([a-zA-Z_][a-zA-Z0-9_]*).", [name]);
-        if (Levels.Any(l => string.IsNullOrWhiteSpace(l) || !LevelValue().IsMatch(l)))
+        if (EffectiveLevels.Any(l => string.IsNullOrWhiteSpace(l) || !LevelValue().IsMatch(l)))
             yield return new ValidationResult("Loki:Levels must be level names (letters, digits, '_' and '-').", [nameof(Levels)]);
     }
 

@@ -117,7 +117,7 @@ internal static class LogQl
 {
     /// <summary><c>{service_name="market-data", level=~"warn|error|fatal"}</c> with the configured label names.</summary>
     public static string ForService(string service, LokiOptions options) =>
-        $"{{{options.ServiceLabel}=\"{Escape(service)}\", {options.LevelLabel}=~\"{string.Join('|', options.Levels)}\"}}";
+        $"{{{options.ServiceLabel}=\"{Escape(service)}\", {options.LevelLabel}=~\"{string.Join('|', options.EffectiveLevels)}\"}}";
 
     /// <summary>A LogQL double-quoted string's content (Go string syntax): backslash, quote and control characters escaped.</summary>
     public static string Escape(string value)
