@@ -105,7 +105,8 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
         };
         var slack = new B25.Alerting.Delivery.Slack.SlackNotifier(
             new B25.Alerting.Delivery.Slack.SlackLogApi(NullLogger<B25.Alerting.Delivery.Slack.SlackLogApi>.Instance),
-            new B25.Alerting.Delivery.Slack.SlackRenderer(Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), Options.Create(new B25.Alerting.Delivery.Slack.TemplateOptions())),
+            new B25.Alerting.Delivery.Slack.SlackRenderer(Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), Options.Create(new B25.Alerting.Delivery.Slack.TemplateOptions()),
+                Presentation.IncidentPresenterTests.Presenter()),
             Options.Create(new B25.Alerting.Delivery.Slack.SlackOptions()), _time, NullLogger<B25.Alerting.Delivery.Slack.SlackNotifier>.Instance);
         IChannelNotifier[] channels = [slack];
         _processor = new IncidentProcessor(_database.Journal, _database.Incidents, new Router(Options.Create(routing), channels, NullLogger<Router>.Instance), channels,

@@ -14,25 +14,21 @@ internal sealed record ChangeSummary(
 {
     private const int MaxNames = 10;
 
-    public static ChangeSummary Of(IncidentTransition transition, IReadOnlyDictionary<AlertKey, AlertmanagerAlert> alerts) => new(
-        transition.Kind.ToString().ToLowerInvariant(),
-        transition.Joined.Count,
-        transition.Resolved.Count,
-        transition.Joined.Take(MaxNames).Select(k => AlertName(alerts[k])).ToList(),
-        transition.Resolved.Take(MaxNames).Select(k => AlertName(alerts[k])).ToList());
-
-    /// <summary>A short name a person recognises: alertname and the labels that usually tell alerts apart.</summary>
-    public static string AlertName(AlertmanagerAlert alert) => AlertName(alert.Labels ?? []);
-
-    public static string AlertName(IReadOnlyDictionary<string, string> labels)
+    /// <summary>
+    /// The change, its alerts named by the labels that tell them apart among the notification's alerts
+    /// (<c>OrderBookStale symbol=ETHUSDT</c>), not by labels the whole group shares.
+    /// </summary>
+    public static ChangeSummary Of(IncidentTransition transition, IReadOnlyDictionary<AlertKey, AlertmanagerAlert> alerts,
+        Presentation.AlertNaming naming, IReadOnlyDictionary<string, string> groupLabels)
     {
-        var name = labels.TryGetValue("alertname", out var n) ? n : "alert";
-        var detail = new[] { "service", "instance", "symbol", "exchange", "strategy", "job" }
-            .Where(labels.ContainsKey)
-            .Take(2)
-            .Select(k => $"{k}={labels[k]}");
-        var suffix = string.Join(", ", detail);
-        return suffix.Length == 0 ? name : $"{name} ({suffix})";
+        var keys = naming.DistinguishingKeys(alerts.Values.Select(a => (IReadOnlyDictionary<string, string>)(a.Labels ?? [])).ToList(), groupLabels);
+        string Name(AlertKey key) => Presentation.AlertNaming.Name(alerts[key].Labels ?? [], keys);
+        return new ChangeSummary(
+            transition.Kind.ToString().ToLowerInvariant(),
+            transition.Joined.Count,
+            transition.Resolved.Count,
+            transition.Joined.Take(MaxNames).Select(Name).ToList(),
+            transition.Resolved.Take(MaxNames).Select(Name).ToList());
     }
 }
 

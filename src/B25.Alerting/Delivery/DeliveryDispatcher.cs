@@ -28,11 +28,13 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     // held, its target sends nothing: recording it comes first, so nothing is sent twice.
     private readonly ConcurrentDictionary<(string Channel, string Target), HeldResult> _held = new();
     private readonly StorageStatus _storage;
+    private readonly EnrichmentStage _enrichment;
     private CancellationToken _stopping;
 
     public DeliveryDispatcher(IDeliveryOutbox outbox, IIncidentReadModel incidents, IStorageProvider provider, DeliverySignal signal,
-        IEnumerable<IChannelNotifier> notifiers, TimeProvider time, StorageStatus storage, ILogger<DeliveryDispatcher> logger)
+        IEnumerable<IChannelNotifier> notifiers, TimeProvider time, StorageStatus storage, EnrichmentStage enrichment, ILogger<DeliveryDispatcher> logger)
     {
+        _enrichment = enrichment;
         _storage = storage;
         _outbox = outbox;
         _incidents = incidents;
@@ -168,6 +170,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             // Renewed per incident, so a long batch (rate-limited sends) keeps the target.
             if (!await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
             var incident = await _incidents.LoadAsync(group.Key, 40, cancellationToken);
+            if (incident is not null && notifier.ShowsContext) incident = await _enrichment.EnrichAsync(incident, cancellationToken);
             var message = await _outbox.MessageAsync(group.Key, channel, target, cancellationToken);
             var recorder = new BatchRecorder(this, channel, target, group.Key, batch);
             DeliveryBatchResult result;
@@ -252,6 +255,21 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         public HashSet<long> Recorded { get; } = [];
 
         public bool MessageRecorded { get; private set; }
+
+        public async Task EnsureOwnerAsync(CancellationToken cancellationToken)
+        {
+            bool owner;
+            try
+            {
+                owner = await dispatcher._outbox.ClaimAsync(channel, target, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                dispatcher._storage.ReportFailure("renewing a claim", ex);
+                throw new DeliveryNotRecordedException(ex);
+            }
+            if (!owner) throw new ClaimLostException(channel, target);
+        }
 
         public async Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken)
         {

@@ -35,7 +35,9 @@ internal sealed record IncidentView(
     string ExternalUrl,
     int FiringCount,
     int ResolvedCount,
-    IReadOnlyList<AlertView> Alerts);
+    IReadOnlyList<AlertView> Alerts,
+    long TruncatedAlerts = 0,
+    Enrichment.IncidentEnrichment? Enrichment = null);
 
 internal sealed record AlertView(
     string Fingerprint,
@@ -60,6 +62,13 @@ internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind
 /// </summary>
 internal interface IDeliveryRecorder
 {
+    /// <summary>
+    /// Renews this replica's claim on the target right before a call whose order matters (a PagerDuty trigger
+    /// after its resolve opens a second page): throws <see cref="Storage.ClaimLostException"/> when another
+    /// replica owns the target now, so a replica that waited out retries and Retry-After past its lease sends nothing.
+    /// </summary>
+    Task EnsureOwnerAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>
     /// Durably marks the deliveries as being sent by a call that is not idempotent (a Slack post), before
     /// the call: after a crash or an unknown outcome the mark says "look before sending again".
@@ -103,6 +112,9 @@ internal interface IChannelNotifier
 
     /// <summary>The channel hears about every incident, whatever the routes say (e.g. incident events).</summary>
     bool EveryIncident => false;
+
+    /// <summary>The channel shows the incident's live context (values, logs, dashboards): the enrichment stage runs before it renders.</summary>
+    bool ShowsContext => false;
 
     /// <summary>What is wrong with a target a route names (checked at start), or null.</summary>
     string? CheckTarget(string target) => null;

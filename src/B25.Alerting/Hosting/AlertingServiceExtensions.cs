@@ -2,7 +2,9 @@ using System.Text.Json;
 using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.Email;
 using B25.Alerting.Delivery.PagerDuty;
+using B25.Alerting.Delivery.Presentation;
 using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Enrichment;
 using B25.Alerting.Incidents;
 using B25.Alerting.Pipeline;
 using B25.Alerting.RiskManager;
@@ -59,6 +61,12 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<IEmergencyStopStore, EmergencyStopStore>();
         services.AddSingleton<IIncidentReadModel, IncidentReadModel>();
         services.AddSingleton<IHeartbeatStore, HeartbeatStore>();
+        services.AddSingleton<IEnrichmentStore, EnrichmentStore>();
+        services.AddEnrichment(builder.Configuration);
+        services.AddSingleton<EnrichmentStage>();
+        services.AddOptions<PresentationOptions>().BindConfiguration(PresentationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IncidentPresenter>();
+        services.AddSingleton(sp => sp.GetRequiredService<IncidentPresenter>().Naming);
         services.AddOptions<WatchdogOptions>().BindConfiguration(WatchdogOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<WatchdogMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<WatchdogMonitor>());
@@ -126,6 +134,17 @@ internal static partial class AlertingServiceExtensions
             throw new StartRefusedException(ex.Message);
         }
         LogStorage(logger, storage.Kind, storage.Location, replica);
+        if (!storage.SingleProcess)
+        {
+            // A call must end within the lease it was started under, or another replica may send behind it.
+            var lease = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value.ClaimLease;
+            var slowest = new[]
+            {
+                ("Slack:RequestTimeout", app.Services.GetRequiredService<IOptions<SlackOptions>>().Value.RequestTimeout),
+                ("PagerDuty:RequestTimeout", app.Services.GetRequiredService<IOptions<PagerDutyOptions>>().Value.RequestTimeout),
+            }.Where(t => t.Item2 >= lease);
+            foreach (var (setting, timeout) in slowest) LogTimeoutOverLease(logger, setting, timeout, lease);
+        }
         _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
         Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
 
@@ -162,6 +181,9 @@ internal static partial class AlertingServiceExtensions
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Critical, Message = "Storage: cannot write {Provider} {Database} ({Reason}); not starting. SQLite: is its filesystem read-only or full? PostgreSQL: is it up and reachable, and are the credentials right?")]
     private static partial void LogStorageUnusable(ILogger logger, StorageProviderKind provider, string database, string reason);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "{Setting} ({Timeout}) is not shorter than Storage:ClaimLease ({Lease}): a call still running when its lease ends lets another replica send to the same target at the same time. Make the timeout shorter than the lease")]
+    private static partial void LogTimeoutOverLease(ILogger logger, string setting, TimeSpan timeout, TimeSpan lease);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Storage: {Provider} {Database}; this replica is {Replica}")]
     private static partial void LogStorage(ILogger logger, StorageProviderKind provider, string database, string replica);

@@ -1,5 +1,6 @@
 using B25.Alerting.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 
 namespace B25.Alerting.Incidents;
 
@@ -11,8 +12,30 @@ internal static class IncidentEndpoints
         var api = routes.MapGroup("/api/incidents");
         api.MapGet("/", ListAsync).WithName("ListIncidents");
         api.MapGet("/{id}", GetAsync).WithName("GetIncident");
+        // Linked from Slack and PagerDuty messages, next to /runbooks: outside /api.
+        routes.MapGet("/incidents/{id}/chart.png", ChartAsync).WithName("IncidentChart");
         return routes;
     }
+
+    /// <summary>
+    /// The chart of the incident's value over the enrichment window (the series furthest past its threshold), as
+    /// stored with its latest enriched revision: what the page showed, not a new query.
+    /// </summary>
+    internal static async Task<Results<FileContentHttpResult, NotFound<ProblemDetails>>> ChartAsync(
+        IIncidentReadModel incidents, Delivery.EnrichmentStage enrichment, Delivery.Presentation.IncidentPresenter presenter, string id,
+        CancellationToken cancellationToken)
+    {
+        var view = await incidents.LoadAsync(id, maxAlerts: 40, cancellationToken);
+        if (view is null) return NotFoundProblem($"No incident '{id}'.");
+        var found = await enrichment.LatestAsync(id, cancellationToken);
+        var metric = found is null ? null : presenter.Present(view with { Enrichment = found }).ChartMetric;
+        if (metric is null)
+            return NotFoundProblem($"Incident '{id}' has no chart: no Prometheus context was found for it (Prometheus:Url not set, down, or no data).");
+        return TypedResults.File(Enrichment.Charts.ChartRenderer.RenderPng(metric), "image/png");
+    }
+
+    private static NotFound<ProblemDetails> NotFoundProblem(string detail) =>
+        TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = detail, Status = 404 });
 
     public sealed record IncidentDto(string Id, string Receiver, string GroupKey, string State, long Revision, DateTimeOffset OpenedAt,
         DateTimeOffset? ClosedAt, IReadOnlyDictionary<string, string> GroupLabels, IReadOnlyDictionary<string, string> CommonLabels,

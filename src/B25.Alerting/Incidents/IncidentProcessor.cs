@@ -24,8 +24,12 @@ internal sealed partial class IncidentProcessor(
     IEnumerable<IChannelNotifier> channels,
     TimeProvider time,
     DeliverySignal signal,
-    ILogger<IncidentProcessor> logger)
+    ILogger<IncidentProcessor> logger,
+    Delivery.Presentation.AlertNaming? naming = null)
 {
+    // Thread replies name alerts by what tells them apart (the presentation's rule), decided when the change is planned.
+    private readonly Delivery.Presentation.AlertNaming _naming = naming ?? new(new Delivery.Presentation.PresentationOptions().Hidden);
+
     private readonly Dictionary<string, IChannelNotifier> notifiers = channels.ToDictionary(c => c.Channel);
 
     /// <summary>A notification that fails this many times (storage faults not counted) is quarantined.</summary>
@@ -197,13 +201,13 @@ internal sealed partial class IncidentProcessor(
                 revision = 1;
                 await work.InsertIncidentAsync(new NewIncident(incidentId, row.GroupId, notification.Receiver!, notification.GroupKey!, now,
                     JsonSerializer.Serialize(notification.GroupLabels ?? [], WebhookJsonContext.Default.DictionaryStringString),
-                    commonLabels, commonAnnotations, externalUrl));
+                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0));
                 break;
             case TransitionKind.Change:
             case TransitionKind.Close:
                 revision++;
                 await work.UpdateIncidentAsync(new IncidentUpdate(incidentId!, revision, transition.Kind == TransitionKind.Close, now,
-                    commonLabels, commonAnnotations, externalUrl));
+                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0));
                 break;
         }
 
@@ -214,7 +218,8 @@ internal sealed partial class IncidentProcessor(
             await work.ResolveAlertsAsync(transition.Resolved.Select(k => Record(k, "resolved", byKey[k])), now);
 
         if (transition.ChangesIncident)
-            await WriteDeliveriesAsync(work, incidentId!, (int)revision, notification.Receiver!, row.GroupId, transition, byKey, row.ReceivedAt, now);
+            await WriteDeliveriesAsync(work, incidentId!, (int)revision, notification.Receiver!, row.GroupId, transition, byKey, row.ReceivedAt, now,
+                notification.GroupLabels ?? []);
 
         var outcome = transition.Kind switch
         {
@@ -235,7 +240,8 @@ internal sealed partial class IncidentProcessor(
             alert.GeneratorUrl ?? "");
 
     private async Task WriteDeliveriesAsync(IGroupWork work, string incidentId, int revision, string receiver,
-        string groupId, IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now)
+        string groupId, IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now,
+        IReadOnlyDictionary<string, string> groupLabels)
     {
         // Targets that already had deliveries for this incident hear about every change; a target that
         // a joining alert routes to for the first time starts there (e.g. a first Slack message).
@@ -251,7 +257,7 @@ internal sealed partial class IncidentProcessor(
             }
         }
 
-        var change = new IncidentChange(incidentId, revision, transition.Kind, receiver, groupId, ChangeSummary.Of(transition, byKey));
+        var change = new IncidentChange(incidentId, revision, transition.Kind, receiver, groupId, ChangeSummary.Of(transition, byKey, _naming, groupLabels));
         var planned = 0;
         var implicitTargets = notifiers.Values.Where(n => n.EveryIncident).Select(n => new DeliveryTarget(n.Channel, n.Channel));
         foreach (var target in existing.Union(joinedByTarget.Keys).Union(implicitTargets))

@@ -32,7 +32,7 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
             """
             SELECT id AS Id, receiver AS Receiver, group_key AS GroupKey, state AS State, revision AS Revision, opened_at AS OpenedAt,
                    closed_at AS ClosedAt, group_labels AS GroupLabels, common_labels AS CommonLabels,
-                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl
+                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl, truncated_alerts AS TruncatedAlerts
             FROM incidents WHERE id = @incidentId
             """, new { incidentId });
         if (row is null) return null;
@@ -55,7 +55,7 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
             DateTimeOffset.FromUnixTimeMilliseconds(row.OpenedAt),
             row.ClosedAt is { } closed ? DateTimeOffset.FromUnixTimeMilliseconds(closed) : null,
             Labels(row.GroupLabels), Labels(row.CommonLabels), Labels(row.CommonAnnotations), row.ExternalUrl,
-            (int)counts.Firing, (int)counts.Resolved, alerts);
+            (int)counts.Firing, (int)counts.Resolved, alerts, row.TruncatedAlerts);
     }
 
     public async Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken)
@@ -92,7 +92,7 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
         JsonSerializer.Deserialize(json, WebhookJsonContext.Default.DictionaryStringString) ?? [];
 
     private sealed record IncidentRow(string Id, string Receiver, string GroupKey, string State, long Revision, long OpenedAt, long? ClosedAt,
-        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl, long TruncatedAlerts);
 
     private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
 }

@@ -11,9 +11,10 @@ internal sealed record OpenIncident(string Id, long Revision);
 internal sealed record StoredAlert(string Fingerprint, string StartsAt, string Status);
 
 internal sealed record NewIncident(string Id, string GroupId, string Receiver, string GroupKey, long Now,
-    string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+    string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl, long TruncatedAlerts = 0);
 
-internal sealed record IncidentUpdate(string Id, long Revision, bool Close, long Now, string CommonLabels, string CommonAnnotations, string ExternalUrl);
+internal sealed record IncidentUpdate(string Id, long Revision, bool Close, long Now, string CommonLabels, string CommonAnnotations, string ExternalUrl,
+    long TruncatedAlerts = 0);
 
 /// <summary>One alert occurrence as written: status firing or resolved; EndsAt RFC 3339 or null.</summary>
 internal sealed record AlertRecord(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations,
@@ -150,9 +151,9 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             connection.ExecuteAsync(
                 """
                 INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at,
-                                       group_labels, common_labels, common_annotations, external_url)
+                                       group_labels, common_labels, common_annotations, external_url, truncated_alerts)
                 VALUES (@Id, @GroupId, @Receiver, @GroupKey, 'open', 1, @Now, @Now,
-                        @GroupLabels, @CommonLabels, @CommonAnnotations, @ExternalUrl)
+                        @GroupLabels, @CommonLabels, @CommonAnnotations, @ExternalUrl, @TruncatedAlerts)
                 """, incident, Write);
 
         public Task UpdateIncidentAsync(IncidentUpdate update) =>
@@ -161,7 +162,8 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                 UPDATE incidents SET revision = @Revision, updated_at = @Now,
                     state = CASE WHEN @Close THEN 'closed' ELSE state END,
                     closed_at = CASE WHEN @Close THEN @Now ELSE closed_at END,
-                    common_labels = @CommonLabels, common_annotations = @CommonAnnotations, external_url = @ExternalUrl
+                    common_labels = @CommonLabels, common_annotations = @CommonAnnotations, external_url = @ExternalUrl,
+                    truncated_alerts = @TruncatedAlerts
                 WHERE id = @Id
                 """, update, Write);
 

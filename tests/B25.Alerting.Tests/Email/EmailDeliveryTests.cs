@@ -37,7 +37,8 @@ public sealed class EmailDeliveryTests : IDisposable
 
         await Eventually.True(() => _smtp.Mails.Count == 1, "one mail");
         var mail = _smtp.Mails[0];
-        Assert.Equal("[FIRING:2] HighErrorRate order-execution (critical)", mail.Subject);
+        // The first line says what tells the alerts apart (here only their instance).
+        Assert.Equal("[FIRING:2] HighErrorRate order-execution (instance a1, a2) (critical)", mail.Subject);
         Assert.Equal("\"B25 Alerting\" <alerts@b25.test>", mail.Message.From.ToString());
         Assert.Equal(DefaultRecipients, mail.Message.To.Mailboxes.Select(m => m.Address));
         Assert.Equal(DefaultRecipients, mail.EnvelopeTo);
@@ -47,7 +48,7 @@ public sealed class EmailDeliveryTests : IDisposable
 
         var alternative = Assert.IsType<MultipartAlternative>(mail.Message.Body);
         Assert.Equal(["text/plain", "text/html"], alternative.Select(p => p.ContentType.MimeType));
-        Assert.Contains("FIRING: HighErrorRate order-execution (critical)", mail.Text);
+        Assert.Contains("FIRING: HighErrorRate order-execution (instance a1, a2) (critical)", mail.Text);
         Assert.Contains("HighErrorRate on a2", mail.Text);
         Assert.Contains("http://alerting.test/runbooks/HighErrorRate", mail.Text);
         Assert.Contains("<a href=\"http://alerting.test/runbooks/HighErrorRate\">Runbook</a>", mail.Html);
@@ -119,7 +120,8 @@ public sealed class EmailDeliveryTests : IDisposable
 
         await Eventually.True(() => _smtp.Mails.Count == 2, "resolved mail");
         var (opened, closed) = (_smtp.Mails[0].Message, _smtp.Mails[1].Message);
-        Assert.Matches(@"^\[RESOLVED\] HighErrorRate order-execution after \d+s$", closed.Subject);
+        // From the alerts' startsAt to their endsAt (5 minutes apart), not from when the service heard of them.
+        Assert.Equal("[RESOLVED] HighErrorRate order-execution after 5m", closed.Subject);
         Assert.EndsWith(".closed@b25.test", closed.MessageId);
         Assert.Equal(opened.MessageId, closed.InReplyTo);
         Assert.Equal(opened.MessageId, Assert.Single(closed.References));

@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.Email;
 using MailKit.Net.Smtp;
 
@@ -16,24 +15,6 @@ public sealed class EmailRenderingTests
         Assert.Equal("[FIRING:1] Bad Bcc: x@evil.test", EmailRenderer.Header("[FIRING:1] Bad\r\nBcc: x@evil.test\t"));
         Assert.Equal(EmailRenderer.MaxSubjectLength, EmailRenderer.Header(new string('x', 500)).Length);
     }
-
-    [Fact]
-    public void Title_is_alertname_then_the_group_labels_or_the_service()
-    {
-        Assert.Equal("HighErrorRate order-execution", EmailRenderer.Title(Incident(
-            group: new() { ["alertname"] = "HighErrorRate" },
-            common: new() { ["alertname"] = "HighErrorRate", ["service"] = "order-execution", ["severity"] = "critical" })));
-        Assert.Equal("DiskFull prod db-1", EmailRenderer.Title(Incident(
-            group: new() { ["alertname"] = "DiskFull", ["env"] = "prod", ["instance"] = "db-1" }, common: [])));
-    }
-
-    [Theory]
-    [InlineData(45, "45s")]
-    [InlineData(12 * 60 + 5, "12m")]
-    [InlineData(3 * 3600 + 7 * 60, "3h 7m")]
-    [InlineData(2 * 86400 + 3 * 3600, "2d 3h")]
-    public void Duration_reads_like_a_person_would_say_it(int seconds, string expected) =>
-        Assert.Equal(expected, EmailRenderer.Duration(TimeSpan.FromSeconds(seconds)));
 
     [Fact]
     public void Message_id_is_a_function_of_incident_and_kind()
@@ -61,8 +42,4 @@ public sealed class EmailRenderingTests
 
         Assert.Equal(SmtpSendStatus.Permanent, SmtpMailer.Classify(new MailKit.Security.AuthenticationException("535"), Smtp).Status);
     }
-
-    private static IncidentView Incident(Dictionary<string, string> group, Dictionary<string, string> common) =>
-        new("id", "b25-critical", "{}:{alertname=\"x\"}", "open", 1, DateTimeOffset.UnixEpoch, null, group, common,
-            new Dictionary<string, string>(), "", 1, 0, []);
 }

@@ -53,6 +53,8 @@ internal sealed partial class EmailNotifier : IChannelNotifier
 
     public string Channel => "email";
 
+    public bool ShowsContext => true;
+
     public string? DisabledReason => _options.DisabledReason;
 
     /// <summary>
@@ -162,7 +164,14 @@ internal sealed partial class EmailNotifier : IChannelNotifier
         // RFC 3834: no vacation auto-replies to a robot.
         mail.Headers.Add("Auto-Submitted", "auto-generated");
         mail.Headers.Add("X-B25-Incident", incident.Id);
-        mail.Body = new BodyBuilder { TextBody = content.Text, HtmlBody = content.Html }.ToMessageBody();
+        var body = new BodyBuilder { TextBody = content.Text, HtmlBody = content.Html };
+        if (content.Chart is { } chart)
+        {
+            // multipart/related: the HTML part shows it inline by its Content-ID.
+            var image = body.LinkedResources.Add("chart.png", chart, new MimeKit.ContentType("image", "png"));
+            image.ContentId = EmailRenderer.ChartContentId;
+        }
+        mail.Body = body.ToMessageBody();
         return mail;
     }
 

@@ -8,7 +8,8 @@ using Scriban.Runtime;
 namespace B25.Alerting.Delivery.Email;
 
 /// <summary>One mail's content: the subject line and both parts of multipart/alternative.</summary>
-internal sealed record EmailContent(string Subject, string Text, string Html);
+/// <param name="Chart">A PNG the HTML part shows inline (Content-ID <see cref="EmailRenderer.ChartContentId"/>), or null.</param>
+internal sealed record EmailContent(string Subject, string Text, string Html, byte[]? Chart = null);
 
 /// <summary>
 /// Renders incident mails from the Scriban templates in templates/email. Alert labels and annotations
@@ -22,9 +23,15 @@ internal sealed class EmailRenderer
     private readonly Dictionary<string, (Template Text, Template Html)> _bodies;
     private readonly SmtpOptions _options;
 
-    public EmailRenderer(IOptions<SmtpOptions> options, IOptions<TemplateOptions> templates)
+    private readonly Presentation.IncidentPresenter _presenter;
+    private readonly ILogger _logger;
+
+    public EmailRenderer(IOptions<SmtpOptions> options, IOptions<TemplateOptions> templates, Presentation.IncidentPresenter presenter,
+        ILogger<EmailRenderer> logger)
     {
         _options = options.Value;
+        _presenter = presenter;
+        _logger = logger;
         var folder = Path.Combine(templates.Value.ResolvedPath, "email");
         _subject = Load(folder, "subject.sbn");
         _bodies = new Dictionary<string, (Template, Template)>
@@ -34,37 +41,38 @@ internal sealed class EmailRenderer
         };
     }
 
+    /// <summary>The Content-ID of the chart image an HTML mail shows inline.</summary>
+    public const string ChartContentId = "chart@b25-alerting";
+
     /// <param name="kind">opened or closed.</param>
     /// <param name="openedUnsent">A closed mail whose opened mail was never sent: it must tell the whole story.</param>
     public EmailContent Render(IncidentView incident, string kind, bool openedUnsent = false)
     {
         if (!_bodies.TryGetValue(kind, out var templates))
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "no email template for this delivery kind");
-        var subject = Render(_subject, Model(incident, kind, openedUnsent, html: false));
+        var p = _presenter.Present(incident, _options.MaxAlertsShown);
+        var chart = p.ChartMetric is { } metric ? Chart(metric) : null;
+        var subject = Render(_subject, Model(incident, kind, openedUnsent, html: false, p, chart is not null));
         return new EmailContent(
             Header(subject),
-            Tidy(Render(templates.Text, Model(incident, kind, openedUnsent, html: false))),
-            Render(templates.Html, Model(incident, kind, openedUnsent, html: true)));
+            Tidy(Render(templates.Text, Model(incident, kind, openedUnsent, html: false, p, chart is not null))),
+            Render(templates.Html, Model(incident, kind, openedUnsent, html: true, p, chart is not null)),
+            chart);
     }
 
-    /// <summary>The words after the state in a subject: alertname, then the values of the other group labels in key order, e.g. "HighErrorRate order-execution".</summary>
-    internal static string Title(IncidentView incident)
+    /// <summary>The chart of the incident's value, or null when it cannot be drawn (a page never waits on a picture).</summary>
+    private byte[]? Chart(Enrichment.AlertMetricContext metric)
     {
-        var labels = incident.GroupLabels.Count > 0 ? incident.GroupLabels : incident.CommonLabels;
-        var name = labels.GetValueOrDefault("alertname") ?? incident.CommonLabels.GetValueOrDefault("alertname");
-        var values = labels.Where(l => l.Key is not ("alertname" or "severity"))
-            .OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => l.Value).ToList();
-        // Grouped by alertname only (the usual case): the service the alerts share tells them apart in an inbox.
-        if (values.Count == 0 && incident.CommonLabels.TryGetValue("service", out var service)) values.Add(service);
-        var words = new[] { name }.Concat(values).Where(w => !string.IsNullOrWhiteSpace(w)).ToList();
-        return words.Count > 0 ? string.Join(" ", words!) : incident.GroupKey;
+        try
+        {
+            return Enrichment.Charts.ChartRenderer.RenderPng(metric);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _logger.LogWarning(ex, "Could not draw the chart of {Alert}; the mail goes without it", metric.AlertName);
+            return null;
+        }
     }
-
-    internal static string Duration(TimeSpan span) =>
-        span.TotalDays >= 1 ? $"{(int)span.TotalDays}d {span.Hours}h"
-        : span.TotalHours >= 1 ? $"{(int)span.TotalHours}h {span.Minutes}m"
-        : span.TotalMinutes >= 1 ? $"{(int)span.TotalMinutes}m"
-        : $"{Math.Max(0, (int)span.TotalSeconds)}s";
 
     /// <summary>A subject is one header line: no line breaks or control characters from alert data, bounded length.</summary>
     internal static string Header(string value)
@@ -74,47 +82,59 @@ internal sealed class EmailRenderer
         return line.Length <= MaxSubjectLength ? line : string.Concat(line.AsSpan(0, MaxSubjectLength - 1), "…");
     }
 
-    private object Model(IncidentView incident, string kind, bool openedUnsent, bool html)
+    private object Model(IncidentView incident, string kind, bool openedUnsent, bool html, Presentation.IncidentPresentation p, bool hasChart)
     {
         string E(string? value) => html ? WebUtility.HtmlEncode(value ?? "") : value ?? "";
         string Url(string? value) => SafeUrl(value) is { } url ? E(url) : "";
+        object Links(IEnumerable<Presentation.LinkView> links) =>
+            links.Where(l => SafeUrl(l.Url) is not null).Select(l => new { text = E(l.Text), url = Url(l.Url) }).ToList();
 
-        var closedAt = incident.ClosedAt ?? incident.OpenedAt;
-        var shown = incident.Alerts.Take(_options.MaxAlertsShown).ToList();
-        var summary = incident.CommonAnnotations.GetValueOrDefault("summary");
         return new
         {
             kind,
             closed = kind == EmailKinds.Closed,
             opened_unsent = openedUnsent,
-            title = E(Title(incident)),
-            severity = E(incident.CommonLabels.GetValueOrDefault("severity", "")),
-            summary = E(summary),
-            description = E(incident.CommonAnnotations.GetValueOrDefault("description", "")),
-            runbook_url = Url(incident.CommonAnnotations.GetValueOrDefault("runbook_url")),
-            firing_count = incident.FiringCount,
-            resolved_count = incident.ResolvedCount,
-            alert_count = incident.FiringCount + incident.ResolvedCount,
-            hidden_alerts = Math.Max(0, incident.FiringCount + incident.ResolvedCount - shown.Count),
-            opened_at = Utc(incident.OpenedAt),
-            closed_at = Utc(closedAt),
-            duration = Duration(closedAt - incident.OpenedAt),
+            title = E(p.Title),
+            headline = E(p.Headline),
+            severity = E(p.Severity ?? ""),
+            summary = E(p.Summary),
+            description = E(p.Description),
+            first_action = E(p.FirstAction ?? ""),
+            value_line = E(p.ValueLine ?? ""),
+            context_note = E(p.ContextNote ?? ""),
+            common_labels = p.CommonLabels.Select(l => new { key = E(l.Key), value = E(l.Value) }).ToList(),
+            links = Links(p.Links),
+            runbook_url = Url(p.Links.FirstOrDefault(l => l.Text == "Runbook")?.Url),
+            firing_count = p.FiringCount,
+            resolved_count = p.ResolvedCount,
+            alert_count = p.FiringCount + p.ResolvedCount,
+            hidden_alerts = p.HiddenAlerts,
+            truncated_alerts = p.TruncatedAlerts,
+            opened_at = Utc(p.StartedAt),
+            closed_at = Utc(p.EndedAt ?? incident.ClosedAt ?? incident.OpenedAt),
+            duration = E(p.Duration),
+            elapsed = E(p.Elapsed),
             receiver = E(incident.Receiver),
             incident_id = E(incident.Id),
             alertmanager_url = Url(incident.ExternalUrl),
-            alerts = shown.Select(a => new
+            has_chart = hasChart,
+            chart_cid = ChartContentId,
+            logs_service = E(p.Logs?.Service ?? ""),
+            log_lines = (p.Logs?.Lines ?? []).Take(5)
+                .Select(l => E($"{l.Time.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {l.Line.ReplaceLineEndings(" ")}")).ToList(),
+            alerts = p.Alerts.Select(a => new
             {
-                name = E(a.Labels.GetValueOrDefault("alertname", "alert")),
-                firing = a.Status == "firing",
-                status = a.Status == "firing" ? "FIRING" : "RESOLVED",
-                labels = a.Labels.Where(l => l.Key != "alertname").OrderBy(l => l.Key, StringComparer.Ordinal)
-                    .Select(l => new { key = E(l.Key), value = E(l.Value) }).ToList(),
-                summary = E(a.Annotations.GetValueOrDefault("summary", "")),
-                description = E(a.Annotations.GetValueOrDefault("description", "")),
-                starts_at = Utc(a.StartsAt),
-                ends_at = a.Status == "firing" ? "" : Utc(a.EndsAt),
-                runbook_url = Url(a.Annotations.GetValueOrDefault("runbook_url")),
-                graph_url = Url(a.GeneratorUrl),
+                name = E(a.DisplayName),
+                firing = a.Firing,
+                status = a.Firing ? "FIRING" : "RESOLVED",
+                labels = a.Labels.Select(l => new { key = E(l.Key), value = E(l.Value) }).ToList(),
+                summary = E(a.Summary),
+                description = E(a.Description),
+                value_line = E(a.ValueLine ?? ""),
+                duration = E(a.Duration),
+                starts_at = a.StartsAt is { } s ? Utc(s) : "",
+                ends_at = a.EndsAt is { } e ? Utc(e) : "",
+                links = Links(a.Links),
             }).ToList(),
         };
     }

@@ -46,6 +46,8 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
 
     public string Channel => "pagerduty";
 
+    public bool ShowsContext => true;
+
     public string? DisabledReason => _keys.Count == 0 ? "no routing key configured: set PagerDuty:RoutingKey or PagerDuty:RoutingKeys:<name>" : null;
 
     public string? CheckTarget(string target) => _keys.ContainsKey(target)
@@ -104,7 +106,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         {
             var view = await WithMoreAlertsAsync(incident, cancellationToken);
             var body = PagerDutyEvents.Trigger(view, routingKey, dedupKey, _options);
-            var result = await CallAsync(target, body, cancellationToken);
+            var result = await CallAsync(target, body, recorder, cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, events, target, result);
             var latest = triggers.MaxBy(d => (d.Revision, d.Id))!;
@@ -118,7 +120,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         if (resolves.Count > 0)
         {
             // Acknowledging what is being resolved is moot: those are folded into the resolve.
-            var result = await CallAsync(target, PagerDutyEvents.Resolve(routingKey, dedupKey), cancellationToken);
+            var result = await CallAsync(target, PagerDutyEvents.Resolve(routingKey, dedupKey), recorder, cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, resolves.Concat(acknowledges).ToList(), target, result, created);
             outcomes.Add(new DeliveryOutcome(resolves[0].Id, DeliveryOutcomeKind.Sent));
@@ -126,7 +128,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         }
         else if (acknowledges.Count > 0)
         {
-            var result = await CallAsync(target, PagerDutyEvents.Acknowledge(routingKey, dedupKey), cancellationToken);
+            var result = await CallAsync(target, PagerDutyEvents.Acknowledge(routingKey, dedupKey), recorder, cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, acknowledges, target, result, created);
             outcomes.Add(new DeliveryOutcome(acknowledges[0].Id, DeliveryOutcomeKind.Sent));
@@ -167,9 +169,17 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         return new DeliveryBatchResult(outcomes, created);
     }
 
-    /// <summary>One event under the routing key's budget, short retries and circuit breaker.</summary>
-    private Task<PagerDutyCallResult> CallAsync(string target, string body, CancellationToken cancellationToken) =>
-        _guard.ExecuteAsync(target, ct => _api.SendAsync(body, ct),
+    /// <summary>
+    /// One event under the routing key's budget, short retries and circuit breaker. Each attempt first renews the
+    /// claim on the routing key: retries and Retry-After waits can outlast the lease, and a replica that lost the
+    /// key must not send a trigger behind the new owner's resolve.
+    /// </summary>
+    private Task<PagerDutyCallResult> CallAsync(string target, string body, IDeliveryRecorder recorder, CancellationToken cancellationToken) =>
+        _guard.ExecuteAsync(target, async ct =>
+            {
+                await recorder.EnsureOwnerAsync(ct);
+                return await _api.SendAsync(body, ct);
+            },
             wait => new PagerDutyCallResult(PagerDutyCallStatus.Transient, "held back: Retry-After or circuit open for this routing key", wait), cancellationToken);
 
     [LoggerMessage(EventId = 3301, Level = LogLevel.Error, Message = "PagerDuty refused an event for routing key {Target} for good: {Error}. Not retried; later failures with the same error are counted, not logged")]

@@ -40,6 +40,8 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
     public string Channel => "slack";
 
+    public bool ShowsContext => true;
+
     public IEnumerable<PlannedDelivery> Plan(IncidentChange change, DeliveryTarget target, bool isNewTarget, IReadOnlyList<AlertmanagerAlert> joinedHere)
     {
         var payload = JsonSerializer.Serialize(change.Summary, DeliveryJsonContext.Default.ChangeSummary);

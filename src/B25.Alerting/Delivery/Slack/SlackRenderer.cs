@@ -26,9 +26,12 @@ internal sealed class SlackRenderer
     private readonly Template _change;
     private readonly SlackOptions _options;
 
-    public SlackRenderer(IOptions<SlackOptions> options, IOptions<TemplateOptions> templates)
+    private readonly Presentation.IncidentPresenter _presenter;
+
+    public SlackRenderer(IOptions<SlackOptions> options, IOptions<TemplateOptions> templates, Presentation.IncidentPresenter presenter)
     {
         _options = options.Value;
+        _presenter = presenter;
         var folder = Path.Combine(templates.Value.ResolvedPath, "slack");
         _incident = Load(folder, "incident.sbn");
         _incidentText = Load(folder, "incident-text.sbn");
@@ -37,21 +40,22 @@ internal sealed class SlackRenderer
 
     public SlackMessage RenderIncident(IncidentView incident)
     {
-        var resolved = incident.State == "closed";
-        var title = Title(incident);
-        var shown = incident.Alerts.Take(_options.MaxAlertsShown).ToList();
+        var p = _presenter.Present(incident, _options.MaxAlertsShown);
+        var stateWord = p.Resolved ? "RESOLVED" : "FIRING";
         var model = new
         {
-            header = SlackText.Truncate($"{(resolved ? "RESOLVED" : "FIRING")}: {title}", MaxHeaderText),
-            title = SlackText.Escape(title),
-            state_icon = resolved ? ":large_green_circle:" : ":red_circle:",
-            state_word = resolved ? "RESOLVED" : "FIRING",
-            summary = Summary(incident, resolved),
-            context_line = ContextLine(incident),
-            firing_count = incident.FiringCount,
-            resolved_count = incident.ResolvedCount,
-            hidden_alerts = Math.Max(0, incident.FiringCount + incident.ResolvedCount - shown.Count),
-            alerts = shown.Select(AlertModel).ToList(),
+            header = SlackText.Truncate($"{stateWord}: {SlackText.Escape(p.Headline)}", MaxHeaderText),
+            headline = SlackText.Escape(p.Headline),
+            state_icon = p.Resolved ? ":large_green_circle:" : ":red_circle:",
+            state_word = stateWord,
+            summary = Summary(p),
+            context_line = ContextLine(incident, p),
+            logs = Logs(p),
+            firing_count = p.FiringCount,
+            resolved_count = p.ResolvedCount,
+            hidden_alerts = p.HiddenAlerts,
+            truncated_alerts = p.TruncatedAlerts,
+            alerts = p.Alerts.Select(AlertModel).ToList(),
         };
         var blocksJson = Render(_incident, model);
         JsonArray blocks;
@@ -114,72 +118,63 @@ internal sealed class SlackRenderer
         return blocks;
     }
 
-    private static string Title(IncidentView incident)
-    {
-        var labels = incident.GroupLabels.Count > 0 ? incident.GroupLabels : incident.CommonLabels;
-        if (labels.Count == 0) return incident.GroupKey;
-        var name = labels.TryGetValue("alertname", out var n) ? n : null;
-        var rest = string.Join(", ", labels.Where(l => l.Key != "alertname").OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}={l.Value}"));
-        return name is null ? rest : rest.Length == 0 ? name : $"{name} ({rest})";
-    }
-
-    private static string Summary(IncidentView incident, bool resolved)
+    /// <summary>The main section: what is wrong, the live value, what to do first, and what the alerts share.</summary>
+    private static string Summary(Presentation.IncidentPresentation p)
     {
         var lines = new List<string>();
-        var summary = incident.CommonAnnotations.GetValueOrDefault("summary");
-        if (!string.IsNullOrEmpty(summary)) lines.Add(SlackText.Escape(summary));
-        lines.Add(resolved
-            ? $":large_green_circle: *Resolved* after {Duration((incident.ClosedAt ?? incident.OpenedAt) - incident.OpenedAt)}: {incident.ResolvedCount} alert(s)."
-            : $":red_circle: *{incident.FiringCount} firing*, {incident.ResolvedCount} resolved.");
-        var severity = incident.CommonLabels.GetValueOrDefault("severity");
-        if (!string.IsNullOrEmpty(severity)) lines.Add($"Severity: *{SlackText.Escape(severity)}*");
-        var runbook = SlackText.Link(incident.CommonAnnotations.GetValueOrDefault("runbook_url"), "Runbook");
-        if (runbook.Length > 0) lines.Add(runbook);
+        if (p.Summary.Length > 0) lines.Add($"*{SlackText.Escape(p.Summary)}*");
+        if (p.Description.Length > 0) lines.Add(SlackText.Escape(p.Description));
+        if (p.ValueLine is not null) lines.Add($":chart_with_upwards_trend: {SlackText.Escape(p.ValueLine)}");
+        if (p.FirstAction is not null && !p.Resolved) lines.Add($":point_right: *First action:* {SlackText.Escape(p.FirstAction)}");
+        var state = p.Resolved
+            ? $":large_green_circle: *Resolved* ({SlackText.Escape(p.Duration)}): {p.ResolvedCount} alert(s)."
+            : $":red_circle: *{p.FiringCount} firing*, {p.ResolvedCount} resolved · {SlackText.Escape(p.Duration)}";
+        if (p.Severity is not null) state += $" · severity *{SlackText.Escape(p.Severity)}*";
+        lines.Add(state);
+        if (p.CommonLabels.Count > 0)
+            lines.Add(string.Join(" ", p.CommonLabels.Select(l => $"`{SlackText.Escape(l.Key)}={SlackText.Escape(l.Value)}`")));
+        var links = string.Join(" · ", p.Links.Select(l => SlackText.Link(l.Url, l.Text)).Where(l => l.Length > 0));
+        if (links.Length > 0) lines.Add(links);
         return string.Join("\n", lines);
     }
 
-    private static string ContextLine(IncidentView incident)
+    private static string ContextLine(IncidentView incident, Presentation.IncidentPresentation p)
     {
         var parts = new List<string>
         {
-            $"Opened {incident.OpenedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC",
+            $"Started {p.StartedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC",
             $"receiver `{SlackText.Escape(incident.Receiver)}`",
             $"incident `{incident.Id}`",
         };
-        var alertmanager = SlackText.Link(incident.ExternalUrl, "Alertmanager");
-        if (alertmanager.Length > 0) parts.Add(alertmanager);
+        if (p.ContextNote is not null) parts.Add(SlackText.Escape(p.ContextNote));
         return string.Join(" · ", parts);
     }
 
-    private static object AlertModel(AlertView alert)
+    /// <summary>The service's latest warnings and errors, as a code block (empty when there are none).</summary>
+    private static string Logs(Presentation.IncidentPresentation p)
     {
-        var labels = string.Join(" ", alert.Labels
-            .Where(l => l.Key is not "alertname")
-            .OrderBy(l => l.Key, StringComparer.Ordinal)
-            .Select(l => $"`{SlackText.Escape(l.Key)}={SlackText.Escape(l.Value)}`"));
-        var links = new[]
-        {
-            SlackText.Link(alert.Annotations.GetValueOrDefault("runbook_url"), "Runbook"),
-            SlackText.Link(alert.GeneratorUrl, "Graph"),
-        }.Where(l => l.Length > 0);
-        var started = DateTimeOffset.TryParse(alert.StartsAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var s)
-            ? s.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture) + " UTC"
-            : alert.StartsAt;
-        var details = string.Join(" · ", new[] { labels, $"since {started}" }.Concat(links).Where(p => p.Length > 0));
+        if (p.Logs is not { Lines.Count: > 0 } logs) return "";
+        var lines = logs.Lines.Take(5).Select(l =>
+            $"{l.Time.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {SlackText.Truncate(l.Line.ReplaceLineEndings(" ").Replace('`', '\''), 300)}");
+        // A code block shows text as it is, but Slack still reads its control sequences: escaped.
+        return SlackText.Truncate(
+            $"Recent warnings and errors of *{SlackText.Escape(logs.Service)}*:\n```{SlackText.Escape(string.Join("\n", lines))}```", 1500);
+    }
+
+    private static object AlertModel(Presentation.AlertPresentation alert)
+    {
+        var links = alert.Links.Select(l => SlackText.Link(l.Url, l.Text)).Where(l => l.Length > 0);
+        var details = string.Join(" · ", new[] { SlackText.Escape(alert.Duration) }.Concat(links).Where(p => p.Length > 0));
         return new
         {
-            name = SlackText.Escape(alert.Labels.GetValueOrDefault("alertname", "alert")),
-            status_icon = alert.Status == "firing" ? ":red_circle:" : ":large_green_circle:",
-            summary = SlackText.Truncate(SlackText.Escape(alert.Annotations.GetValueOrDefault("summary", "")), 500),
-            description = SlackText.Truncate(SlackText.Escape(alert.Annotations.GetValueOrDefault("description", "")), 1000),
+            name = SlackText.Escape(alert.DisplayName),
+            status_icon = alert.Firing ? ":red_circle:" : ":large_green_circle:",
+            value = alert.ValueLine is null ? "" : SlackText.Escape(alert.ValueLine),
+            summary = SlackText.Truncate(SlackText.Escape(alert.Summary), 500),
+            description = SlackText.Truncate(SlackText.Escape(alert.Description), 1000),
             details = SlackText.Truncate(details, 1200),
         };
     }
-
-    private static string Duration(TimeSpan span) =>
-        span.TotalHours >= 1 ? $"{(int)span.TotalHours}h {span.Minutes}m"
-        : span.TotalMinutes >= 1 ? $"{span.Minutes}m {span.Seconds}s"
-        : $"{Math.Max(0, span.Seconds)}s";
 
     private static Template Load(string folder, string name)
     {

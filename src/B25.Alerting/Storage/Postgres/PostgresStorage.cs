@@ -299,5 +299,17 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         -- A hold on a claim: its holder, now or after a takeover, acts not before this (unix ms): a vendor's Retry-After.
         ALTER TABLE claims ADD COLUMN not_before BIGINT NOT NULL DEFAULT 0;
         """,
+        """
+        -- What the enrichment stage found for an incident's revision (JSON); only the latest revision is kept.
+        CREATE TABLE enrichments (
+            incident_id TEXT NOT NULL,
+            revision    BIGINT NOT NULL,
+            body        TEXT NOT NULL,
+            created_at  BIGINT NOT NULL,
+            PRIMARY KEY (incident_id, revision)
+        );
+        -- How many alerts Alertmanager left out of the latest notification (its truncatedAlerts), shown on every message.
+        ALTER TABLE incidents ADD COLUMN truncated_alerts BIGINT NOT NULL DEFAULT 0;
+        """,
     ];
 }

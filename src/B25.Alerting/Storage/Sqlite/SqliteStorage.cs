@@ -228,5 +228,18 @@ internal sealed class SqliteStorage : IStorageProvider
         -- Named times (unix ms) the service keeps: when Alertmanager's Watchdog last arrived, since when its alarm is raised.
         CREATE TABLE heartbeats (name TEXT PRIMARY KEY, at INTEGER NOT NULL);
         """,
+        """
+        -- What the enrichment stage found for an incident's revision (JSON): every channel renders the same
+        -- context, and a retry or an edit does not query again. Only the latest revision is kept.
+        CREATE TABLE enrichments (
+            incident_id TEXT NOT NULL,
+            revision    INTEGER NOT NULL,
+            body        TEXT NOT NULL,
+            created_at  INTEGER NOT NULL,
+            PRIMARY KEY (incident_id, revision)
+        );
+        -- How many alerts Alertmanager left out of the latest notification (its truncatedAlerts), shown on every message.
+        ALTER TABLE incidents ADD COLUMN truncated_alerts INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 }
