@@ -313,6 +313,43 @@ public sealed class SlackFallbackDeliveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_template_that_renders_no_valid_blocks_still_gets_the_page_out_minimal()
+    {
+        var templates = Path.Combine(Path.GetTempPath(), $"b25-templates-{Guid.NewGuid():N}");
+        CopyFolder(Path.Combine(AppContext.BaseDirectory, "templates"), templates);
+        File.WriteAllText(Path.Combine(templates, "slack", "incident.sbn"), """[{"type": "header", """);
+        try
+        {
+            var client = Start(new() { ["Templates:Path"] = templates });
+            var before = await Fallbacks(client, "post");
+
+            await Send(client, Body("g-template", Firing("a1")));
+
+            await Eventually.True(() => _slack.Posts.Count == 1, "the minimal message is posted");
+            Assert.False(IsRich(_slack.Posts[0]));
+            Assert.Contains("*FIRING*: HighErrorRate", _slack.Posts[0].Text);
+            Assert.Contains("could not be rendered", _slack.Posts[0].Text);
+            Assert.True(await Fallbacks(client, "post") >= before + 1);
+        }
+        finally
+        {
+            foreach (var owned in Enumerable.Reverse(_owned)) owned.Dispose();
+            _owned.Clear();
+            Directory.Delete(templates, recursive: true);
+        }
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    [Fact]
     public async Task A_real_500_alert_incident_posts_its_rich_message_under_Slacks_limit()
     {
         // This stand-in refuses what Slack would: more than about 12,000 characters of blocks.

@@ -104,8 +104,9 @@ internal sealed class SlackRenderer
     /// <summary>
     /// Block Kit's limits: 50 blocks; 3,000 characters per section, 150 per header, 10 fields of 2,000, 10 context
     /// elements, 75 per button; and <see cref="MaxBlocksCharacters"/> in all. What does not fit is left out from
-    /// the end of the alert list (the blocks between the first divider and the closing context lines), and a
-    /// context line says how many alerts were left out; the header, summary and closing lines stay.
+    /// the end of the alert list (the blocks between the first divider and the closing context and actions
+    /// blocks), and a context line says how many alerts (sections) were left out; the header, summary and
+    /// closing blocks stay.
     /// </summary>
     internal static JsonArray EnforceLimits(JsonArray blocks)
     {
@@ -114,7 +115,7 @@ internal sealed class SlackRenderer
         var bodyStart = 0;
         while (bodyStart < blocks.Count && BlockType(blocks[bodyStart]) != "divider") bodyStart++;
         var tailStart = blocks.Count;
-        while (tailStart > bodyStart && BlockType(blocks[tailStart - 1]) == "context") tailStart--;
+        while (tailStart > bodyStart && BlockType(blocks[tailStart - 1]) is "context" or "actions") tailStart--;
 
         var costs = blocks.Select(Cost).ToList();
         var total = costs.Sum();
@@ -127,7 +128,7 @@ internal sealed class SlackRenderer
         {
             bodyEnd--;
             total -= costs[bodyEnd];
-            if (BlockType(blocks[bodyEnd]) != "divider") leftOut++;
+            if (BlockType(blocks[bodyEnd]) == "section") leftOut++;
             // A divider left at the end of the list would separate nothing.
             while (bodyEnd > bodyStart && BlockType(blocks[bodyEnd - 1]) == "divider")
                 total -= costs[--bodyEnd];
