@@ -43,7 +43,10 @@ public sealed class PagerDutyStandIn : IDisposable
         Server.Given(Request.Create().WithPath("/v2/enqueue").UsingPost())
             .RespondWith(Response.Create().WithCallback(request =>
             {
-                var call = new PagerDutyEvent(JsonNode.Parse(request.Body ?? "{}")!.AsObject(), request.Body?.Length ?? 0);
+                var call = new PagerDutyEvent(JsonNode.Parse(request.Body ?? "{}")!.AsObject(), request.Body?.Length ?? 0)
+                {
+                    Bytes = request.BodyAsBytes?.Length ?? System.Text.Encoding.UTF8.GetByteCount(request.Body ?? ""),
+                };
                 if (behaviour(call) is { } f)
                 {
                     _events.Enqueue(call);
@@ -60,6 +63,9 @@ public sealed class PagerDutyStandIn : IDisposable
 
 public sealed record PagerDutyEvent(JsonObject Body, int Length, bool Answered = false)
 {
+    /// <summary>The size of the body as sent: UTF-8 bytes.</summary>
+    public int Bytes { get; init; }
+
     public string Action => Body["event_action"]!.GetValue<string>();
     public string RoutingKey => Body["routing_key"]!.GetValue<string>();
     public string DedupKey => Body["dedup_key"]?.GetValue<string>() ?? "";

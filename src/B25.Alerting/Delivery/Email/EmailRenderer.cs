@@ -79,7 +79,7 @@ internal sealed class EmailRenderer
     {
         var chars = value.Select(c => char.IsControl(c) ? ' ' : c).ToArray();
         var line = string.Join(" ", new string(chars).Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        return line.Length <= MaxSubjectLength ? line : string.Concat(line.AsSpan(0, MaxSubjectLength - 1), "…");
+        return TextLimits.Truncate(line, MaxSubjectLength);
     }
 
     private object Model(IncidentView incident, string kind, bool openedUnsent, bool html, Presentation.IncidentPresentation p, bool hasChart)

@@ -9,12 +9,17 @@ namespace B25.Alerting.Delivery.PagerDuty;
 /// <summary>Builds Events API v2 bodies from an incident. Pure functions, so the limits are unit-testable.</summary>
 internal static class PagerDutyEvents
 {
-    /// <summary>PagerDuty refuses events of 512 KB or more.</summary>
-    public const int MaxEventBytes = 512 * 1024;
+    /// <summary>
+    /// PagerDuty refuses events over 512 KB; Alertmanager (notify/pagerduty, maxEventSize) keeps the UTF-8
+    /// encoded event within 512,000 bytes, and so does this: the bound is on the serialized bytes sent.
+    /// </summary>
+    public const int MaxEventBytes = 512_000;
     public const int MaxSummaryLength = 1024;
     public const int MaxDedupKeyLength = 255;
     private const int MaxFieldLength = 255;
     private const int MaxValueLength = 4096;
+    /// <summary>Longer link targets are left out rather than cut: a cut URL leads nowhere.</summary>
+    private const int MaxHrefLength = 2048;
     // Room kept for "alerts_dropped" and the note that goes with it.
     private const int DroppedNoteReserve = 256;
     public const string Client = "B25.Alerting";
@@ -104,7 +109,7 @@ internal static class PagerDutyEvents
             ["payload"] = payload,
             ["client"] = Client,
         };
-        if (PagerDutyOptions.IsHttpUrl(clientUrl)) evt["client_url"] = clientUrl;
+        if (Href(clientUrl) is { } href) evt["client_url"] = href;
         evt["links"] = Links(incident, options);
 
         // Fill custom_details.alerts with as many alerts as fit under the size limit; say how many did not.
@@ -133,6 +138,17 @@ internal static class PagerDutyEvents
             details["alerts_dropped"] = dropped;
             details["alerts_note"] = $"{dropped} of {total} alerts not listed (PagerDuty events are limited to 512 KB); see Alertmanager or the incidents API for all of them.";
         }
+        var json = evt.ToJsonString(Json);
+        if (Encoding.UTF8.GetByteCount(json) < maxBytes) return json;
+        // The sizes above add up to the serialized event; should they ever not, keep the page and drop the
+        // detail, as Alertmanager does.
+        payload["custom_details"] = new JsonObject
+        {
+            ["incident"] = incident.Id,
+            ["firing"] = incident.FiringCount,
+            ["resolved"] = incident.ResolvedCount,
+            ["error"] = "Custom details were left out: the event would have exceeded PagerDuty's 512 KB limit.",
+        };
         return evt.ToJsonString(Json);
     }
 
@@ -151,9 +167,9 @@ internal static class PagerDutyEvents
     {
         var links = new JsonArray();
         var seen = new HashSet<string>();
-        void Add(string? href, string text)
+        void Add(string? url, string text)
         {
-            if (PagerDutyOptions.IsHttpUrl(href) && seen.Add(href!) && links.Count < 10)
+            if (Href(url) is { } href && seen.Add(href) && links.Count < 10)
                 links.Add(new JsonObject { ["href"] = href, ["text"] = text });
         }
         Add(incident.CommonAnnotations.GetValueOrDefault("runbook_url"), "Runbook");
@@ -164,6 +180,9 @@ internal static class PagerDutyEvents
         Add(options.GrafanaUrl, "Grafana");
         return links;
     }
+
+    /// <summary>A link target as PagerDuty gets it: an absolute http(s) URL, percent-encoded; null for anything else.</summary>
+    internal static string? Href(string? url) => Hrefs.Http(url, MaxHrefLength);
 
     private static JsonObject AlertDetails(AlertView alert)
     {
@@ -190,5 +209,5 @@ internal static class PagerDutyEvents
 
     private static int Bytes(JsonNode node) => Encoding.UTF8.GetByteCount(node.ToJsonString(Json));
 
-    internal static string Truncate(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
+    internal static string Truncate(string text, int max) => TextLimits.Truncate(text, max);
 }

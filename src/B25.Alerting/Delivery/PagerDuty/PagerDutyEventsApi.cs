@@ -72,7 +72,7 @@ internal sealed class PagerDutyEventsApi(HttpClient http, IOptions<PagerDutyOpti
         }
         if (text.Length == 0) return "";
         text = ": " + text.ReplaceLineEndings(" ");
-        return text.Length > MaxErrorLength ? text[..MaxErrorLength] + "…" : text;
+        return TextLimits.Truncate(text, MaxErrorLength);
     }
 
     private TimeSpan? RetryAfter(HttpResponseMessage response) =>

@@ -33,6 +33,18 @@ internal sealed record SlackChannelResult(SlackCallStatus Status, string? Id = n
 internal sealed record SlackCallResult(SlackCallStatus Status, string? Channel = null, string? Ts = null, string? Error = null, TimeSpan? RetryAfter = null)
 {
     public bool IsOk => Status == SlackCallStatus.Ok;
+
+    /// <summary>
+    /// Slack refused the message for its form, not for where or by whom it was sent: the same call with a
+    /// smaller, plainer message may pass. Errors documented for chat.postMessage and chat.update:
+    /// msg_blocks_too_long (the blocks hold too much text in all), invalid_blocks and invalid_blocks_format
+    /// (a block breaks Block Kit's schema or limits), msg_too_long, no_text, invalid_attachments and
+    /// too_many_attachments. Nothing was posted or changed.
+    /// </summary>
+    public bool RefusedForm => Status == SlackCallStatus.Permanent && Error is not null && FormErrors.Contains(Error);
+
+    private static readonly HashSet<string> FormErrors =
+        ["msg_blocks_too_long", "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_attachments", "too_many_attachments"];
 }
 
 /// <summary>The Slack Web API methods the service uses.</summary>

@@ -98,10 +98,12 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
             if (message is null)
             {
-                var rendered = _renderer.RenderIncident(incident);
                 await recorder.MarkSendingAsync(posts.Select(p => p.Id).ToList(), cancellationToken);
                 var metadata = new SlackMessageMetadata(PostEvent, PostPayload(incident.Id, target));
-                var result = await CallAsync(target, ct => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, metadata, ct), cancellationToken);
+                // A post Slack refused for its form was not posted: the minimal one goes out under the same
+                // mark and metadata, so an unknown outcome of either is found the same way.
+                var result = await SendIncidentAsync(incident, target, "post",
+                    (rendered, ct) => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, metadata, ct), cancellationToken);
                 Ended(posts, result);
                 if (!result.IsOk)
                     return Failure(outcomes, pending, target, result);
@@ -120,8 +122,8 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
         if (updates.Count > 0)
         {
-            var rendered = _renderer.RenderIncident(incident);
-            var result = await CallAsync(target, ct => _api.UpdateAsync(message.Address, message.MessageId, rendered.Text, rendered.Blocks, ct), cancellationToken);
+            var result = await SendIncidentAsync(incident, target, "update",
+                (rendered, ct) => _api.UpdateAsync(message.Address, message.MessageId, rendered.Text, rendered.Blocks, ct), cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, updates.Concat(replies).ToList(), target, result);
             var latest = updates.MaxBy(d => d.Revision)!;
@@ -172,6 +174,53 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         }
 
         return new DeliveryBatchResult(outcomes, null);
+    }
+
+    /// <summary>
+    /// Sends the incident's message (a post or an edit): the rich one from the templates; the minimal one
+    /// (<see cref="SlackFallbackMessage"/>) when Slack refuses the rich one for its form or the templates
+    /// cannot render it, so a page is never lost to formatting. Counted in b25_alerting_slack_fallback_total.
+    /// </summary>
+    private async Task<SlackCallResult> SendIncidentAsync(IncidentView incident, string target, string operation,
+        Func<SlackMessage, CancellationToken, Task<SlackCallResult>> send, CancellationToken cancellationToken)
+    {
+        SlackMessage? rich = null;
+        try
+        {
+            rich = _renderer.RenderIncident(incident);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogRenderFailed(ex, target, incident.Id);
+        }
+        string reason;
+        if (rich is not null)
+        {
+            var result = await CallAsync(target, ct => send(rich, ct), cancellationToken);
+            if (!result.RefusedForm) return result;
+            reason = result.Error!;
+        }
+        else
+        {
+            reason = "render_error";
+        }
+        Fallbacks.WithLabels(operation).Inc();
+        LogFallback(target, incident.Id, operation, reason);
+        var minimal = SlackFallbackMessage.Render(incident, refusedBySlack: rich is not null);
+        return await CallAsync(target, ct => send(minimal, ct), cancellationToken);
+    }
+
+    private static readonly global::Prometheus.Counter Fallbacks = CreateFallbacks();
+
+    private static global::Prometheus.Counter CreateFallbacks()
+    {
+        var counter = global::Prometheus.Metrics.CreateCounter("b25_alerting_slack_fallback_total",
+            "Slack incident messages sent in their minimal form because Slack refused the rich one for its form (msg_blocks_too_long, invalid_blocks, ...) or the templates could not render it, by operation (post, update). The reason is logged (event 3009).",
+            new global::Prometheus.CounterConfiguration { LabelNames = ["operation"] });
+        // Born at 0, so increase() sees the first one.
+        counter.WithLabels("post");
+        counter.WithLabels("update");
+        return counter;
     }
 
     /// <summary>Message metadata event types: what the service looks for in a channel's history after an unknown outcome.</summary>
@@ -333,4 +382,10 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Slack delivery to {Target} failed for now ({Error}); it stays queued and is retried")]
     private partial void LogTransient(string target, string error);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "Slack {Target}, incident {IncidentId}: the full message was not sent ({Reason}); the {Operation} goes out as the minimal message")]
+    private partial void LogFallback(string target, string incidentId, string operation, string reason);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Error, Message = "Slack {Target}, incident {IncidentId}: the Slack templates could not render the incident; the minimal message is sent instead. Fix templates/slack")]
+    private partial void LogRenderFailed(Exception exception, string target, string incidentId);
 }

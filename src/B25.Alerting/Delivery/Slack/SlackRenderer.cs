@@ -20,6 +20,20 @@ internal sealed class SlackRenderer
     public const int MaxSectionText = 3000;
     public const int MaxHeaderText = 150;
     public const int MaxFallbackText = 3000;
+    public const int MaxFields = 10;
+    public const int MaxFieldText = 2000;
+    public const int MaxContextElements = 10;
+    public const int MaxButtonText = 75;
+
+    /// <summary>
+    /// Slack refuses a message whose blocks hold too many characters in all (<c>msg_blocks_too_long</c>). Slack
+    /// documents no number: its SDK maintainers put it at about 12,000 text characters with a buffer for the
+    /// block containers, and measurements put a divider at about 125 characters of it (slackapi/bolt-js #2509,
+    /// #2867). Counted that way, every text plus <see cref="BlockCost"/> per block, a message stays under this.
+    /// </summary>
+    public const int MaxBlocksCharacters = 10_000;
+
+    public const int BlockCost = 125;
 
     private readonly Template _incident;
     private readonly Template _incidentText;
@@ -44,7 +58,7 @@ internal sealed class SlackRenderer
         var stateWord = p.Resolved ? "RESOLVED" : "FIRING";
         var model = new
         {
-            header = SlackText.Truncate($"{stateWord}: {SlackText.Escape(p.Headline)}", MaxHeaderText),
+            header = TextLimits.Truncate($"{stateWord}: {SlackText.Escape(p.Headline)}", MaxHeaderText),
             headline = SlackText.Escape(p.Headline),
             state_icon = p.Resolved ? ":large_green_circle:" : ":red_circle:",
             state_word = stateWord,
@@ -91,32 +105,140 @@ internal sealed class SlackRenderer
         return SlackText.Truncate(Render(_change, model).Trim(), MaxSectionText);
     }
 
-    /// <summary>Block Kit limits: at most 50 blocks, 3,000 characters per section, 150 per header.</summary>
+    /// <summary>
+    /// Block Kit's limits: 50 blocks; 3,000 characters per section, 150 per header, 10 fields of 2,000, 10 context
+    /// elements, 75 per button; and <see cref="MaxBlocksCharacters"/> in all. What does not fit is left out from
+    /// the end of the alert list (the blocks between the first divider and the closing context and actions
+    /// blocks), and a context line says how many alerts (sections) were left out; the header, summary and
+    /// closing blocks stay.
+    /// </summary>
     internal static JsonArray EnforceLimits(JsonArray blocks)
     {
-        foreach (var block in blocks.OfType<JsonObject>())
+        foreach (var block in blocks.OfType<JsonObject>()) LimitBlock(block);
+
+        var bodyStart = 0;
+        while (bodyStart < blocks.Count && BlockType(blocks[bodyStart]) != "divider") bodyStart++;
+        var tailStart = blocks.Count;
+        while (tailStart > bodyStart && BlockType(blocks[tailStart - 1]) is "context" or "actions") tailStart--;
+
+        var costs = blocks.Select(Cost).ToList();
+        var total = costs.Sum();
+        var bodyEnd = tailStart;
+        var leftOut = 0;
+        bool Fits() => leftOut == 0
+            ? blocks.Count - (tailStart - bodyEnd) <= MaxBlocks && total <= MaxBlocksCharacters
+            : blocks.Count - (tailStart - bodyEnd) + 1 <= MaxBlocks && total + Cost(LeftOutNote(leftOut)) <= MaxBlocksCharacters;
+        while (!Fits() && bodyEnd > bodyStart)
         {
-            var type = block["type"]?.GetValue<string>();
-            if (block["text"] is JsonObject text && text["text"] is JsonValue value)
-            {
-                var max = type == "header" ? MaxHeaderText : MaxSectionText;
-                text["text"] = SlackText.Truncate(value.GetValue<string>(), max);
-            }
-            if (block["elements"] is JsonArray elements)
-                foreach (var element in elements.OfType<JsonObject>())
-                    if (element["text"] is JsonValue t)
-                        element["text"] = SlackText.Truncate(t.GetValue<string>(), MaxSectionText);
+            bodyEnd--;
+            total -= costs[bodyEnd];
+            if (BlockType(blocks[bodyEnd]) == "section") leftOut++;
+            // A divider left at the end of the list would separate nothing.
+            while (bodyEnd > bodyStart && BlockType(blocks[bodyEnd - 1]) == "divider")
+                total -= costs[--bodyEnd];
         }
-        if (blocks.Count <= MaxBlocks) return blocks;
-        var omitted = blocks.Count - (MaxBlocks - 1);
-        while (blocks.Count > MaxBlocks - 1) blocks.RemoveAt(blocks.Count - 1);
-        blocks.Add(new JsonObject
+        for (var i = tailStart - 1; i >= bodyEnd; i--) blocks.RemoveAt(i);
+        if (leftOut > 0) blocks.Insert(bodyEnd, LeftOutNote(leftOut));
+
+        // Only a template without an alert list, or with huge head or closing lines, gets here.
+        if (blocks.Count > MaxBlocks)
         {
-            ["type"] = "context",
-            ["elements"] = new JsonArray(new JsonObject { ["type"] = "mrkdwn", ["text"] = $"…{omitted} more block(s) omitted." }),
-        });
+            var omitted = blocks.Count - (MaxBlocks - 1);
+            while (blocks.Count > MaxBlocks - 1) blocks.RemoveAt(blocks.Count - 1);
+            blocks.Add(Note($"…{omitted} more block(s) left out to fit Slack's limits."));
+        }
+        total = blocks.Sum(Cost);
+        for (var i = blocks.Count - 1; i >= 0 && total > MaxBlocksCharacters; i--)
+        {
+            foreach (var (owner, text) in Texts(blocks[i]).OrderByDescending(t => t.Text.Length).ToList())
+            {
+                var excess = total - MaxBlocksCharacters;
+                if (excess <= 0) break;
+                var shorter = Shorten(owner, text, Math.Max(1, text.Length - excess));
+                owner["text"] = shorter;
+                total -= text.Length - shorter.Length;
+            }
+        }
         return blocks;
     }
+
+    private static void LimitBlock(JsonObject block)
+    {
+        switch (BlockType(block))
+        {
+            case "header":
+                LimitText(block["text"] as JsonObject, MaxHeaderText);
+                break;
+            case "section":
+                LimitText(block["text"] as JsonObject, MaxSectionText);
+                if (block["fields"] is JsonArray fields)
+                {
+                    while (fields.Count > MaxFields) fields.RemoveAt(fields.Count - 1);
+                    foreach (var field in fields.OfType<JsonObject>()) LimitText(field, MaxFieldText);
+                }
+                break;
+            case "context":
+                if (block["elements"] is JsonArray elements)
+                {
+                    while (elements.Count > MaxContextElements) elements.RemoveAt(elements.Count - 1);
+                    foreach (var element in elements.OfType<JsonObject>()) LimitText(element, MaxSectionText);
+                }
+                break;
+            case "actions":
+                if (block["elements"] is JsonArray actions)
+                    foreach (var element in actions.OfType<JsonObject>()) LimitText(element["text"] as JsonObject, MaxButtonText);
+                break;
+        }
+    }
+
+    /// <summary>Cuts a text object's (or context element's) "text" to <paramref name="max"/> characters.</summary>
+    private static void LimitText(JsonObject? owner, int max)
+    {
+        if (owner?["text"] is JsonValue value && value.TryGetValue<string>(out var text) && text.Length > max)
+            owner["text"] = Shorten(owner, text, max);
+    }
+
+    /// <summary>mrkdwn is cut around Slack's links and entities; plain_text holds none (a '&lt;' in it is data).</summary>
+    private static string Shorten(JsonObject owner, string text, int max) =>
+        owner["type"] is JsonValue t && t.TryGetValue<string>(out var type) && type == "plain_text"
+            ? TextLimits.Truncate(text, max)
+            : SlackText.Truncate(text, max);
+
+    private static string? BlockType(JsonNode? block) =>
+        block is JsonObject o && o["type"] is JsonValue v && v.TryGetValue<string>(out var type) ? type : null;
+
+    /// <summary>What a block counts against <see cref="MaxBlocksCharacters"/>: its texts and its container.</summary>
+    private static int Cost(JsonNode? block) => BlockCost + Texts(block).Sum(t => t.Text.Length);
+
+    /// <summary>Every "text" string in a block, with the object that holds it.</summary>
+    private static IEnumerable<(JsonObject Owner, string Text)> Texts(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, child) in o)
+                {
+                    if (key == "text" && child is JsonValue v && v.TryGetValue<string>(out var text))
+                        yield return (o, text);
+                    else
+                        foreach (var t in Texts(child)) yield return t;
+                }
+                break;
+            case JsonArray a:
+                foreach (var child in a)
+                    foreach (var t in Texts(child)) yield return t;
+                break;
+        }
+    }
+
+    private static JsonObject LeftOutNote(int alerts) =>
+        Note($"…{alerts} more alert(s) left out here to fit Slack's message limits.");
+
+    private static JsonObject Note(string text) => new()
+    {
+        ["type"] = "context",
+        ["elements"] = new JsonArray(new JsonObject { ["type"] = "mrkdwn", ["text"] = text }),
+    };
 
     /// <summary>The main section: what is wrong, the live value, what to do first, and what the alerts share.</summary>
     private static string Summary(Presentation.IncidentPresentation p)

@@ -36,6 +36,26 @@ internal static class SlackText
         return $"<{safeUrl}|{Escape(text)}>";
     }
 
-    public static string Truncate(string value, int max) =>
-        value.Length <= max ? value : string.Concat(value.AsSpan(0, Math.Max(0, max - 1)), "…");
+    /// <summary>
+    /// At most <paramref name="max"/> characters, cut at a whole character (<see cref="TextLimits"/>) and never
+    /// inside an entity (<c>&amp;amp;</c>) or a control sequence or link (<c>&lt;url|text&gt;</c>): Slack would
+    /// show half of one as raw text. Alert data is escaped, so every '&lt;' and '&amp;' in the text is one of those.
+    /// </summary>
+    public static string Truncate(string value, int max)
+    {
+        if (value.Length <= max) return value;
+        if (max <= TextLimits.Ellipsis.Length) return TextLimits.Truncate(value, max);
+        var cut = TextLimits.CutIndex(value, max - TextLimits.Ellipsis.Length);
+        if (cut > 0)
+        {
+            var open = value.LastIndexOf('<', cut - 1);
+            if (open >= 0 && value.IndexOf('>', open, cut - open) < 0) cut = open;
+        }
+        if (cut > 0)
+        {
+            var entity = value.LastIndexOf('&', cut - 1);
+            if (entity >= 0 && cut - entity < 5 && value.IndexOf(';', entity, cut - entity) < 0) cut = entity;
+        }
+        return string.Concat(value.AsSpan(0, cut), TextLimits.Ellipsis);
+    }
 }
