@@ -112,7 +112,9 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
             Counter.Add(withRetryAfter ? "pagerduty 429 with Retry-After" : "pagerduty 429 without Retry-After");
             await context.Response.WriteAsync("{\"status\":\"throttle event\",\"message\":\"Requests for this service are arriving too quickly.\"}");
             await context.Response.CompleteAsync();
-            if (withRetryAfter) log.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, f.RetryAfterSeconds, caller);
+            // A client that hung up (timed out) before the 429 was answered never read its Retry-After: it binds nothing.
+            if (withRetryAfter && !context.RequestAborted.IsCancellationRequested)
+                log.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, f.RetryAfterSeconds, caller);
             return;
         }
         if (r < f.RateLimited + f.ServerError)

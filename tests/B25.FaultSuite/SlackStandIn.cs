@@ -43,6 +43,8 @@ internal enum FaultKind { Slow, RateLimited, ServerError, ResetBefore, ResetAfte
 /// routing key). A Retry-After binds the calls the client sends after it read the 429: a call that arrives after the 429
 /// was answered and before the Retry-After (counted from the 429 call's arrival, 100 ms of slack) has passed is a
 /// violation. Calls that arrived before the 429 was answered were already on their way: not violations, but counted.
+/// A 429 answered to a client that had already hung up (its timeout passed while the stand-in was slow to answer, as on
+/// an overloaded machine) was never read: it sets no Retry-After here.
 /// </summary>
 internal sealed class CallLog
 {
@@ -333,7 +335,9 @@ internal sealed class SlackStandIn : IAsyncDisposable
                 context.Response.Headers.RetryAfter = faults.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
                 await AnswerAsync(context, new JsonObject { ["ok"] = false, ["error"] = "ratelimited" });
                 await context.Response.CompleteAsync();
-                channel.Calls.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, faults.RetryAfterSeconds, Poster(context));
+                // A client that hung up (timed out) before the 429 was answered never read its Retry-After: it binds nothing.
+                if (!context.RequestAborted.IsCancellationRequested)
+                    channel.Calls.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, faults.RetryAfterSeconds, Poster(context));
                 return;
             case FaultKind.ServerError:
                 context.Response.StatusCode = Random.Shared.Next(2) == 0 ? 500 : 503;
