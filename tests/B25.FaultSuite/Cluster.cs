@@ -5,35 +5,54 @@ using Npgsql;
 
 namespace B25.FaultSuite;
 
-/// <summary>The sizes of the replica scenarios of one scale.</summary>
+/// <summary>
+/// The sizes of the replica scenarios of one scale. Each scenario has its own storm (alert groups, started spread over
+/// this long): faults are injected until the cluster has accepted the storm, so the storm's length sets how many faults
+/// fit. Kills and broker restarts are bounded by how long a replica (a node) takes to start again, so their storms are the
+/// longest; the groups per second stay about the same (2/s), within Slack's budget of 12 channels at 1 message/s.
+/// </summary>
 internal sealed record ReplicaScale(
-    int Replicas, int Groups, TimeSpan Spread,
+    int Replicas,
+    (int Groups, TimeSpan Spread) KillStorm, (int Groups, TimeSpan Spread) BrokerStorm, (int Groups, TimeSpan Spread) PostgresRestartStorm,
+    (int Groups, TimeSpan Spread) DropStorm, (int Groups, TimeSpan Spread) CutStorm, (int Groups, TimeSpan Spread) VendorStorm,
+    (int Groups, TimeSpan Spread) VendorLongStorm, (int Groups, TimeSpan Spread) MixedStorm,
     (double Min, double Max) KillEvery,
     (double Min, double Max) BrokerStopEvery, (double Min, double Max) BrokerDown,
     (double Min, double Max) PostgresRestartEvery, (double Min, double Max) PostgresDown,
     (double Min, double Max) DropEvery, double DropShare,
     (double Min, double Max) CutEvery, (double Min, double Max) CutHold,
     (double Min, double Max) VendorHealthy, (double Min, double Max) VendorOutage, double VendorFaultShare,
+    TimeSpan VendorLongFrom, TimeSpan VendorLongOutage, double VendorLongFaultShare, int VendorLongRetryAfter,
     TimeSpan Stall, TimeSpan MaxWait, TimeSpan StormOverrun)
 {
+    private static (int, TimeSpan) Storm(int groups, double seconds) => (groups, TimeSpan.FromSeconds(seconds));
+
     public static ReplicaScale Ci { get; } = new(
-        Replicas: 3, Groups: 24, Spread: TimeSpan.FromSeconds(14),
+        Replicas: 3,
+        KillStorm: Storm(24, 14), BrokerStorm: Storm(24, 14), PostgresRestartStorm: Storm(24, 14),
+        DropStorm: Storm(24, 14), CutStorm: Storm(24, 14), VendorStorm: Storm(48, 23),
+        VendorLongStorm: Storm(24, 20), MixedStorm: Storm(24, 14),
         KillEvery: (1, 3),
         BrokerStopEvery: (3, 5), BrokerDown: (2, 3),
         PostgresRestartEvery: (3, 5), PostgresDown: (1, 2),
         DropEvery: (1, 2), DropShare: 0.5,
         CutEvery: (2, 4), CutHold: (3, 7),
         VendorHealthy: (1, 3), VendorOutage: (3, 6), VendorFaultShare: 0.6,
+        VendorLongFrom: TimeSpan.FromSeconds(2), VendorLongOutage: TimeSpan.FromSeconds(15), VendorLongFaultShare: 0.8, VendorLongRetryAfter: 10,
         Stall: TimeSpan.FromSeconds(75), MaxWait: TimeSpan.FromSeconds(100), StormOverrun: TimeSpan.FromSeconds(60));
 
     public static ReplicaScale Full { get; } = new(
-        Replicas: 3, Groups: 180, Spread: TimeSpan.FromSeconds(90),
+        Replicas: 3,
+        KillStorm: Storm(480, 240), BrokerStorm: Storm(360, 180), PostgresRestartStorm: Storm(360, 180),
+        DropStorm: Storm(180, 90), CutStorm: Storm(360, 180), VendorStorm: Storm(360, 150),
+        VendorLongStorm: Storm(240, 150), MixedStorm: Storm(360, 180),
         KillEvery: (1, 3),
         BrokerStopEvery: (2, 5), BrokerDown: (1, 4),
         PostgresRestartEvery: (2, 4), PostgresDown: (1, 3),
         DropEvery: (0.2, 0.6), DropShare: 0.3,
         CutEvery: (1, 3), CutHold: (2, 10),
         VendorHealthy: (3, 8), VendorOutage: (5, 15), VendorFaultShare: 0.6,
+        VendorLongFrom: TimeSpan.FromSeconds(10), VendorLongOutage: TimeSpan.FromSeconds(120), VendorLongFaultShare: 0.8, VendorLongRetryAfter: 10,
         Stall: TimeSpan.FromSeconds(90), MaxWait: TimeSpan.FromSeconds(420), StormOverrun: TimeSpan.FromSeconds(180));
 }
 
@@ -71,29 +90,31 @@ internal static class Cluster
     public static IEnumerable<Scenario> All(Scale scale)
     {
         var s = scale.Cluster;
-        (int, TimeSpan) Size(Scale x) => (x.Cluster.Groups, x.Cluster.Spread);
         var slackLatency = new VendorFaults { MaxLatency = TimeSpan.FromMilliseconds(800) };
         yield return new("replicas-kill",
-            $"{s.Replicas} replicas; kill -9 of a random replica every {s.KillEvery.Min:0.#}-{s.KillEvery.Max:0.#} s, started again; Slack answers within 0-0.8 s (latency, not a fault), so kills land between Slack keeping a message and its replica recording it",
-            Size, KillReplicas, Cluster: true, Slack: slackLatency);
+            $"{s.Replicas} replicas; kill -9 of a random ready replica every {s.KillEvery.Min:0.#}-{s.KillEvery.Max:0.#} s, started again (at least one left answering); Slack answers within 0-0.8 s (latency, not a fault), so kills land between Slack keeping a message and its replica recording it",
+            x => x.Cluster.KillStorm, KillReplicas, Cluster: true, Slack: slackLatency);
         yield return new("replicas-rabbitmq",
             $"{s.Replicas} replicas; RabbitMQ stopped (alternately rabbitmqctl stop and kill -9 of the node) every {s.BrokerStopEvery.Min:0.#}-{s.BrokerStopEvery.Max:0.#} s, started again after {s.BrokerDown.Min:0.#}-{s.BrokerDown.Max:0.#} s",
-            Size, BrokerRestarts, Cluster: true, InCi: false);
+            x => x.Cluster.BrokerStorm, BrokerRestarts, Cluster: true, InCi: false);
         yield return new("replicas-postgres-restart",
             $"{s.Replicas} replicas; PostgreSQL fast stop (SIGINT to the postmaster) every {s.PostgresRestartEvery.Min:0.#}-{s.PostgresRestartEvery.Max:0.#} s, started again after {s.PostgresDown.Min:0.#}-{s.PostgresDown.Max:0.#} s",
-            Size, PostgresRestarts, Cluster: true, InCi: false);
+            x => x.Cluster.PostgresRestartStorm, PostgresRestarts, Cluster: true, InCi: false);
         yield return new("replicas-postgres-drop",
             $"{s.Replicas} replicas; every {s.DropEvery.Min:0.#}-{s.DropEvery.Max:0.#} s pg_terminate_backend of each service session with probability {s.DropShare:0.#}",
-            Size, DropSessions, Cluster: true, InCi: false);
+            x => x.Cluster.DropStorm, DropSessions, Cluster: true, InCi: false);
         yield return new("replicas-partition",
-            $"{s.Replicas} replicas, each reaching PostgreSQL through its own TCP proxy; every {s.CutEvery.Min:0.#}-{s.CutEvery.Max:0.#} s one random replica is cut off for {s.CutHold.Min:0.#}-{s.CutHold.Max:0.#} s (lease 5 s), alternately a blackhole (bytes held, delivered when it heals) and a reset (RST, new connections refused)",
-            Size, CutReplicas, Cluster: true, NeedsProxies: true, InCi: false);
+            $"{s.Replicas} replicas, each reaching PostgreSQL through its own TCP proxy; each replica is cut off every {s.CutEvery.Min:0.#}-{s.CutEvery.Max:0.#} s after its last cut healed, for {s.CutHold.Min:0.#}-{s.CutHold.Max:0.#} s (lease 5 s), alternately a blackhole (bytes held, delivered when it heals) and a reset (RST, new connections refused); at most {s.Replicas - 1} cut at once",
+            x => x.Cluster.CutStorm, CutReplicas, Cluster: true, NeedsProxies: true, InCi: false);
         yield return new("replicas-vendors",
             $"{s.Replicas} replicas; Slack and PagerDuty outages of {s.VendorOutage.Min:0.#}-{s.VendorOutage.Max:0.#} s, {s.VendorHealthy.Min:0.#}-{s.VendorHealthy.Max:0.#} s apart: {s.VendorFaultShare:0%} of calls answered 429 (Retry-After: 1; PagerDuty half without), 5xx, slow (kept, answered after the timeout) or, on Slack, reset before/after keeping",
-            x => (x.Cluster.Groups * 2, x.Cluster.Spread * 5 / 3), VendorOutages, Cluster: true, InCi: false);
+            x => x.Cluster.VendorStorm, VendorOutages, Cluster: true, InCi: false);
+        yield return new("replicas-vendors-long",
+            $"{s.Replicas} replicas; Slack and PagerDuty fail for {s.VendorLongOutage.TotalSeconds:0} s without a break, from {s.VendorLongFrom.TotalSeconds:0} s into the storm: {s.VendorLongFaultShare:0%} of calls answered 429 (Retry-After: {s.VendorLongRetryAfter}, longer than the service waits in place; PagerDuty half without), 5xx or slow (kept, answered after the timeout)",
+            x => x.Cluster.VendorLongStorm, VendorLongOutage, Cluster: true, InCi: false);
         yield return new("replicas-mixed",
-            $"{s.Replicas} replicas through TCP proxies; all of the above at once, each at half its rate: replica kill -9, RabbitMQ stop/start, PostgreSQL restarts, dropped sessions, a replica cut off, Slack and PagerDuty outages",
-            Size, Mixed, Cluster: true, NeedsProxies: true);
+            $"{s.Replicas} replicas through TCP proxies; all of the above at once, each at half its rate: replica kill -9, RabbitMQ stop/start, PostgreSQL restarts, dropped sessions, replicas cut off, Slack and PagerDuty outages",
+            x => x.Cluster.MixedStorm, Mixed, Cluster: true, NeedsProxies: true);
     }
 
     /// <summary>Replica <paramref name="name"/>'s settings: the suite's service settings on PostgreSQL and RabbitMQ, a short claim lease, its own Slack token (who posted what).</summary>
@@ -105,6 +126,8 @@ internal static class Cluster
         env["Storage__ReplicaName"] = name;
         env["Storage__ClaimLease"] = "00:00:05";
         env["Slack__BotToken"] = $"xoxb-fault-suite-{name}";
+        // The PagerDuty stand-in ignores the query string except to tell which replica sent an event.
+        env["PagerDuty__EventsUrl"] = $"{pagerDuty.EventsUrl}?replica={name}";
         return env;
     }
 
@@ -293,7 +316,9 @@ internal static class Cluster
             restarts.Add(Task.Run(async () =>
             {
                 // Ready may also wait for PostgreSQL or this replica's proxy to heal when other faults run alongside.
+                var down = Stopwatch.StartNew();
                 await victim.StartAsync(budget: TimeSpan.FromSeconds(180));
+                c.Progress($"{victim.Name} ready again {down.Elapsed.TotalSeconds:0.0} s after its kill");
                 lock (restarting) restarting.Remove(victim);
             }, CancellationToken.None));
         }
@@ -346,21 +371,43 @@ internal static class Cluster
     private static async Task CutReplicas(ScenarioContext c, CancellationToken stormDone) =>
         await CutReplicasAsync(c, c.Scale.Cluster.CutEvery, stormDone);
 
+    /// <summary>
+    /// One loop per replica: its replica is cut off from PostgreSQL <paramref name="every"/> seconds after its last cut
+    /// healed, for <see cref="ReplicaScale.CutHold"/>, alternately a blackhole and a reset. At most all but one replica are
+    /// cut at once (a replica whose turn comes while the others are cut waits for its next turn), so some replica always
+    /// reaches PostgreSQL, as kills always leave one replica answering.
+    /// </summary>
     private static async Task CutReplicasAsync(ScenarioContext c, (double Min, double Max) every, CancellationToken stormDone)
     {
-        var kind = TcpProxy.CutKind.Blackhole;
-        while (await ScenarioContext.PauseAsync(every, stormDone))
+        var gate = new Lock();
+        var cut = 0;
+        await Task.WhenAll(c.Proxies.Select((proxy, i) => Task.Run(async () =>
         {
-            var i = Random.Shared.Next(c.Proxies.Count);
-            var connections = c.Proxies[i].Cut(kind);
-            var name = kind == TcpProxy.CutKind.Blackhole ? "blackhole" : "reset";
-            c.Faults.Add($"replica cut off from PostgreSQL ({name})");
-            c.Progress($"{c.Replicas[i].Name} cut off from PostgreSQL ({name}, {connections} connection(s))");
-            await ScenarioContext.PauseAsync(c.Scale.Cluster.CutHold, CancellationToken.None);
-            c.Proxies[i].Restore();
-            c.Progress($"{c.Replicas[i].Name} reaches PostgreSQL again");
-            kind = kind == TcpProxy.CutKind.Blackhole ? TcpProxy.CutKind.Reset : TcpProxy.CutKind.Blackhole;
-        }
+            var kind = i % 2 == 0 ? TcpProxy.CutKind.Blackhole : TcpProxy.CutKind.Reset;
+            while (await ScenarioContext.PauseAsync(every, stormDone))
+            {
+                lock (gate)
+                {
+                    if (cut >= c.Proxies.Count - 1) continue;
+                    cut++;
+                }
+                try
+                {
+                    var connections = proxy.Cut(kind);
+                    var name = kind == TcpProxy.CutKind.Blackhole ? "blackhole" : "reset";
+                    c.Faults.Add($"replica cut off from PostgreSQL ({name})");
+                    c.Progress($"{c.Replicas[i].Name} cut off from PostgreSQL ({name}, {connections} connection(s))");
+                    await ScenarioContext.PauseAsync(c.Scale.Cluster.CutHold, CancellationToken.None);
+                    proxy.Restore();
+                    c.Progress($"{c.Replicas[i].Name} reaches PostgreSQL again");
+                }
+                finally
+                {
+                    lock (gate) cut--;
+                }
+                kind = kind == TcpProxy.CutKind.Blackhole ? TcpProxy.CutKind.Reset : TcpProxy.CutKind.Blackhole;
+            }
+        }, CancellationToken.None)));
     }
 
     private static async Task VendorOutages(ScenarioContext c, CancellationToken stormDone) =>
@@ -389,6 +436,35 @@ internal static class Cluster
             c.Progress("Slack and PagerDuty healthy again");
             if (!more) break;
         }
+    }
+
+    /// <summary>
+    /// Slack and PagerDuty fail for minutes without a break: most calls answered 429 with a Retry-After longer than the
+    /// service waits in place (the outbox and the shared claim wait instead, for every replica), 5xx or slow (kept,
+    /// answered after the timeout). Breakers open and half-open many times; the backlog is delivered once it heals.
+    /// </summary>
+    private static async Task VendorLongOutage(ScenarioContext c, CancellationToken stormDone)
+    {
+        var s = c.Scale.Cluster;
+        var share = s.VendorLongFaultShare;
+        if (!await ScenarioContext.PauseAsync((s.VendorLongFrom.TotalSeconds, s.VendorLongFrom.TotalSeconds), stormDone)) return;
+        var calm = c.Slack.Faults;
+        c.Slack.Faults = new VendorFaults
+        {
+            RateLimited = share * 0.35, RetryAfterSeconds = s.VendorLongRetryAfter, ServerError = share * 0.35, Slow = share * 0.3,
+        };
+        c.PagerDuty.Faults = new VendorFaults
+        {
+            RateLimited = share * 0.35, RetryAfterShare = 0.5, RetryAfterSeconds = s.VendorLongRetryAfter, ServerError = share * 0.35,
+            Slow = share * 0.3, SlowDelay = TimeSpan.FromSeconds(3),
+        };
+        var outage = Stopwatch.StartNew();
+        c.Progress($"Slack and PagerDuty failing for {s.VendorLongOutage.TotalSeconds:0} s");
+        await ScenarioContext.PauseAsync((s.VendorLongOutage.TotalSeconds, s.VendorLongOutage.TotalSeconds), stormDone);
+        c.Slack.Faults = calm;
+        c.PagerDuty.Faults = VendorFaults.None;
+        c.Progress($"Slack and PagerDuty healthy again after {outage.Elapsed.TotalSeconds:0} s");
+        lock (c.Result.Notes) c.Result.Notes.Add($"Slack and PagerDuty failing for {outage.Elapsed.TotalSeconds:0} s");
     }
 
     /// <summary>Every fault at once, each injector at half its own rate.</summary>

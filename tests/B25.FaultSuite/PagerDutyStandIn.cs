@@ -24,6 +24,12 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
     {
         /// <summary>When the stand-in accepted it, unix ms.</summary>
         public long AtMs { get; init; } = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        /// <summary>The replica that sent it (the replica scenarios name it in the events URL), or null.</summary>
+        public string? Caller { get; init; }
+        /// <summary>Unix ms when the request reached the stand-in's handler (before its body was read).</summary>
+        public long ArrivedMs { get; init; }
+        /// <summary>The client had hung up (timed out) by the time it was answered: it cannot know the event was accepted.</summary>
+        public bool ClientGone { get; set; }
     }
 
     private readonly WebApplication _app;
@@ -63,6 +69,7 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
     private async Task HandleAsync(HttpContext context)
     {
         Interlocked.Increment(ref _changes);
+        var arrivedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var body = await reader.ReadToEndAsync(context.RequestAborted);
         string routingKey, action, dedupKey;
@@ -85,12 +92,15 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
         {
             if (!_calls.TryGetValue(routingKey, out log!)) _calls[routingKey] = log = new CallLog();
         }
-        log.Arrived(now);
-        try { await AnswerAsync(context, log, now, routingKey, action, dedupKey, body); }
+        // Replicas name themselves in the query string of their events URL (the replica scenarios).
+        var caller = context.Request.Query["replica"].FirstOrDefault();
+        log.Arrived(now, caller);
+        try { await AnswerAsync(context, log, now, arrivedMs, caller, routingKey, action, dedupKey, body); }
         finally { log.Completed(); }
     }
 
-    private async Task AnswerAsync(HttpContext context, CallLog log, double now, string routingKey, string action, string dedupKey, string body)
+    private async Task AnswerAsync(HttpContext context, CallLog log, double now, long arrivedMs, string? caller, string routingKey, string action,
+        string dedupKey, string body)
     {
         var f = Faults;
         var r = Random.Shared.NextDouble();
@@ -102,7 +112,9 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
             Counter.Add(withRetryAfter ? "pagerduty 429 with Retry-After" : "pagerduty 429 without Retry-After");
             await context.Response.WriteAsync("{\"status\":\"throttle event\",\"message\":\"Requests for this service are arriving too quickly.\"}");
             await context.Response.CompleteAsync();
-            if (withRetryAfter) log.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, f.RetryAfterSeconds);
+            // A client that hung up (timed out) before the 429 was answered never read its Retry-After: it binds nothing.
+            if (withRetryAfter && !context.RequestAborted.IsCancellationRequested)
+                log.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, f.RetryAfterSeconds, caller);
             return;
         }
         if (r < f.RateLimited + f.ServerError)
@@ -112,18 +124,30 @@ internal sealed class PagerDutyStandIn : IAsyncDisposable
             await context.Response.WriteAsync("internal error");
             return;
         }
-        lock (_events) _events.Add(new Event(_events.Count + 1, routingKey, action, dedupKey, body));
+        var accepted = new Event(0, routingKey, action, dedupKey, body) { Caller = caller, ArrivedMs = arrivedMs };
+        lock (_events) _events.Add(accepted = accepted with { Seq = _events.Count + 1 });
         if (r < f.RateLimited + f.ServerError + f.Slow)
         {
             // Accepted, but the answer comes after the service's PagerDuty:RequestTimeout: it cannot know.
             Counter.Add("pagerduty slow");
             try { await Task.Delay(f.SlowDelay, context.RequestAborted); }
-            catch (OperationCanceledException) { return; }
+            catch (OperationCanceledException)
+            {
+                accepted.ClientGone = true;
+                return;
+            }
         }
         context.Response.StatusCode = 202;
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(
-            $"{{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":{JsonSerializer.Serialize(dedupKey)}}}");
+        try
+        {
+            await context.Response.WriteAsync(
+                $"{{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":{JsonSerializer.Serialize(dedupKey)}}}", context.RequestAborted);
+        }
+        finally
+        {
+            if (context.RequestAborted.IsCancellationRequested) accepted.ClientGone = true;
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -448,6 +448,11 @@ internal static class Scenarios
         }
     }
 
+    /// <summary>A PagerDuty event for evidence lines: order, action, when it reached the stand-in and was accepted, who sent it.</summary>
+    private static string Describe(PagerDutyStandIn.Event e) =>
+        $"#{e.Seq} {e.Action} at {Clock(e.AtMs)}" + (e.AtMs - e.ArrivedMs >= 100 ? $" (arrived {Clock(e.ArrivedMs)})" : "") +
+        (e.Caller is null ? "" : $" by {e.Caller}") + (e.ClientGone ? " (client gone before the answer)" : "");
+
     /// <summary>A unix-ms instant as the time of day, for evidence lines.</summary>
     public static string Clock(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 
@@ -529,7 +534,7 @@ internal static class Scenarios
             if (pages > 1)
             {
                 r.PagerDutyExtraPages += pages - 1;
-                if (examples.Count < 15) examples.Add($"PagerDuty: {g.Token}: {pages} pages: {string.Join(", ", mine.Select(e => $"#{e.Seq} {e.Action} at {Clock(e.AtMs)}"))}");
+                if (examples.Count < 15) examples.Add($"PagerDuty: {g.Token}: {pages} pages: {string.Join(", ", mine.Select(Describe))}");
             }
         }
 

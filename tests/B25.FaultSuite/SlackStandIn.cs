@@ -43,12 +43,16 @@ internal enum FaultKind { Slow, RateLimited, ServerError, ResetBefore, ResetAfte
 /// routing key). A Retry-After binds the calls the client sends after it read the 429: a call that arrives after the 429
 /// was answered and before the Retry-After (counted from the 429 call's arrival, 100 ms of slack) has passed is a
 /// violation. Calls that arrived before the 429 was answered were already on their way: not violations, but counted.
+/// A 429 answered to a client that had already hung up (its timeout passed while the stand-in was slow to answer, as on
+/// an overloaded machine) was never read: it sets no Retry-After here.
 /// </summary>
 internal sealed class CallLog
 {
     private readonly List<double> _calls = [];
     private double _notBefore = double.MinValue;
     private double _answeredAt = double.MaxValue;
+    private int _retryAfter;
+    private string? _limited;
     private int _violations;
     private int _inFlight;
     private int _maxInFlight;
@@ -57,7 +61,9 @@ internal sealed class CallLog
     public List<string> Examples { get; } = [];
 
     /// <summary>Records a call arriving now; <see cref="Completed"/> when it has been answered.</summary>
-    public void Arrived(double now)
+    /// <param name="now">When it arrived.</param>
+    /// <param name="caller">Who made it (a replica's name), when the stand-in can tell, for the examples.</param>
+    public void Arrived(double now, string? caller = null)
     {
         lock (_calls)
         {
@@ -68,7 +74,9 @@ internal sealed class CallLog
                 _violations++;
                 if (Examples.Count < 5)
                     Examples.Add($"call {now - _answeredAt:0.000} s after a 429 was answered, {_notBefore - now:0.000} s before its Retry-After ended" +
-                                 $" ({_inFlight - 1} other call(s) in flight)");
+                                 $" ({_inFlight - 1} other call(s) in flight)" +
+                                 (caller is null && _limited is null ? "" : $"; this call by {caller ?? "?"}, the 429 (Retry-After: {_retryAfter}) to {_limited ?? "?"}") +
+                                 $"; at {now:0.000} s on the suite's clock");
             }
         }
     }
@@ -80,7 +88,7 @@ internal sealed class CallLog
     }
 
     /// <summary>A 429 to a call that arrived at <paramref name="arrivedAt"/> was answered at <paramref name="answeredAt"/>.</summary>
-    public void RetryAfterGiven(double arrivedAt, double answeredAt, int seconds)
+    public void RetryAfterGiven(double arrivedAt, double answeredAt, int seconds, string? caller = null)
     {
         lock (_calls)
         {
@@ -88,6 +96,8 @@ internal sealed class CallLog
             {
                 _notBefore = arrivedAt + seconds;
                 _answeredAt = answeredAt;
+                _retryAfter = seconds;
+                _limited = caller;
             }
         }
     }
@@ -285,6 +295,9 @@ internal sealed class SlackStandIn : IAsyncDisposable
     private static bool Flag(JsonObject args, string key) =>
         args[key] is JsonValue v && (v.TryGetValue<bool>(out var b) ? b : Str(args, key) is "true" or "1");
 
+    /// <summary>The last part of the caller's bot token: a replica's name in the replica scenarios ("suite" alone).</summary>
+    private static string Poster(HttpContext context) => context.Request.Headers.Authorization.ToString()["Bearer ".Length..].Split('-')[^1];
+
     private FaultKind? Draw(VendorFaults f)
     {
         var r = Random.Shared.NextDouble();
@@ -305,7 +318,7 @@ internal sealed class SlackStandIn : IAsyncDisposable
             return;
         }
         var now = _clock.Elapsed.TotalSeconds;
-        channel.Calls.Arrived(now);
+        channel.Calls.Arrived(now, Poster(context));
         try { await WriteAsync(context, method, args, channel, now); }
         finally { channel.Calls.Completed(); }
     }
@@ -322,7 +335,9 @@ internal sealed class SlackStandIn : IAsyncDisposable
                 context.Response.Headers.RetryAfter = faults.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
                 await AnswerAsync(context, new JsonObject { ["ok"] = false, ["error"] = "ratelimited" });
                 await context.Response.CompleteAsync();
-                channel.Calls.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, faults.RetryAfterSeconds);
+                // A client that hung up (timed out) before the 429 was answered never read its Retry-After: it binds nothing.
+                if (!context.RequestAborted.IsCancellationRequested)
+                    channel.Calls.RetryAfterGiven(now, _clock.Elapsed.TotalSeconds, faults.RetryAfterSeconds, Poster(context));
                 return;
             case FaultKind.ServerError:
                 context.Response.StatusCode = Random.Shared.Next(2) == 0 ? 500 : 503;
@@ -334,7 +349,7 @@ internal sealed class SlackStandIn : IAsyncDisposable
         }
 
         JsonObject answer;
-        var poster = context.Request.Headers.Authorization.ToString()["Bearer ".Length..].Split('-')[^1];
+        var poster = Poster(context);
         lock (_lock)
             answer = method == "chat.postMessage" ? Post(channel, args, poster) : Update(channel, args);
 
