@@ -6,6 +6,8 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 builder.AddAlerting();
 
 var app = builder.Build();
+if (RenderCommand.IsRender(args))
+    return await RenderCommand.RunAsync(app, args); // what a notification looks like in Slack and email: no servers, nothing stored
 try
 {
     await app.UseAlertingAsync();

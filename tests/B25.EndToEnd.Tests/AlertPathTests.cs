@@ -143,6 +143,9 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         Assert.Equal(channel, page.Channel);
         Assert.Equal("Bearer " + LocalStack.SlackBotToken, page.Authorization);
         Assert.Contains("FIRING", page.Text, StringComparison.OrdinalIgnoreCase);
+        // The first line carries the value of the rule's series, queried from the real Prometheus, and the rule's threshold.
+        if (alert is "ServiceDown") Assert.Contains("now 0 (fires == 0)", page.Text);
+        if (alert is "RiskLimitViolation") Assert.Contains("(fires &gt; 0)", page.Text);
 
         var round = new Round(service, fault, alert, page.AnsweredTs!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
             amPage.Path["/am-webhook/".Length..], page.Channel!);

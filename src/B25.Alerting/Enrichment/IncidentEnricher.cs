@@ -139,7 +139,9 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         foreach (var group in groups.Values.OrderByDescending(g => g.Alerts.Any(a => a.IsFiring)).ThenByDescending(g => g.Alerts.Count))
         {
             var key = $"{group.Query.Queried}\n{_options.Window.Ticks}\n{step.Ticks}";
-            if (_ranges.TryGet(key) is { } cached)
+            // An answer asked before one of these alerts started would show the series before it fired.
+            var askedSince = group.Alerts.Where(a => a.IsFiring).Select(a => (DateTimeOffset?)a.StartsAt).Max();
+            if (_ranges.TryGet(key, askedSince) is { } cached)
             {
                 hits++;
                 pending.Add((group, cached));
@@ -156,7 +158,7 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
                     };
                 continue;
             }
-            var (outcome, isNew) = _ranges.GetOrStart(key, () => FetchRangeAsync(group.Query.Queried, start, end, step));
+            var (outcome, isNew) = _ranges.GetOrStart(key, () => FetchRangeAsync(group.Query.Queried, start, end, step), askedSince);
             if (isNew) sent++;
             else hits++;
             pending.Add((group, outcome));

@@ -26,32 +26,47 @@ internal sealed class QueryCache<T>(TimeProvider time, TimeSpan cacheFor) where 
 
     public int Count => _entries.Count;
 
-    /// <summary>The answer (or the query in flight) for the key, or null when there is none or it expired.</summary>
-    public Task<QueryOutcome<T>>? TryGet(string key)
+    /// <summary>
+    /// The answer (or the query in flight) for the key, or null when there is none, it expired, or it was asked
+    /// before <paramref name="askedSince"/>: an answer older than the alert it is for cannot show what fired it.
+    /// </summary>
+    public Task<QueryOutcome<T>>? TryGet(string key, DateTimeOffset? askedSince = null)
     {
         if (!_entries.TryGetValue(key, out var entry)) return null;
+        if (askedSince is { } since && entry.AskedAt < since) return null;
         if (!entry.IsExpired(time.GetUtcNow())) return entry.Task;
         _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
         return null;
     }
 
-    /// <summary>The cached answer or query in flight for the key; else starts <paramref name="fetch"/> (Started true).</summary>
-    public (Task<QueryOutcome<T>> Outcome, bool Started) GetOrStart(string key, Func<Task<QueryOutcome<T>>> fetch)
+    /// <summary>The cached answer or query in flight for the key (see <see cref="TryGet"/>); else starts <paramref name="fetch"/> (Started true).</summary>
+    public (Task<QueryOutcome<T>> Outcome, bool Started) GetOrStart(string key, Func<Task<QueryOutcome<T>>> fetch, DateTimeOffset? askedSince = null)
     {
         while (true)
         {
-            if (TryGet(key) is { } cached) return (cached, false);
-            var entry = new Entry(fetch);
-            if (!_entries.TryAdd(key, entry)) continue; // another caller started it meanwhile: join theirs
-            var task = entry.Task;
-            _ = task.ContinueWith(t =>
+            if (TryGet(key, askedSince) is { } cached) return (cached, false);
+            var entry = new Entry(fetch, time.GetUtcNow());
+            if (_entries.TryGetValue(key, out var older))
             {
-                if (t.IsCompletedSuccessfully && t.Result.Ok && cacheFor > TimeSpan.Zero) entry.ExpiresAt = time.GetUtcNow() + cacheFor;
-                else _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
-            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            if (_entries.Count > SweepAbove) Sweep();
-            return (task, true);
+                // Too old for this alert: a fresh query takes its place.
+                if (!_entries.TryUpdate(key, entry, older)) continue;
+                return Started(key, entry);
+            }
+            if (!_entries.TryAdd(key, entry)) continue; // another caller started it meanwhile: join theirs
+            return Started(key, entry);
         }
+    }
+
+    private (Task<QueryOutcome<T>> Outcome, bool Started) Started(string key, Entry entry)
+    {
+        var task = entry.Task;
+        _ = task.ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully && t.Result.Ok && cacheFor > TimeSpan.Zero) entry.ExpiresAt = time.GetUtcNow() + cacheFor;
+            else _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (_entries.Count > SweepAbove) Sweep();
+        return (task, true);
     }
 
     private void Sweep()
@@ -61,8 +76,11 @@ internal sealed class QueryCache<T>(TimeProvider time, TimeSpan cacheFor) where 
             if (entry.IsExpired(now)) _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
     }
 
-    private sealed class Entry(Func<Task<QueryOutcome<T>>> fetch)
+    private sealed class Entry(Func<Task<QueryOutcome<T>>> fetch, DateTimeOffset askedAt)
     {
+        /// <summary>When the query was asked: the end of its window.</summary>
+        public DateTimeOffset AskedAt { get; } = askedAt;
+
         private readonly Lazy<Task<QueryOutcome<T>>> _task = new(fetch, LazyThreadSafetyMode.ExecutionAndPublication);
 
         public Task<QueryOutcome<T>> Task => _task.Value;

@@ -126,6 +126,21 @@ public sealed class IncidentPresenterTests
         Assert.Equal("Live context missing: Prometheus did not answer in time.", p.ContextNote);
     }
 
+    [Fact]
+    public void PagerDuty_says_the_same_first_line_with_the_same_links()
+    {
+        var incident = OrderBookStale("BTCUSDT", "ETHUSDT") with { Enrichment = Enriched(("fp-BTCUSDT", 12.5), ("fp-ETHUSDT", 7)) };
+        var p = Presenter(publicUrl: "https://alerting.b25.test").Present(incident);
+
+        var evt = System.Text.Json.Nodes.JsonNode.Parse(B25.Alerting.Delivery.PagerDuty.PagerDutyEvents.Trigger(incident, "KEY", "b25-x",
+            new B25.Alerting.Delivery.PagerDuty.PagerDutyOptions(), presentation: p))!;
+
+        Assert.Equal("[FIRING:2] " + p.Headline, evt["payload"]!["summary"]!.GetValue<string>());
+        var hrefs = evt["links"]!.AsArray().Select(l => l!["text"]!.GetValue<string>()).ToList();
+        Assert.Equal(["Runbook", "Prometheus", "Alertmanager", "Silence"], hrefs.Take(4));
+        Assert.Contains("now 12.5", evt["payload"]!["custom_details"]!["value"]!.GetValue<string>());
+    }
+
     internal static IncidentPresenter Presenter(string? publicUrl = null, string? hidden = null)
     {
         var links = new PublicLinks(Options.Create(new ServiceOptions { PublicUrl = publicUrl }), NullLogger<PublicLinks>.Instance);

@@ -130,6 +130,8 @@ internal sealed class LocalStack : IAsyncDisposable
             ["Slack__ApiBaseUrl"] = Slack.ApiBaseUrl,
             ["Storage__ConnectionString"] = $"Data Source={Path.Combine(Directory, "alerting.db")}",
             ["Bus__Transport"] = "InMemory",
+            // The enrichment stage queries the stack's Prometheus: pages carry the series' value and the rule's threshold.
+            ["Prometheus__Url"] = PrometheusUrl,
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         });
 

@@ -71,12 +71,20 @@ internal static class PagerDutyEvents
         return Truncate(text.ReplaceLineEndings(" "), MaxSummaryLength);
     }
 
-    public static string Trigger(IncidentView incident, string routingKey, string dedupKey, PagerDutyOptions options, int maxBytes = MaxEventBytes)
+    /// <summary>The summary from the presentation every channel shares: the state, then the first line.</summary>
+    public static string Summary(Presentation.IncidentPresentation p) =>
+        TextLimits.Truncate($"[{(p.Resolved || p.FiringCount == 0 ? "RESOLVED" : $"FIRING:{p.FiringCount}")}] {p.Headline}".ReplaceLineEndings(" "),
+            MaxSummaryLength);
+
+    /// <param name="presentation">The incident as every channel shows it: its first line is the summary, its links the links,
+    /// and the first action and current value go into custom_details. Null: built from the incident alone.</param>
+    public static string Trigger(IncidentView incident, string routingKey, string dedupKey, PagerDutyOptions options, int maxBytes = MaxEventBytes,
+        Presentation.IncidentPresentation? presentation = null)
     {
         var labels = incident.CommonLabels;
         var payload = new JsonObject
         {
-            ["summary"] = Summary(incident),
+            ["summary"] = presentation is null ? Summary(incident) : Summary(presentation),
             ["source"] = Truncate(SourceLabels.Select(labels.GetValueOrDefault).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v)) ?? "b25-alerting", MaxFieldLength),
             ["severity"] = IncidentSeverity(incident),
             ["timestamp"] = incident.OpenedAt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'"),
@@ -110,7 +118,13 @@ internal static class PagerDutyEvents
             ["client"] = Client,
         };
         if (Href(clientUrl) is { } href) evt["client_url"] = href;
-        evt["links"] = Links(incident, options);
+        evt["links"] = Links(incident, options, presentation);
+        if (presentation is not null)
+        {
+            if (presentation.FirstAction is { } action) details["first_action"] = action;
+            if (presentation.ValueLine is { } value) details["value"] = value;
+            if (presentation.ContextNote is { } note) details["context"] = note;
+        }
 
         // Fill custom_details.alerts with as many alerts as fit under the size limit; say how many did not.
         var alerts = new JsonArray();
@@ -163,7 +177,7 @@ internal static class PagerDutyEvents
         ["dedup_key"] = dedupKey,
     }.ToJsonString(Json);
 
-    private static JsonArray Links(IncidentView incident, PagerDutyOptions options)
+    private static JsonArray Links(IncidentView incident, PagerDutyOptions options, Presentation.IncidentPresentation? presentation)
     {
         var links = new JsonArray();
         var seen = new HashSet<string>();
@@ -172,6 +186,7 @@ internal static class PagerDutyEvents
             if (Href(url) is { } href && seen.Add(href) && links.Count < 10)
                 links.Add(new JsonObject { ["href"] = href, ["text"] = text });
         }
+        foreach (var link in presentation?.Links ?? []) Add(link.Url, link.Text);
         Add(incident.CommonAnnotations.GetValueOrDefault("runbook_url"), "Runbook");
         foreach (var alert in incident.Alerts.Where(a => a.Status == "firing").Take(20))
             Add(alert.Annotations.GetValueOrDefault("runbook_url"), "Runbook");

@@ -28,9 +28,12 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     private readonly ILogger<PagerDutyNotifier> _logger;
     private readonly TargetGuard<PagerDutyCallResult> _guard;
 
+    private readonly Presentation.IncidentPresenter? _presenter;
+
     public PagerDutyNotifier(IPagerDutyEventsApi api, IOptions<PagerDutyOptions> options, IIncidentReadModel incidents, TimeProvider time,
-        ILogger<PagerDutyNotifier> logger)
+        ILogger<PagerDutyNotifier> logger, Presentation.IncidentPresenter? presenter = null)
     {
+        _presenter = presenter;
         _api = api;
         _options = options.Value;
         _keys = _options.ConfiguredKeys();
@@ -105,7 +108,9 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
         if (triggers.Count > 0)
         {
             var view = await WithMoreAlertsAsync(incident, cancellationToken);
-            var body = PagerDutyEvents.Trigger(view, routingKey, dedupKey, _options);
+            // The first line and links as the other channels show them (with the context found for this revision).
+            var presentation = _presenter?.Present(view with { Enrichment = incident.Enrichment });
+            var body = PagerDutyEvents.Trigger(view, routingKey, dedupKey, _options, presentation: presentation);
             var result = await CallAsync(target, body, recorder, cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, events, target, result);
