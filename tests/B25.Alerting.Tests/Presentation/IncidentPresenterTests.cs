@@ -27,7 +27,7 @@ public sealed class IncidentPresenterTests
 
         var p = Presenter().Present(incident);
 
-        Assert.Equal("OrderBookStale market-data (symbol BTCUSDT, ETHUSDT, SOLUSDT) · now 31 (fires > 5) (ETHUSDT)", p.Headline);
+        Assert.Equal("OrderBookStale market-data (symbol BTCUSDT, ETHUSDT, SOLUSDT) · ETHUSDT now 31 (fires > 5)", p.Headline);
         Assert.Equal(["OrderBookStale symbol=BTCUSDT", "OrderBookStale symbol=ETHUSDT", "OrderBookStale symbol=SOLUSDT"],
             p.Alerts.Select(a => a.DisplayName));
         Assert.All(p.Alerts, a => Assert.Equal(["symbol"], a.Labels.Select(l => l.Key)));
@@ -186,6 +186,7 @@ public sealed class DurationWordingTests
     [InlineData(12 * 60 + 5, "12m 5s")]
     [InlineData(3 * 3600 + 7 * 60, "3h 7m")]
     [InlineData(2 * 86400 + 3 * 3600, "2d 3h")]
+    [InlineData(3600, "1h")]
     [InlineData(-5, "0s")]
     public void Durations_read_like_a_person_would_say_them(int seconds, string expected) =>
         Assert.Equal(expected, IncidentPresenter.Span(TimeSpan.FromSeconds(seconds)));

@@ -165,8 +165,8 @@ internal sealed class IncidentPresenter(IOptions<PresentationOptions> options, R
         if (currentValue is not null && !resolved)
         {
             var where = shown.Count > 1 && worst is not null && keys.Count > 0 && worst.DistinguishingLabels.TryGetValue(keys[0], out var v)
-                ? $" ({v})" : "";
-            text += $" · now {currentValue}{where}";
+                ? $"{v} " : "";
+            text += $" · {where}now {currentValue}";
         }
         return text;
     }
@@ -316,8 +316,8 @@ internal sealed class IncidentPresenter(IOptions<PresentationOptions> options, R
     internal static string Span(TimeSpan span)
     {
         if (span < TimeSpan.Zero) span = TimeSpan.Zero;
-        return span.TotalDays >= 1 ? $"{(int)span.TotalDays}d {span.Hours}h"
-            : span.TotalHours >= 1 ? $"{(int)span.TotalHours}h {span.Minutes}m"
+        return span.TotalDays >= 1 ? (span.Hours == 0 ? $"{(int)span.TotalDays}d" : $"{(int)span.TotalDays}d {span.Hours}h")
+            : span.TotalHours >= 1 ? (span.Minutes == 0 ? $"{(int)span.TotalHours}h" : $"{(int)span.TotalHours}h {span.Minutes}m")
             : span.TotalMinutes >= 1 ? (span.Seconds == 0 ? $"{span.Minutes}m" : $"{span.Minutes}m {span.Seconds}s")
             : $"{(int)span.TotalSeconds}s";
     }
