@@ -47,11 +47,16 @@ internal sealed partial class EnrichmentStage
         {
             return await lazy.Value.WaitAsync(cancellationToken) is { } enrichment ? incident with { Enrichment = enrichment } : incident;
         }
-        finally
+        catch
         {
-            if (lazy.Value.IsCompleted) _running.TryRemove(new KeyValuePair<(string, long), Lazy<Task<IncidentEnrichment?>>>(key, lazy));
+            // Not kept for the next delivery: it tries again.
+            if (lazy.Value.IsCompleted) Forget(key, lazy);
+            throw;
         }
     }
+
+    private void Forget((string, long) key, Lazy<Task<IncidentEnrichment?>> lazy) =>
+        _running.TryRemove(new KeyValuePair<(string, long), Lazy<Task<IncidentEnrichment?>>>(key, lazy));
 
     /// <summary>The stored enrichment of the incident's latest enriched revision (charts), or null.</summary>
     public async Task<IncidentEnrichment?> LatestAsync(string incidentId, CancellationToken cancellationToken) =>
@@ -59,8 +64,13 @@ internal sealed partial class EnrichmentStage
 
     private async Task<IncidentEnrichment?> FindOrRunAsync(IncidentView incident, CancellationToken cancellationToken)
     {
+        var key = (incident.Id, incident.Revision);
         var stored = await _store.FindAsync(incident.Id, incident.Revision, cancellationToken);
-        if (stored is not null) return Read(stored);
+        if (stored is not null)
+        {
+            _ = Task.Run(() => ForgetLater(key));
+            return Read(stored);
+        }
 
         IncidentEnrichment found;
         try
@@ -71,12 +81,38 @@ internal sealed partial class EnrichmentStage
         {
             // A bug in a source must not hold a page: it goes out with links only.
             LogEnrichFailed(ex, incident.Id, incident.Revision);
+            _ = Task.Run(() => ForgetLater(key));
             return null;
         }
-        // Another replica may have stored this revision meanwhile: the first one stored is what every channel shows.
-        var kept = await _store.SaveAsync(incident.Id, incident.Revision, EnrichmentJson.Serialize(found),
-            _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-        return Read(kept) ?? found;
+        // Stored off the page's path: this process's other targets take it from memory until it is stored, retries
+        // and edits (and other replicas) from the store. Should another replica store the revision first, its copy is kept.
+        _ = Task.Run(() => SaveAsync(key, found, cancellationToken));
+        return found;
+    }
+
+    private async Task SaveAsync((string Incident, long Revision) key, IncidentEnrichment found, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _store.SaveAsync(key.Incident, key.Revision, EnrichmentJson.Serialize(found), _time.GetUtcNow().ToUnixTimeMilliseconds(),
+                cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            // Not stored: the next delivery of this revision finds it missing and queries again. Nothing is lost.
+            LogSaveFailed(ex, key.Incident, key.Revision);
+        }
+        finally
+        {
+            await ForgetLater(key);
+        }
+    }
+
+    /// <summary>Drops the in-memory result a moment after it was settled, when the deliveries side by side have it.</summary>
+    private async Task ForgetLater((string, long) key)
+    {
+        await Task.Delay(TimeSpan.FromSeconds(5), _time);
+        if (_running.TryGetValue(key, out var lazy)) Forget(key, lazy);
     }
 
     private IncidentEnrichment? Read(string json)
@@ -94,6 +130,9 @@ internal sealed partial class EnrichmentStage
 
     [LoggerMessage(EventId = 1401, Level = LogLevel.Error, Message = "Enrichment of incident {IncidentId} revision {Revision} failed; it is delivered without context")]
     private partial void LogEnrichFailed(Exception ex, string incidentId, long revision);
+
+    [LoggerMessage(EventId = 1403, Level = LogLevel.Warning, Message = "Enrichment of incident {IncidentId} revision {Revision} could not be stored; a later delivery of it queries again")]
+    private partial void LogSaveFailed(Exception ex, string incidentId, long revision);
 
     [LoggerMessage(EventId = 1402, Level = LogLevel.Warning, Message = "A stored enrichment could not be read; the incident is delivered without context")]
     private partial void LogUnreadable(Exception ex);
