@@ -183,6 +183,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
             };
             if (outcome.Failure == FailureReason.Timeout) timeouts++;
             else if (outcome.Failure != FailureReason.QueryError) error ??= outcome.Error;
+            // Here too, not only where the query ends: this run stopped waiting at its deadline, maybe before the query did.
+            if (outcome.Failure is FailureReason.Unreachable or FailureReason.Timeout) MarkPrometheusDown();
             foreach (var alert in group.Alerts)
                 contexts[alert.Fingerprint] = contexts[alert.Fingerprint] with { State = state, Reason = reason };
         }
@@ -193,23 +195,44 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         return (contexts, Status(timeouts, pending.Count, error, sent, hits, skipped, EnrichmentMetrics.Prometheus, run));
     }
 
+    /// <summary>After Prometheus refused or did not answer, it is not asked again for this long: a storm's pages go out at once.</summary>
+    internal static readonly TimeSpan DownFor = TimeSpan.FromSeconds(5);
+
+    private long _prometheusDownUntilTicks;
+
     private async Task<QueryOutcome<PromRange>> FetchRangeAsync(string expression, DateTimeOffset start, DateTimeOffset end, TimeSpan step)
     {
+        // Failures are not cached per query, so without this every incident of a storm would wait on a Prometheus that is down.
+        var downUntil = new DateTimeOffset(Interlocked.Read(ref _prometheusDownUntilTicks), TimeSpan.Zero);
+        if (_time.GetUtcNow() < downUntil)
+            return QueryOutcome<PromRange>.Failed(FailureReason.Unreachable,
+                $"unreachable moments ago; not asked again before {downUntil.UtcDateTime:HH:mm:ss} UTC");
         // Its own deadline, not the first caller's: the answer may serve other incidents (see QueryCache).
         using var timeout = new CancellationTokenSource(_options.Timeout, _time);
         EnrichmentMetrics.Queries.WithLabels(EnrichmentMetrics.Prometheus).Inc();
+        QueryOutcome<PromRange> outcome;
         try
         {
-            return new QueryOutcome<PromRange>(await _prometheusClient.QueryRangeAsync(expression, start, end, step, _options.Timeout, timeout.Token));
+            outcome = new QueryOutcome<PromRange>(await _prometheusClient.QueryRangeAsync(expression, start, end, step, _options.Timeout, timeout.Token));
         }
         catch (SourceException ex)
         {
-            return QueryOutcome<PromRange>.Failed(ex.Reason, ex.Message);
+            outcome = QueryOutcome<PromRange>.Failed(ex.Reason, ex.Message);
         }
         catch (OperationCanceledException)
         {
-            return QueryOutcome<PromRange>.Failed(FailureReason.Timeout, $"no answer within {Ms(_options.Timeout)}");
+            outcome = QueryOutcome<PromRange>.Failed(FailureReason.Timeout, $"no answer within {Ms(_options.Timeout)}");
         }
+        if (outcome.Failure is FailureReason.Unreachable or FailureReason.Timeout) MarkPrometheusDown();
+        return outcome;
+    }
+
+    private void MarkPrometheusDown()
+    {
+        // Only a failure asked for fresh marks it: an answer from the mark itself does not extend it.
+        var until = (_time.GetUtcNow() + DownFor).UtcTicks;
+        var current = Interlocked.Read(ref _prometheusDownUntilTicks);
+        if (current < _time.GetUtcNow().UtcTicks) Interlocked.CompareExchange(ref _prometheusDownUntilTicks, until, current);
     }
 
     private Dictionary<string, AlertMetricContext> DisabledMetricContexts(EnrichmentRequest request)

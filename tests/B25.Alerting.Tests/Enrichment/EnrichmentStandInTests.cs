@@ -123,6 +123,26 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.Equal(1, _silent.Requests);
     }
 
+    [Fact]
+    public async Task A_prometheus_that_did_not_answer_is_not_asked_again_for_a_moment()
+    {
+        await WarmUpAsync();
+        using var host = Host(timeout: "00:00:01", prometheusUrl: _silent.Url);
+        await host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), CancellationToken.None);
+        Assert.Equal(1, _silent.Requests);
+
+        // The next incident of the storm (another expression: no cached answer to share) does not wait on it again.
+        var clock = Stopwatch.StartNew();
+        var next = await host.Enricher.EnrichAsync(TestAlerts.Incident("incident-2",
+            [TestAlerts.Firing("b", "b25_other_depth > 5", StartsAt, ("service", "market-data"))]), CancellationToken.None);
+        clock.Stop();
+
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"waited {clock.Elapsed}");
+        Assert.Equal(1, _silent.Requests);
+        Assert.Equal(SourceState.Error, next.Sources.Prometheus.State);
+        Assert.Contains("unreachable moments ago", next.MetricFor("b")!.Reason);
+    }
+
     /// <summary>The stand-ins' first answer can take seconds on a busy machine (JIT): get it out of the way.</summary>
     private async Task WarmUpAsync()
     {
