@@ -38,6 +38,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
     // Under a storm with a source down every enrichment fails the same way: one warning per source per interval.
     private readonly LogLimiter _prometheusWarnings;
     private readonly LogLimiter _lokiWarnings;
+    private readonly SourceDownMark _prometheusDown;
+    private readonly SourceDownMark _lokiDown;
 
     public IncidentEnricher(IOptions<EnrichmentOptions> options, IOptions<PrometheusOptions> prometheus, IOptions<LokiOptions> loki,
         IOptions<GrafanaOptions> grafana, PrometheusQueryClient prometheusClient, LokiQueryClient lokiClient, TimeProvider time,
@@ -55,6 +57,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         _lines = new QueryCache<LokiLines>(time, _options.CacheFor);
         _prometheusWarnings = new LogLimiter(time, TimeSpan.FromSeconds(10));
         _lokiWarnings = new LogLimiter(time, TimeSpan.FromSeconds(10));
+        _prometheusDown = new SourceDownMark("Prometheus", time);
+        _lokiDown = new SourceDownMark("Loki", time);
     }
 
     /// <summary>The range query step: the window over <c>Enrichment:Points</c>, in whole seconds.</summary>
@@ -184,7 +188,7 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
             if (outcome.Failure == FailureReason.Timeout) timeouts++;
             else if (outcome.Failure != FailureReason.QueryError) error ??= outcome.Error;
             // Here too, not only where the query ends: this run stopped waiting at its deadline, maybe before the query did.
-            if (outcome.Failure is FailureReason.Unreachable or FailureReason.Timeout) MarkPrometheusDown();
+            _prometheusDown.Note(outcome.Failure);
             foreach (var alert in group.Alerts)
                 contexts[alert.Fingerprint] = contexts[alert.Fingerprint] with { State = state, Reason = reason };
         }
@@ -195,18 +199,9 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         return (contexts, Status(timeouts, pending.Count, error, sent, hits, skipped, EnrichmentMetrics.Prometheus, run));
     }
 
-    /// <summary>After Prometheus refused or did not answer, it is not asked again for this long: a storm's pages go out at once.</summary>
-    internal static readonly TimeSpan DownFor = TimeSpan.FromSeconds(5);
-
-    private long _prometheusDownUntilTicks;
-
     private async Task<QueryOutcome<PromRange>> FetchRangeAsync(string expression, DateTimeOffset start, DateTimeOffset end, TimeSpan step)
     {
-        // Failures are not cached per query, so without this every incident of a storm would wait on a Prometheus that is down.
-        var downUntil = new DateTimeOffset(Interlocked.Read(ref _prometheusDownUntilTicks), TimeSpan.Zero);
-        if (_time.GetUtcNow() < downUntil)
-            return QueryOutcome<PromRange>.Failed(FailureReason.Unreachable,
-                $"unreachable moments ago; not asked again before {downUntil.UtcDateTime:HH:mm:ss} UTC");
+        if (_prometheusDown.Refusal<PromRange>() is { } refusal) return refusal;
         // Its own deadline, not the first caller's: the answer may serve other incidents (see QueryCache).
         using var timeout = new CancellationTokenSource(_options.Timeout, _time);
         EnrichmentMetrics.Queries.WithLabels(EnrichmentMetrics.Prometheus).Inc();
@@ -223,16 +218,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
         {
             outcome = QueryOutcome<PromRange>.Failed(FailureReason.Timeout, $"no answer within {Ms(_options.Timeout)}");
         }
-        if (outcome.Failure is FailureReason.Unreachable or FailureReason.Timeout) MarkPrometheusDown();
+        _prometheusDown.Note(outcome.Failure);
         return outcome;
-    }
-
-    private void MarkPrometheusDown()
-    {
-        // Only a failure asked for fresh marks it: an answer from the mark itself does not extend it.
-        var until = (_time.GetUtcNow() + DownFor).UtcTicks;
-        var current = Interlocked.Read(ref _prometheusDownUntilTicks);
-        if (current < _time.GetUtcNow().UtcTicks) Interlocked.CompareExchange(ref _prometheusDownUntilTicks, until, current);
     }
 
     private Dictionary<string, AlertMetricContext> DisabledMetricContexts(EnrichmentRequest request)
@@ -318,6 +305,8 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
             }
             if (outcome.Failure == FailureReason.Timeout) timeouts++;
             else error ??= outcome.Error;
+            // Here too, not only where the query ends: this run stopped waiting at its deadline, maybe before the query did.
+            _lokiDown.Note(outcome.Failure);
             logs[service] = outcome.Failure == FailureReason.Timeout
                 ? new ServiceLogs(service, ContextState.Timeout, $"Loki did not answer within {Ms(_options.Timeout)}", query, from, to, [])
                 : new ServiceLogs(service, ContextState.Error, $"Loki: {outcome.Error}", query, from, to, []);
@@ -331,20 +320,24 @@ internal sealed partial class IncidentEnricher : IIncidentEnricher
 
     private async Task<QueryOutcome<LokiLines>> FetchLinesAsync(string query, DateTimeOffset from, DateTimeOffset to)
     {
+        if (_lokiDown.Refusal<LokiLines>() is { } refusal) return refusal;
         using var timeout = new CancellationTokenSource(_options.Timeout, _time);
         EnrichmentMetrics.Queries.WithLabels(EnrichmentMetrics.Loki).Inc();
+        QueryOutcome<LokiLines> outcome;
         try
         {
-            return new QueryOutcome<LokiLines>(await _lokiClient.QueryRangeAsync(query, from, to, _options.LogLines, timeout.Token));
+            outcome = new QueryOutcome<LokiLines>(await _lokiClient.QueryRangeAsync(query, from, to, _options.LogLines, timeout.Token));
         }
         catch (SourceException ex)
         {
-            return QueryOutcome<LokiLines>.Failed(ex.Reason, ex.Message);
+            outcome = QueryOutcome<LokiLines>.Failed(ex.Reason, ex.Message);
         }
         catch (OperationCanceledException)
         {
-            return QueryOutcome<LokiLines>.Failed(FailureReason.Timeout, $"no answer within {Ms(_options.Timeout)}");
+            outcome = QueryOutcome<LokiLines>.Failed(FailureReason.Timeout, $"no answer within {Ms(_options.Timeout)}");
         }
+        _lokiDown.Note(outcome.Failure);
+        return outcome;
     }
 
     // ---- Grafana ------------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"waited {clock.Elapsed}");
         Assert.Equal(1, _silent.Requests);
         Assert.Equal(SourceState.Error, next.Sources.Prometheus.State);
-        Assert.Contains("unreachable moments ago", next.MetricFor("b")!.Reason);
+        Assert.Contains("Prometheus was unreachable moments ago", next.MetricFor("b")!.Reason);
     }
 
     /// <summary>The stand-ins' first answer can take seconds on a busy machine (JIT): get it out of the way.</summary>
@@ -165,6 +165,26 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.Equal(ContextState.Timeout, enrichment.LogsFor("market-data")!.State);
         Assert.Equal(SourceState.Ok, enrichment.Sources.Prometheus.State);
         Assert.Equal(200, enrichment.MetricFor("a")!.Current);
+    }
+
+    [Fact]
+    public async Task A_loki_that_did_not_answer_is_not_asked_again_for_a_moment()
+    {
+        PrometheusAnswers(null, "a");
+        using var host = Host(timeout: "00:00:01", lokiUrl: _silent.Url);
+        var first = await host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), CancellationToken.None);
+        Assert.Equal(SourceState.Timeout, first.Sources.Loki.State);
+        Assert.Equal(1, _silent.Requests);
+
+        // The next incident of the storm (another service: no cached answer to share) does not wait on Loki again.
+        var clock = Stopwatch.StartNew();
+        var next = await host.Enricher.EnrichAsync(TestAlerts.Incident("incident-2", [Alert("a", service: "order-execution")]), CancellationToken.None);
+        clock.Stop();
+
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"waited {clock.Elapsed}");
+        Assert.Equal(1, _silent.Requests);
+        Assert.Equal(SourceState.Error, next.Sources.Loki.State);
+        Assert.Contains("Loki was unreachable moments ago", next.LogsFor("order-execution")!.Reason);
     }
 
     [Fact]
