@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using B25.EndToEnd.Tests.Stack;
 using Xunit.Abstractions;
 
@@ -144,7 +146,15 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         Assert.Equal("Bearer " + LocalStack.SlackBotToken, page.Authorization);
         Assert.Contains("FIRING", page.Text, StringComparison.OrdinalIgnoreCase);
         // The first line carries the value of the rule's series, queried from the real Prometheus, and the rule's threshold.
-        if (alert is "ServiceDown") Assert.Contains("now 0 (fires == 0)", page.Text);
+        if (alert is "ServiceDown")
+        {
+            Assert.Contains("now 0 (fires == 0)", page.Text);
+            // The value line: a sparkline of the real series (up 1 before the fault, 0 since), its range and the threshold.
+            var valueLine = Regex.Match(string.Join("\n", Strings(page.Json)), @"[\u2581-\u2588 ·]*[\u2581-\u2588][\u2581-\u2588 ·]* · now 0 · min 0 · max 1 · fires == 0");
+            Assert.True(valueLine.Success, $"no value line with a sparkline in the page: {page.Body}");
+            Assert.Contains('\u2588', valueLine.Value); // the highest block: up was 1 in the window
+            Assert.Contains('\u2581', valueLine.Value); // the lowest: up is 0 now
+        }
         if (alert is "RiskLimitViolation") Assert.Contains("(fires &gt; 0)", page.Text);
 
         var round = new Round(service, fault, alert, page.AnsweredTs!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
@@ -153,6 +163,15 @@ public sealed class AlertPathTests(ITestOutputHelper output)
             $"{round.PageAlertmanager:0.00} s via Alertmanager slack_configs (receiver {round.Receiver})");
         return round;
     }
+
+    /// <summary>Every string in a JSON document (Slack's blocks nest them at several depths).</summary>
+    private static IEnumerable<string> Strings(JsonNode? node) => node switch
+    {
+        JsonObject o => o.SelectMany(p => Strings(p.Value)),
+        JsonArray a => a.SelectMany(Strings),
+        JsonValue v when v.TryGetValue<string>(out var s) => [s],
+        _ => [],
+    };
 
     private static double Seconds(long from, long to) => (to - from) / (double)Stopwatch.Frequency;
 

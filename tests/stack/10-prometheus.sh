@@ -128,7 +128,8 @@ before=$failures
 defined=$(grep -hE '^[[:space:]]*- alert:' "${alert_files[@]}" | awk '{print $3}' | sort -u)
 # who watches the watcher (issue 8): the service's own health, its replicas, the dead man's switch
 watcher="AlertingServiceDown AlertingReplicaDown Watchdog AlertingDeliveriesFailing AlertingDeliveryBacklogNotDraining
-AlertingJournalUnavailable AlertingSlackAuthFailing AlertingNotificationsNotProcessed AlertmanagerWebhookFailing"
+AlertingJournalUnavailable AlertingSlackAuthFailing AlertingNotificationsNotProcessed AlertmanagerWebhookFailing
+AlertingContextSourceFailing AlertingSlackFallbackMessages"
 for a in $required; do
   grep -qx "$a" <<<"$defined" || fail "alert $a (from the plan) is not defined"
 done

@@ -116,6 +116,8 @@ route "$FALLBACK" alertname=AlertingWatchdogMissing severity=critical service=b2
 route watchdog alertname=Watchdog severity=none alert_role=watchdog category=infrastructure
 route b25-warning alertname=AlertingReplicaDown severity=warning service=b25-alerting tier=infrastructure instance=b25-alerting-1:8080
 route b25-critical alertname=AlertingSlackAuthFailing severity=critical service=b25-alerting tier=infrastructure
+route b25-warning alertname=AlertingContextSourceFailing severity=warning service=b25-alerting tier=infrastructure category=infrastructure source=prometheus
+route b25-warning alertname=AlertingSlackFallbackMessages severity=warning service=b25-alerting tier=infrastructure category=infrastructure
 route b25-critical alertname=AlertmanagerWebhookFailing severity=critical service=alertmanager tier=infrastructure
 route b25-default alertname=SomethingNew severity=page tier=core
 # the maintenance window mutes info and support-tier warnings only

@@ -132,6 +132,8 @@ internal sealed class LocalStack : IAsyncDisposable
             ["Bus__Transport"] = "InMemory",
             // The enrichment stage queries the stack's Prometheus: pages carry the series' value and the rule's threshold.
             ["Prometheus__Url"] = PrometheusUrl,
+            // A window this run fills (step 5 s): the sparkline, min and max show the series before and after the fault.
+            ["Enrichment__Window"] = "00:05:00",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         });
 
