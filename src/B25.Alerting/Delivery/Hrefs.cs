@@ -10,16 +10,24 @@ internal static class Hrefs
     private const string Allowed = "-._~:/?#[]@!$&'()*+,;=";
 
     /// <summary>
+    /// <paramref name="value"/> (trimmed) when it is an absolute http or https URL, else null: the one test every
+    /// link the service writes passes, so a javascript: or data: URL from an annotation stays out of every message.
+    /// </summary>
+    public static Uri? WebUri(string? value) =>
+        !string.IsNullOrWhiteSpace(value) && Uri.TryCreate(value.Trim(), UriKind.Absolute, out var uri)
+        && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+            ? uri
+            : null;
+
+    /// <summary>
     /// <paramref name="url"/> percent-encoded where RFC 3986 asks it (the UTF-8 bytes of each character not
     /// allowed raw), otherwise as written; null when it is not an absolute http(s) URL, or longer than
     /// <paramref name="maxLength"/> once encoded: a cut URL leads nowhere.
     /// </summary>
     public static string? Http(string? url, int maxLength)
     {
-        if (string.IsNullOrWhiteSpace(url)) return null;
-        url = url.Trim();
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-            return null;
+        if (WebUri(url) is null) return null;
+        url = url!.Trim();
         var href = new StringBuilder(url.Length + 16);
         for (var i = 0; i < url.Length; i++)
         {

@@ -59,8 +59,7 @@ internal sealed class EnrichmentOptions
 internal static class SourceUrl
 {
     public static bool IsValid(string? value) =>
-        string.IsNullOrWhiteSpace(value)
-        || (Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps));
+        string.IsNullOrWhiteSpace(value) || Delivery.Hrefs.WebUri(value) is not null;
 
     /// <summary>The base address with a trailing slash, so relative request paths keep any path prefix.</summary>
     public static Uri? BaseAddress(string? value) =>

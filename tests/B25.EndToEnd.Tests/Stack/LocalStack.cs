@@ -132,8 +132,9 @@ internal sealed class LocalStack : IAsyncDisposable
             ["Bus__Transport"] = "InMemory",
             // The enrichment stage queries the stack's Prometheus: pages carry the series' value and the rule's threshold.
             ["Prometheus__Url"] = PrometheusUrl,
-            // A window this run fills (step 5 s): the sparkline, min and max show the series before and after the fault.
-            ["Enrichment__Window"] = "00:05:00",
+            // A window this run fills (step 1 s, 3 s a character): the sparkline, min and max show the series before and
+            // after the fault, which pages within seconds of the stack's start.
+            ["Enrichment__Window"] = "00:01:00",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         });
 

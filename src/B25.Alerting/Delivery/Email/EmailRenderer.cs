@@ -153,11 +153,7 @@ internal sealed class EmailRenderer
     }
 
     /// <summary>Only absolute http(s) links: a javascript: or data: URL from an annotation stays out of the mail.</summary>
-    private static string? SafeUrl(string? value) =>
-        !string.IsNullOrWhiteSpace(value) && Uri.TryCreate(value.Trim(), UriKind.Absolute, out var uri)
-        && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
-            ? uri.AbsoluteUri
-            : null;
+    private static string? SafeUrl(string? value) => Hrefs.WebUri(value)?.AbsoluteUri;
 
     private static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
 

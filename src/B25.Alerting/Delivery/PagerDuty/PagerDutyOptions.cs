@@ -66,6 +66,5 @@ internal sealed class PagerDutyOptions : IValidatableObject
                 yield return new ValidationResult($"PagerDuty routing key '{name}' contains whitespace.", [nameof(RoutingKeys)]);
     }
 
-    internal static bool IsHttpUrl(string? value) =>
-        Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+    internal static bool IsHttpUrl(string? value) => Hrefs.WebUri(value) is not null;
 }

@@ -243,12 +243,7 @@ internal sealed class IncidentPresenter(IOptions<PresentationOptions> options, R
     }
 
     /// <summary>Only absolute http(s) links: a javascript: or data: URL from an annotation stays out of every message.</summary>
-    private static string? WebUrl(string? value)
-    {
-        if (string.IsNullOrWhiteSpace(value) || !Uri.TryCreate(value.Trim(), UriKind.Absolute, out var uri)
-            || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)) return null;
-        return value.Trim().TrimEnd('/');
-    }
+    private static string? WebUrl(string? value) => Hrefs.WebUri(value) is null ? null : value!.Trim().TrimEnd('/');
 
     private static AlertMetricContext? Worst(IEnumerable<AlertView> alerts, IncidentEnrichment? enrichment)
     {

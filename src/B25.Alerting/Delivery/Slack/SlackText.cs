@@ -28,10 +28,7 @@ internal static class SlackText
     /// <summary>A link only for absolute http(s) URLs; anything else is shown as escaped text.</summary>
     public static string Link(string? url, string text)
     {
-        if (string.IsNullOrWhiteSpace(url)
-            || !Uri.TryCreate(url, UriKind.Absolute, out var uri)
-            || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-            return "";
+        if (Hrefs.WebUri(url) is not { } uri) return "";
         var safeUrl = uri.AbsoluteUri.Replace("|", "%7C").Replace("<", "%3C").Replace(">", "%3E").Replace("&", "&amp;");
         return $"<{safeUrl}|{Escape(text)}>";
     }
