@@ -22,5 +22,9 @@ RUN mkdir -p /var/lib/b25-alerting && chown "$APP_UID" /var/lib/b25-alerting
 # The aspnet images define a non-root user; run as it.
 USER $APP_UID
 ENV ASPNETCORE_HTTP_PORTS=8080
+# Tiered JIT: promote hot methods at once instead of after 100 ms without new compilations. A replica that starts
+# into a storm otherwise runs unoptimised code for minutes, since the storm keeps the runtime "starting up"; on
+# 2 cores that made its first pages 10x slower (docs/benchmarks.md, "A replica that starts into a storm").
+ENV DOTNET_TC_CallCountingDelayMs=0
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "B25.Alerting.dll"]

@@ -127,13 +127,21 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
     Dictionary<string, string> ServiceEnv, string[] Phases, string Commit, string Storage, int[] Replicas, int PgPort, string PgBin,
     Dictionary<string, string> PgSettings)
 {
+    /// <summary>Kept equal to the ENV lines of compose/alerting.Dockerfile.</summary>
+    public static readonly IReadOnlyDictionary<string, string> ImageRuntimeEnv = new Dictionary<string, string>
+    {
+        ["DOTNET_TC_CallCountingDelayMs"] = "0",
+    };
+
     public static BenchOptions Parse(string[] args)
     {
         string transport = "Both", commitRef = "HEAD";
         string? dll = null, output = null, repo = null;
         double scale = 1;
         var rabbitPort = 5699;
-        var serviceEnv = new Dictionary<string, string>();
+        // The runtime settings the service's image runs with (compose/alerting.Dockerfile): the bench measures what
+        // production runs; --service-env overrides them (e.g. DOTNET_TC_CallCountingDelayMs=100, the runtime's default).
+        var serviceEnv = new Dictionary<string, string>(ImageRuntimeEnv);
         string storage = "Sqlite", pgBin = PostgresServer.DefaultBin;
         int[] replicas = [1];
         var pgPort = 0;
@@ -257,7 +265,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                 $"{replicas} service replicas per phase on the same database and RabbitMQ queue, each its own port and `Storage__ReplicaName`; " +
                 "the bench sends its requests round-robin over them; server-side figures are summed over the replicas.");
         if (options.ServiceEnv.Count > 0)
-            md.AppendLine(CultureInfo.InvariantCulture, $"Extra service settings: {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
+            md.AppendLine(CultureInfo.InvariantCulture, $"Service environment (the image's runtime settings and --service-env): {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
         md.AppendLine();
         if (!options.Phases.Intersect(ServicePhases).Any())
         {
