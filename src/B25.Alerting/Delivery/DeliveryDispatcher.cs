@@ -164,11 +164,14 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         var pending = await _outbox.DueAsync(channel, target, now, 50, cancellationToken);
         if (pending.Count == 0) return false;
 
+        var claimedJustNow = true;
         foreach (var group in pending.GroupBy(d => d.IncidentId))
         {
             var batch = group.ToList();
-            // Renewed per incident, so a long batch (rate-limited sends) keeps the target.
-            if (!await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
+            // Renewed per incident, so a long batch (rate-limited sends) keeps the target; the first incident goes
+            // on the claim taken just above (one transaction less per wake-up in a storm of single-incident wakes).
+            if (!claimedJustNow && !await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
+            claimedJustNow = false;
             var incident = await _incidents.LoadAsync(group.Key, 40, cancellationToken);
             if (incident is not null && notifier.ShowsContext) incident = await _enrichment.EnrichAsync(incident, cancellationToken);
             var message = await _outbox.MessageAsync(group.Key, channel, target, cancellationToken);
