@@ -41,6 +41,11 @@ internal static class AlertingMetrics
         "b25_alerting_slack_auth_failures_total",
         "Slack Web API calls refused because the bot token does not authenticate (ok:false with invalid_auth, not_authed, account_inactive, token_revoked or token_expired): nothing reaches Slack until the token is replaced.");
 
+    public static readonly Gauge SlackTokenValid = Metrics.CreateGauge(
+        "b25_alerting_slack_token_valid",
+        "1 while Slack's auth.test accepts the bot token, 0 while Slack refuses it (/health/ready is then Degraded); absent in log-only mode and until Slack first answered.",
+        new GaugeConfiguration { SuppressInitialValue = true });
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 
