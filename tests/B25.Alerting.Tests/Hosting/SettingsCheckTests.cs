@@ -121,4 +121,12 @@ public sealed class SettingsCheckTests
         Assert.Equal("[::]:8080", Assert.Single(ListenAddresses.Endpoints(Config(("http_ports", "8080")))).Endpoint.ToString());
         Assert.True(ListenAddresses.IsConfigured(Config(("Kestrel:Endpoints:Http:Url", "http://localhost:9000"))));
     }
+
+    [Fact]
+    public async Task An_empty_recipient_from_an_unset_compose_variable_is_no_recipient()
+    {
+        // compose passes Smtp__To__0=${SMTP_TO:-}: empty while email is off.
+        using var factory = new B25.Alerting.Tests.Support.AlertingFactory(null, new() { ["Smtp:To:0"] = "", ["Smtp:Host"] = "" });
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await factory.CreateClient().GetAsync("/health/live")).StatusCode);
+    }
 }

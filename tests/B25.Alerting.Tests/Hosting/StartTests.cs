@@ -75,13 +75,14 @@ public sealed class StartTests : IDisposable
         Assert.Equal(url, service.BaseUrl);
 
         await Eventually.True(() => service.Output.Contains("B25.Alerting started"), "the start summary is logged");
-        var summary = Assert.Single(Lines(service.Output), l => l.Contains("B25.Alerting started"));
+        var line = Assert.Single(Lines(service.Output), l => l.Contains("B25.Alerting started"));
+        var summary = System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("@m").GetString()!;
         Assert.Contains($"listening on {url}", summary);
         Assert.Contains($"storage Sqlite {_db}", summary);
         Assert.Contains("bus InMemory", summary);
         Assert.Contains("slack on: #trading-alerts-critical #trading-alerts #trading-info", summary);
         Assert.Contains("pagerduty off", summary);
-        Assert.Contains("critical {severity=", summary);
+        Assert.Contains("critical {receiver=~\"b25-critical|b25-emergency-stop\"} -> slack:#trading-alerts-critical", summary);
         Assert.DoesNotContain("xoxb", service.Output);
         Assert.Single(Lines(service.Output), l => l.Contains("unknown key Slack:BotTokne"));
     }

@@ -84,4 +84,8 @@ public sealed class ControlCharacterTests
     public void A_thread_reply_names_alerts_escaped() =>
         Assert.Equal("OrderBookStale symbol=BTC\\u0000USDT",
             AlertNaming.Name(new Dictionary<string, string> { ["alertname"] = "OrderBookStale", ["symbol"] = "BTC\0USDT" }, ["symbol"]));
+
+    [Fact]
+    public void A_null_label_value_the_intake_let_through_stays_null() =>
+        Assert.Null(ControlCharacters.Escape(new Dictionary<string, string> { ["empty"] = null! })["empty"]);
 }

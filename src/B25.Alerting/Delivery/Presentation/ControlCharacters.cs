@@ -13,6 +13,7 @@ internal static class ControlCharacters
 {
     public static string Escape(string text, bool multiline = false)
     {
+        if (string.IsNullOrEmpty(text)) return text; // a label given as null stays what the intake let through
         var i = 0;
         while (i < text.Length && !NeedsEscape(text, i, multiline)) i++;
         if (i == text.Length) return text;
