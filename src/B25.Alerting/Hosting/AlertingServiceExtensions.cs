@@ -191,6 +191,7 @@ internal static partial class AlertingServiceExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.CountOpenIncidentsAtScrape("/metrics");
+        app.MapHome();
         app.MapAlertmanagerWebhook();
         app.MapIncidents();
         app.MapEmergencyStops();
