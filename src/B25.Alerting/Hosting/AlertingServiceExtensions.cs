@@ -43,6 +43,7 @@ internal static partial class AlertingServiceExtensions
         // Before anything reads a section: a value that does not convert is named, not thrown from deep inside.
         services.AddSingleton(SettingsCheck.Check(builder.Configuration));
         ListenAddresses.UseDefaultUnlessConfigured(builder);
+        services.AddAlertingTracing(builder.Configuration);
         services.AddProblemDetails();
         services.AddSingleton(TimeProvider.System);
 

@@ -48,6 +48,15 @@ public sealed partial class LoggingTests
         Assert.Single(Regex.Matches(raw, "friends"));
     }
 
+    [Fact]
+    public void A_line_written_inside_a_span_carries_its_trace_and_span_id()
+    {
+        using var activity = new System.Diagnostics.Activity("webhook").Start();
+        var line = Format(LogLevel.Information, "inside");
+        Assert.Equal(activity.TraceId.ToHexString(), line.GetProperty("@tr").GetString());
+        Assert.Equal(activity.SpanId.ToHexString(), line.GetProperty("@sp").GetString());
+    }
+
     /// <summary>
     /// compose/promtail/promtail-config.yml takes the level from `level` or `@l` and maps it to Loki's level label;
     /// Loki:Levels (the service's own log context) and the "warnings and errors" panels select on that label.
