@@ -17,7 +17,16 @@ catch (StartRefusedException)
     await app.DisposeAsync(); // flushes the log line that says why
     return 1;
 }
-await app.RunAsync();
+try
+{
+    await app.RunAsync();
+}
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    // Taken between the check in UseAlertingAsync and Kestrel's bind: still one line, still exit 1.
+    await Console.Error.WriteLineAsync($"Cannot listen: {ex.Message}; not starting");
+    return 1;
+}
 return 0;
 
 public partial class Program;

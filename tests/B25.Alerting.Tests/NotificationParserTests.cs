@@ -82,6 +82,10 @@ public sealed class NotificationParserTests(ITestOutputHelper output)
         // Numbers.
         foreach (var number in new[] { "0", "-0", "1.0", "1e2", "2147483647", "2147483648", "-2147483649", "\"5\"", "true", "[]" })
             yield return Replace($"truncatedAlerts {number}", "\"truncatedAlerts\":0", $"\"truncatedAlerts\":{number}", null);
+        // Alertmanager's truncatedAlerts is a uint64.
+        foreach (var (number, accepted) in new[] { ("2147483648", true), ("9223372036854775808", true), ("18446744073709551615", true),
+                                                   ("18446744073709551616", false), ("-1", false) })
+            yield return Replace($"truncatedAlerts {number} (uint64)", "\"truncatedAlerts\":0", $"\"truncatedAlerts\":{number}", accepted);
 
         // Text: invalid UTF-8 and escapes that do not decode to UTF-16, in values and in names.
         yield return Bytes("invalid UTF-8 in a label value", "\"instance\":\"a1\"", [.. "\"instance\":\"a"u8, 0xC3, 0x28, .. "\""u8]);

@@ -158,8 +158,15 @@ public sealed partial class ComposeTests
     [Fact]
     public void Services_that_bind_loopback_by_default_listen_on_all_interfaces_in_compose()
     {
-        // appsettings.json of both .NET programs binds 127.0.0.1: unreachable from other containers.
-        Assert.All(AlertingReplicas, r => Assert.Equal("http://0.0.0.0:8080", Compose.Environment(r.Node)["Urls"]));
+        // Without a listen setting the service binds 127.0.0.1:8080: unreachable from other containers. Its image
+        // sets the standard ASPNETCORE_HTTP_PORTS, which the service honours; nothing in compose may override it.
+        var dockerfile = File.ReadAllText(Repo.PathOf("compose/alerting.Dockerfile"));
+        Assert.Matches(@"(?m)^ENV ASPNETCORE_HTTP_PORTS=8080\s*$", dockerfile);
+        Assert.All(AlertingReplicas, r =>
+        {
+            var environment = Compose.Environment(r.Node);
+            Assert.False(environment.ContainsKey("Urls") || environment.ContainsKey("ASPNETCORE_URLS"), "compose overrides the image's ASPNETCORE_HTTP_PORTS");
+        });
         Assert.Equal("0.0.0.0", _compose.Service("simulator").Get("environment").Str("Simulator__Host"));
     }
 

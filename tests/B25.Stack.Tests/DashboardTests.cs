@@ -324,4 +324,15 @@ public sealed class DashboardTests
         }
         return uids;
     }
+
+    [Fact]
+    public void Open_incidents_are_read_from_the_service_gauge_not_counted_from_counters()
+    {
+        // opened_total - closed_total reads 0 after a restart with incidents open, and later goes negative.
+        var queries = All.SelectMany(d => d.Queries()).ToList();
+        var open = Assert.Single(queries, q => q.Dashboard.Uid == "b25-alerting" && q.PanelTitle == "Open incidents");
+        Assert.Equal("max(b25_alerting_open_incidents{service=~\"$service\"})", open.Expr);
+        Assert.DoesNotContain(queries, q => System.Text.RegularExpressions.Regex.IsMatch(q.Expr,
+            @"b25_alerting_incidents_opened_total[^\[]*\)\s*-\s*sum\(b25_alerting_incidents_closed_total"));
+    }
 }

@@ -17,6 +17,7 @@ using B25.Alerting.Webhooks;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using B25.Alerting.Observability;
 using Prometheus;
 
 namespace B25.Alerting.Hosting;
@@ -25,24 +26,30 @@ internal static partial class AlertingServiceExtensions
 {
     public static WebApplicationBuilder AddAlerting(this WebApplicationBuilder builder)
     {
+        // The console, formatted as Logging:Console:FormatterName says: compact (one JSON object per line, what
+        // Promtail reads) by default, simple (readable) in Development (appsettings.Development.json).
         builder.Logging.ClearProviders();
-        builder.Logging.AddJsonConsole(o =>
-        {
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
-            o.IncludeScopes = true;
-        });
+        builder.Logging.AddConsole();
+        builder.Logging.AddConsoleFormatter<Observability.CompactJsonConsoleFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
 
         // .NET meters reach /metrics through prometheus-net's adapter, but not Npgsql's: it records a measurement
-        // per command, which cost about 9 % of the service's CPU under load, and nothing watches it.
-        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = instrument => instrument.Meter.Name != "Npgsql");
+        // per command, which cost about 9 % of the service's CPU under load, and nothing watches it. Nor the
+        // runtime's private diagnostics meters (private_internaldiagnostics_* msquic gauges): not a public contract.
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = instrument =>
+            instrument.Meter.Name != "Npgsql"
+            && !instrument.Meter.Name.StartsWith("Private.InternalDiagnostics.", StringComparison.OrdinalIgnoreCase));
 
         var services = builder.Services;
+        // Before anything reads a section: a value that does not convert is named, not thrown from deep inside.
+        services.AddSingleton(SettingsCheck.Check(builder.Configuration));
+        ListenAddresses.UseDefaultUnlessConfigured(builder);
+        services.AddAlertingTracing(builder.Configuration);
         services.AddProblemDetails();
         services.AddSingleton(TimeProvider.System);
 
         services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations().ValidateOnStart()
+            .PostConfigure(o => o.ConnectionString = SqliteLocation.Anchor(o.Provider, o.ConnectionString, AppContext.BaseDirectory));
         services.AddOptions<BusOptions>().BindConfiguration(BusOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<SlackOptions>().BindConfiguration(SlackOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<TemplateOptions>().BindConfiguration(TemplateOptions.Section);
@@ -62,6 +69,7 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<IIncidentReadModel, IncidentReadModel>();
         services.AddSingleton<IHeartbeatStore, HeartbeatStore>();
         services.AddSingleton<IEnrichmentStore, EnrichmentStore>();
+        services.AddSingleton<IncidentCounts>();
         services.AddEnrichment(builder.Configuration);
         services.AddSingleton<EnrichmentStage>();
         services.AddOptions<PresentationOptions>().BindConfiguration(PresentationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -101,13 +109,30 @@ internal static partial class AlertingServiceExtensions
 
         services.AddAlertingBus(builder.Configuration);
         services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
-        services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+        services.AddHttpClient(SlackTokenCheck.Client, (sp, http) =>
+        {
+            var slack = sp.GetRequiredService<IOptions<SlackOptions>>().Value;
+            http.BaseAddress = new Uri(slack.ApiBaseUrl.EndsWith('/') ? slack.ApiBaseUrl : slack.ApiBaseUrl + "/");
+            http.Timeout = slack.RequestTimeout;
+        });
+        services.AddSingleton<SlackTokenCheck>();
+        services.AddHostedService<SlackTokenWatch>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
+            .AddCheck<SlackTokenCheck>("slack", tags: ["ready"]);
         return builder;
     }
 
     public static async Task<WebApplication> UseAlertingAsync(this WebApplication app)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("B25.Alerting");
+        CheckSettings(app, logger);
+        // Bind-check before storage: a second instance started by mistake must not open the database nor start workers.
+        if (ListenAddresses.FindInUse(app.Configuration) is { } inUse)
+        {
+            LogAddressInUse(logger, inUse);
+            throw new StartRefusedException($"{inUse} is in use");
+        }
         var storage = app.Services.GetRequiredService<IStorageProvider>();
         var replica = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value.Replica;
         try
@@ -133,7 +158,6 @@ internal static partial class AlertingServiceExtensions
             LogStorageUnusable(logger, storage.Kind, storage.Location, ex.Message);
             throw new StartRefusedException(ex.Message);
         }
-        LogStorage(logger, storage.Kind, storage.Location, replica);
         if (!storage.SingleProcess)
         {
             // A call must end within the lease it was started under, or another replica may send behind it.
@@ -145,7 +169,18 @@ internal static partial class AlertingServiceExtensions
             }.Where(t => t.Item2 >= lease);
             foreach (var (setting, timeout) in slowest) LogTimeoutOverLease(logger, setting, timeout, lease);
         }
-        _ = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
+        Router router;
+        try
+        {
+            router = app.Services.GetRequiredService<Router>(); // compile the routes now: a bad route fails the start
+        }
+        catch (OptionsValidationException ex)
+        {
+            LogSettingsRefused(logger, string.Join("; ", ex.Failures));
+            throw new StartRefusedException(ex.Message);
+        }
+        var summary = StartSummary.Describe(app.Services, storage, replica, router);
+        app.Lifetime.ApplicationStarted.Register(() => LogStarted(logger, string.Join(", ", app.Urls), summary));
         Observability.AlertingMetrics.Initialise(app.Services.GetServices<IChannelNotifier>().Select(c => c.Channel));
 
         if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<WebhookOptions>>().Value.BearerToken))
@@ -153,9 +188,11 @@ internal static partial class AlertingServiceExtensions
         if (!app.Services.GetRequiredService<IOptions<SlackOptions>>().Value.Enabled)
             LogSlackToLog(logger);
 
+        app.UseHttpRequestMetrics(); // outside the exception handler: it counts the 500 the handler answers
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseHttpMetrics();
+        app.CountOpenIncidentsAtScrape("/metrics");
+        app.MapHome();
         app.MapAlertmanagerWebhook();
         app.MapIncidents();
         app.MapEmergencyStops();
@@ -166,6 +203,31 @@ internal static partial class AlertingServiceExtensions
         // What blackbox-exporter probes (prometheus.yml): the same as ready.
         app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
         return app;
+    }
+
+    /// <summary>A setting that does not convert or breaks a rule: one line naming key, value and what is allowed; exit 1.</summary>
+    private static void CheckSettings(WebApplication app, ILogger logger)
+    {
+        var report = app.Services.GetRequiredService<SettingsReport>();
+        if (report.Errors.Count > 0)
+        {
+            LogSettingsRefused(logger, string.Join("; ", report.Errors));
+            throw new StartRefusedException(report.ErrorLine);
+        }
+        try
+        {
+            // The rules that need more than one section (routes against channels, Smtp:To, Service:PublicUrl).
+            app.Services.GetRequiredService<IStartupValidator>().Validate();
+        }
+        catch (Exception ex) when (ex is OptionsValidationException or AggregateException)
+        {
+            var failures = ex is AggregateException aggregate
+                ? aggregate.InnerExceptions.OfType<OptionsValidationException>().SelectMany(e => e.Failures)
+                : ((OptionsValidationException)ex).Failures;
+            LogSettingsRefused(logger, string.Join("; ", failures));
+            throw new StartRefusedException(ex.Message);
+        }
+        foreach (var key in report.UnknownKeys) LogUnknownKey(logger, key, key.Replace(":", "__"));
     }
 
     private static Task WriteHealth(HttpContext context, HealthReport report)
@@ -185,8 +247,17 @@ internal static partial class AlertingServiceExtensions
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "{Setting} ({Timeout}) is not shorter than Storage:ClaimLease ({Lease}): a call still running when its lease ends lets another replica send to the same target at the same time. Make the timeout shorter than the lease")]
     private static partial void LogTimeoutOverLease(ILogger logger, string setting, TimeSpan timeout, TimeSpan lease);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Storage: {Provider} {Database}; this replica is {Replica}")]
-    private static partial void LogStorage(ILogger logger, StorageProviderKind provider, string database, string replica);
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "B25.Alerting started: listening on {Urls}; {Summary}")]
+    private static partial void LogStarted(ILogger logger, string urls, string summary);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Critical, Message = "Settings: {Errors} (not starting)")]
+    private static partial void LogSettingsRefused(ILogger logger, string errors);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Settings: unknown key {Key} (environment variable {Variable}) is ignored: a typo? The keys each section takes are in README.md, Configuration")]
+    private static partial void LogUnknownKey(ILogger logger, string key, string variable);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Critical, Message = "Cannot listen on {Url}: the address is in use (another B25.Alerting?); not starting. Choose another with ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS")]
+    private static partial void LogAddressInUse(ILogger logger, string url);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
     private static partial void LogNoToken(ILogger logger);

@@ -41,6 +41,19 @@ internal static class AlertingMetrics
         "b25_alerting_slack_auth_failures_total",
         "Slack Web API calls refused because the bot token does not authenticate (ok:false with invalid_auth, not_authed, account_inactive, token_revoked or token_expired): nothing reaches Slack until the token is replaced.");
 
+    public static readonly Gauge SlackTokenValid = Metrics.CreateGauge(
+        "b25_alerting_slack_token_valid",
+        "1 while Slack's auth.test accepts the bot token, 0 while Slack refuses it (/health/ready is then Degraded); absent in log-only mode and until Slack first answered.",
+        new GaugeConfiguration { SuppressInitialValue = true });
+
+    public static readonly Gauge BuildInfo = Metrics.CreateGauge(
+        "b25_alerting_build_info", "Always 1; the labels say which build runs (version, git revision, .NET runtime).",
+        new GaugeConfiguration { LabelNames = ["version", "revision", "runtime"] });
+
+    public static readonly Gauge OpenIncidents = Metrics.CreateGauge(
+        "b25_alerting_open_incidents",
+        "Incidents not closed (open or acknowledged), counted in storage at each scrape: right after a restart, and the same on every replica of one database (use max, not sum, across replicas).");
+
     public static readonly Counter IncidentsOpened = Metrics.CreateCounter(
         "b25_alerting_incidents_opened_total", "Incidents opened.");
 
@@ -80,5 +93,31 @@ internal static class AlertingMetrics
             foreach (var outcome in new[] { "sent", "merged", "retry", "failed", "skipped" })
                 Deliveries.WithLabels(channel, outcome);
         StorageWriteFault.Set(0);
+        var informational = typeof(AlertingMetrics).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+        var plus = informational.IndexOf('+');
+        BuildInfo.WithLabels(plus < 0 ? informational : informational[..plus], plus < 0 ? "unknown" : informational[(plus + 1)..],
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription).Set(1);
     }
+
+    /// <summary>
+    /// Counts open incidents in storage just before /metrics is written. A storage that does not answer within a
+    /// second keeps the last value (the storage fault has its own metric and alert).
+    /// </summary>
+    public static IApplicationBuilder CountOpenIncidentsAtScrape(this IApplicationBuilder app, string metricsPath) =>
+        app.UseWhen(context => context.Request.Path.Equals(metricsPath, StringComparison.Ordinal), branch => branch.Use(async (context, next) =>
+        {
+            var counts = context.RequestServices.GetRequiredService<Storage.IncidentCounts>();
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            timeout.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                OpenIncidents.Set(await counts.OpenAsync(timeout.Token));
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or System.Data.Common.DbException or IOException or InvalidOperationException)
+            {
+            }
+            await next(context);
+        }));
 }

@@ -11,7 +11,16 @@ internal static class BusRegistration
     /// </summary>
     public static IServiceCollection AddAlertingBus(this IServiceCollection services, IConfiguration configuration)
     {
-        var options = configuration.GetSection(BusOptions.Section).Get<BusOptions>() ?? new BusOptions();
+        BusOptions options;
+        try
+        {
+            options = configuration.GetSection(BusOptions.Section).Get<BusOptions>() ?? new BusOptions();
+        }
+        catch (InvalidOperationException)
+        {
+            // A value that does not convert: SettingsCheck names it and refuses the start before the bus is used.
+            options = new BusOptions();
+        }
         services.AddMassTransit(x =>
         {
             x.AddConsumer<NotificationConsumer>();

@@ -18,20 +18,22 @@ internal sealed partial class NotificationPublisher(IBus bus, ILogger<Notificati
 {
     internal const int MaxInFlight = 64;
 
-    private readonly Channel<NotificationAccepted> _queue = Channel.CreateUnbounded<NotificationAccepted>(
-        new UnboundedChannelOptions { SingleReader = true });
+    // With the trace of the request (or timer) that journaled it: the bus hop continues that trace.
+    private readonly Channel<(NotificationAccepted Message, System.Diagnostics.ActivityContext Trace)> _queue =
+        Channel.CreateUnbounded<(NotificationAccepted, System.Diagnostics.ActivityContext)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _slots = new(MaxInFlight, MaxInFlight);
 
-    public void Enqueue(NotificationAccepted message) => _queue.Writer.TryWrite(message);
+    public void Enqueue(NotificationAccepted message) =>
+        _queue.Writer.TryWrite((message, System.Diagnostics.Activity.Current?.Context ?? default));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
-            await foreach (var message in _queue.Reader.ReadAllAsync(stoppingToken))
+            await foreach (var (message, trace) in _queue.Reader.ReadAllAsync(stoppingToken))
             {
                 await _slots.WaitAsync(stoppingToken);
-                _ = PublishAsync(message, stoppingToken);
+                _ = PublishAsync(message, trace, stoppingToken);
             }
         }
         finally
@@ -41,8 +43,11 @@ internal sealed partial class NotificationPublisher(IBus bus, ILogger<Notificati
         }
     }
 
-    private async Task PublishAsync(NotificationAccepted message, CancellationToken stoppingToken)
+    private async Task PublishAsync(NotificationAccepted message, System.Diagnostics.ActivityContext trace, CancellationToken stoppingToken)
     {
+        using var activity = trace == default ? null
+            : Observability.Tracing.Source.StartActivity("publish notification", System.Diagnostics.ActivityKind.Internal, trace);
+        activity?.SetTag("b25.notification_id", message.NotificationId);
         try
         {
             await bus.Publish(message, stoppingToken);

@@ -12,8 +12,9 @@ internal enum MatchType { Equal, NotEqual, Regex, NotRegex }
 /// </summary>
 internal sealed class Matcher
 {
+    // Alertmanager's label name ([a-zA-Z_:][a-zA-Z0-9_:]*), operator, and the rest as the raw value.
     private static readonly Regex Syntax = new(
-        """^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$""",
+        """^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*(.*?)\s*$""",
         RegexOptions.CultureInvariant | RegexOptions.Singleline);
 
     private readonly Regex? _regex;
@@ -44,12 +45,58 @@ internal sealed class Matcher
         };
     }
 
-    /// <summary>Parses one matcher; throws <see cref="FormatException"/> saying what is wrong.</summary>
+    /// <summary>Parses exactly one matcher; throws <see cref="FormatException"/> saying what is wrong.</summary>
     public static Matcher Parse(string text)
     {
-        var match = Syntax.Match(text);
+        var all = ParseAll(text);
+        return all.Count == 1 ? all[0] : throw new FormatException($"'{text}' holds {all.Count} matchers where one is expected.");
+    }
+
+    /// <summary>
+    /// Parses Alertmanager's matcher list, as its <c>matchers:</c> and <c>amtool</c> take it:
+    /// <c>severity="critical",team="x"</c>, optionally in braces (<c>{...}</c>), values quoted or not, commas inside
+    /// quotes kept, a trailing comma allowed. Escapes: <c>\"</c>, <c>\\</c> and <c>\n</c>; any other backslash
+    /// is kept as written. Throws <see cref="FormatException"/> naming the text and what is wrong.
+    /// </summary>
+    public static IReadOnlyList<Matcher> ParseAll(string text)
+    {
+        var body = text.StartsWith('{') ? text[1..] : text;
+        if (body.EndsWith('}')) body = body[..^1];
+        var tokens = new List<string>();
+        var token = new StringBuilder();
+        bool insideQuotes = false, escaped = false;
+        foreach (var c in body)
+        {
+            switch (c)
+            {
+                case ',' when !insideQuotes:
+                    tokens.Add(token.ToString());
+                    token.Clear();
+                    continue;
+                case '"':
+                    if (!escaped) insideQuotes = !insideQuotes;
+                    else escaped = false;
+                    break;
+                case '\\':
+                    escaped = !escaped;
+                    break;
+                default:
+                    escaped = false;
+                    break;
+            }
+            token.Append(c);
+        }
+        if (token.ToString().Trim() is { Length: > 0 } last) tokens.Add(last);
+        var matchers = new List<Matcher>(tokens.Count);
+        foreach (var one in tokens) matchers.Add(ParseOne(one, text));
+        return matchers;
+    }
+
+    private static Matcher ParseOne(string token, string text)
+    {
+        var match = Syntax.Match(token);
         if (!match.Success)
-            throw new FormatException($"'{text}' is not a matcher; expected name=\"value\", name!=\"value\", name=~\"regex\" or name!~\"regex\".");
+            throw new FormatException($"'{text}': bad matcher format '{token.Trim()}'; expected name=\"value\", name!=\"value\", name=~\"regex\" or name!~\"regex\" (name: letters, digits, _ and :).");
         var op = match.Groups[2].Value;
         var type = op switch
         {
@@ -58,7 +105,10 @@ internal sealed class Matcher
             "=~" => MatchType.Regex,
             _ => MatchType.NotRegex,
         };
-        var value = Unquote(match.Groups[3].Value, text);
+        var raw = match.Groups[3].Value;
+        if (raw.Length == 0)
+            throw new FormatException($"'{text}': matcher value is not present in '{token.Trim()}' (an empty value is written \"\").");
+        var value = Unescape(raw, text);
         try
         {
             return new Matcher(match.Groups[1].Value, type, value);
@@ -69,35 +119,44 @@ internal sealed class Matcher
         }
     }
 
-    private static string Unquote(string raw, string text)
+    /// <summary>Alertmanager's unescaping: a leading quote needs a closing one at the very end; no other bare quote.</summary>
+    private static string Unescape(string raw, string text)
     {
-        if (raw.Length == 0 || raw[0] != '"')
-        {
-            if (raw.Contains('"'))
-                throw new FormatException($"'{text}' has an unbalanced quote.");
-            return raw;
-        }
-        if (raw.Length < 2 || raw[^1] != '"')
-            throw new FormatException($"'{text}' has an unterminated quoted value.");
-        var inner = raw[1..^1];
+        var expectClosingQuote = raw[0] == '"';
+        var inner = expectClosingQuote ? raw[1..] : raw;
         var result = new StringBuilder(inner.Length);
+        var escaped = false;
         for (var i = 0; i < inner.Length; i++)
         {
             var c = inner[i];
-            if (c == '\\' && i + 1 < inner.Length)
+            if (escaped)
             {
-                var next = inner[++i];
-                result.Append(next switch { 'n' => '\n', 't' => '\t', _ => next });
+                escaped = false;
+                switch (c)
+                {
+                    case 'n': result.Append('\n'); break;
+                    case '"' or '\\': result.Append(c); break;
+                    default: result.Append('\\').Append(c); break;
+                }
+                continue;
             }
-            else if (c == '"')
+            switch (c)
             {
-                throw new FormatException($"'{text}' has an unescaped quote inside its value.");
-            }
-            else
-            {
-                result.Append(c);
+                case '\\' when i < inner.Length - 1:
+                    escaped = true;
+                    break;
+                case '"' when expectClosingQuote && i == inner.Length - 1:
+                    expectClosingQuote = false;
+                    break;
+                case '"':
+                    throw new FormatException($"'{text}': matcher value contains an unescaped double quote: {raw} (write \\\" inside a value).");
+                default:
+                    result.Append(c);
+                    break;
             }
         }
+        if (expectClosingQuote)
+            throw new FormatException($"'{text}': matcher value contains an unescaped double quote: {raw} (the closing quote is missing).");
         return result.ToString();
     }
 

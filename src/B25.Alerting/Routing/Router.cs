@@ -74,7 +74,7 @@ internal sealed partial class Router
             var matchers = new List<Matcher>();
             foreach (var text in route.Matchers)
             {
-                try { matchers.Add(Matcher.Parse(text)); }
+                try { matchers.AddRange(Matcher.ParseAll(text)); }
                 catch (FormatException ex) { errors.Add($"{where}: {ex.Message}"); }
             }
             Matcher? receiver = null;

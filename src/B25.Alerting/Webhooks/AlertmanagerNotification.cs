@@ -11,7 +11,8 @@ internal sealed class AlertmanagerNotification
 {
     [JsonPropertyName("version")] public string? Version { get; set; }
     [JsonPropertyName("groupKey")] public string? GroupKey { get; set; }
-    [JsonPropertyName("truncatedAlerts")] public int? TruncatedAlerts { get; set; }
+    /// <summary>Alertmanager's uint64; kept as a long (storage is signed 64-bit): a larger count is shown as long.MaxValue.</summary>
+    [JsonPropertyName("truncatedAlerts"), JsonConverter(typeof(UInt64CountConverter))] public long? TruncatedAlerts { get; set; }
     [JsonPropertyName("status")] public string? Status { get; set; }
     [JsonPropertyName("receiver")] public string? Receiver { get; set; }
     [JsonPropertyName("groupLabels")] public Dictionary<string, string>? GroupLabels { get; set; }
@@ -19,6 +20,24 @@ internal sealed class AlertmanagerNotification
     [JsonPropertyName("commonAnnotations")] public Dictionary<string, string>? CommonAnnotations { get; set; }
     [JsonPropertyName("externalURL")] public string? ExternalUrl { get; set; }
     [JsonPropertyName("alerts")] public List<AlertmanagerAlert>? Alerts { get; set; }
+}
+
+/// <summary>Reads a JSON uint64 into a long, clamping what a signed 64-bit column cannot hold.</summary>
+internal sealed class UInt64CountConverter : JsonConverter<long?>
+{
+    public override long? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null) return null;
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetUInt64(out var value))
+            throw new JsonException("expected a whole number from 0 to 18446744073709551615");
+        return value > long.MaxValue ? long.MaxValue : (long)value;
+    }
+
+    public override void Write(Utf8JsonWriter writer, long? value, JsonSerializerOptions options)
+    {
+        if (value is { } v) writer.WriteNumberValue(v);
+        else writer.WriteNullValue();
+    }
 }
 
 internal sealed class AlertmanagerAlert
@@ -208,8 +227,8 @@ internal static class NotificationParser
             if ((error = StringMap(root, name, name)) is not null) return (null, error);
         }
         if (root.TryGetProperty("truncatedAlerts", out var truncated) && truncated.ValueKind != JsonValueKind.Null
-            && (truncated.ValueKind != JsonValueKind.Number || !truncated.TryGetInt32(out _)))
-            return (null, "'truncatedAlerts' must be an integer.");
+            && (truncated.ValueKind != JsonValueKind.Number || !truncated.TryGetUInt64(out _)))
+            return (null, "'truncatedAlerts' must be a whole number from 0 to 18446744073709551615 (Alertmanager's uint64).");
 
         if (!root.TryGetProperty("alerts", out var alerts) || alerts.ValueKind == JsonValueKind.Null) return (null, "Missing 'alerts'.");
         if (alerts.ValueKind != JsonValueKind.Array) return (null, "'alerts' must be an array.");

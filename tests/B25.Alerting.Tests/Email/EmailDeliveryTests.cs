@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using B25.Alerting.Tests.Support;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -246,8 +248,7 @@ public sealed class EmailDeliveryTests : IDisposable
     {
         using var factory = new AlertingFactory(_slack, _smtp.Settings());
 
-        var error = Assert.ThrowsAny<OptionsValidationException>(() => factory.CreateClient());
-        Assert.Contains("Smtp:To", error.Message);
+        Assert.Contains("Smtp:To", Refusal(factory));
     }
 
     [Fact]
@@ -255,8 +256,16 @@ public sealed class EmailDeliveryTests : IDisposable
     {
         using var factory = new AlertingFactory(_slack, Merge(_smtp.Settings(DefaultRecipients), new() { ["Smtp:From"] = "not an address", ["Smtp:Port"] = "0" }));
 
-        var error = Assert.ThrowsAny<OptionsValidationException>(() => factory.CreateClient());
-        Assert.Contains("Smtp:From", error.Message);
+        Assert.Contains("Smtp:Port=0: expected 1 to 65535", Refusal(factory));
+    }
+
+    /// <summary>The one Critical line of a refused start (the process then exits 1: tests/Hosting/StartTests).</summary>
+    private static string Refusal(AlertingFactory factory)
+    {
+        using var logs = new B25.Alerting.Tests.Runbooks.LogCapture();
+        using var service = factory.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs)));
+        Assert.ThrowsAny<Exception>(() => service.CreateClient());
+        return Assert.Single(logs.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Critical).Message;
     }
 
     private static Alert Service(Alert alert) =>

@@ -227,8 +227,16 @@ public sealed class PagerDutyDeliveryTests : IDisposable
     [Fact]
     public void A_route_naming_an_unconfigured_routing_key_fails_the_start()
     {
-        var ex = Assert.ThrowsAny<Exception>(() => Start(new() { ["Routing:Routes:1:PagerDuty:RoutingKey"] = "nobody" }));
-        var message = ex.ToString();
+        // A refused start is one Critical log line (and exit code 1 as a process: tests/Hosting/StartTests).
+        using var logs = new B25.Alerting.Tests.Runbooks.LogCapture();
+        using var factory = new AlertingFactory(_slack, new()
+        {
+            ["PagerDuty:RoutingKey"] = RoutingKey, ["PagerDuty:EventsUrl"] = _pagerDuty.EventsUrl, ["Routing:Routes:1:PagerDuty:RoutingKey"] = "nobody",
+        });
+        using var service = factory.WithWebHostBuilder(b => Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.ConfigureTestServices(b,
+            s => Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(s, logs)));
+        Assert.ThrowsAny<Exception>(() => service.CreateClient());
+        var message = Assert.Single(logs.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Critical).Message;
         Assert.Contains("PagerDuty:RoutingKeys:nobody", message);
         Assert.DoesNotContain(RoutingKey, message);
     }

@@ -108,11 +108,14 @@ public sealed class PublicLinksTests
     public void A_wrong_public_url_fails_the_start_of_the_service()
     {
         using var folder = new RunbookFolder();
+        using var logs = new LogCapture();
         using var factory = new AlertingFactory(slack: null, new() { ["Service:PublicUrl"] = "alerting.b25.example", ["Runbooks:Path"] = folder.Path });
+        using var service = factory.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(logs)));
 
-        var error = Assert.ThrowsAny<OptionsValidationException>(() => factory.Services);
+        Assert.ThrowsAny<Exception>(() => service.Services);
 
-        Assert.Contains("Service:PublicUrl 'alerting.b25.example' must be an absolute http or https URL", error.Message);
+        var refusal = Assert.Single(logs.Lines, l => l.Level == LogLevel.Critical);
+        Assert.Contains("Service:PublicUrl 'alerting.b25.example' must be an absolute http or https URL", refusal.Message);
     }
 
     [Fact]

@@ -17,7 +17,21 @@ public static class Notifications
     public static Alert Resolved(string fingerprint, string alertname = "HighErrorRate", string severity = "critical", DateTimeOffset? startsAt = null) =>
         Firing(fingerprint, alertname, severity, startsAt) with { Status = "resolved" };
 
-    public static string Body(string groupKey, params Alert[] alerts) => Build(groupKey, "b25-critical", alerts).ToJsonString();
+    public static string Body(string groupKey, params Alert[] alerts) => Build(groupKey, ReceiverFor(alerts), alerts).ToJsonString();
+
+    /// <summary>The receiver alertmanager/alertmanager.yml's tree sends such alerts to (by the first alert's labels).</summary>
+    public static string ReceiverFor(params Alert[] alerts)
+    {
+        var labels = alerts.FirstOrDefault()?.Labels ?? [];
+        if (labels.GetValueOrDefault("action") == "emergency-stop") return "b25-emergency-stop";
+        return labels.GetValueOrDefault("severity") switch
+        {
+            "critical" => "b25-critical",
+            "warning" => "b25-warning",
+            "info" => "b25-info",
+            _ => "b25-default",
+        };
+    }
 
     public static JsonObject Build(string groupKey, string receiver, params Alert[] alerts)
     {

@@ -48,19 +48,22 @@ public sealed class ServiceProcess : IAsyncDisposable
         return settings;
     }
 
-    public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment)
+    /// <summary>Starts the service on a free port, or on ASPNETCORE_URLS when the environment gives it (no --urls then).</summary>
+    public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment, string? workingDirectory = null)
     {
-        var port = FreePort();
+        var baseUrl = environment.TryGetValue("ASPNETCORE_URLS", out var urls) ? urls : $"http://127.0.0.1:{FreePort()}";
         var info = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll"), "--urls", $"http://127.0.0.1:{port}" },
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll") },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (urls is null) { info.ArgumentList.Add("--urls"); info.ArgumentList.Add(baseUrl); }
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
         foreach (var (key, value) in environment) info.Environment[key] = value;
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the service");
-        var service = new ServiceProcess(process, $"http://127.0.0.1:{port}");
+        var service = new ServiceProcess(process, baseUrl);
         process.OutputDataReceived += (_, e) => { lock (service._output) service._output.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { lock (service._output) service._output.AppendLine(e.Data); };
         process.BeginOutputReadLine();
@@ -85,11 +88,11 @@ public sealed class ServiceProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the service expecting it to exit by itself (a refused start); its exit code and output.</summary>
-    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> environment, int timeoutMs = 30_000)
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> environment, int timeoutMs = 30_000, string? urls = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll"), "--urls", $"http://127.0.0.1:{FreePort()}" },
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll"), "--urls", urls ?? $"http://127.0.0.1:{FreePort()}" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

@@ -50,6 +50,7 @@ internal sealed class EmailRenderer
     {
         if (!_bodies.TryGetValue(kind, out var templates))
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "no email template for this delivery kind");
+        incident = Presentation.ControlCharacters.Escape(incident); // the model reads a few labels directly too
         var p = _presenter.Present(incident, _options.MaxAlertsShown);
         var chart = p.ChartMetric is { } metric ? Chart(metric) : null;
         var subject = Render(_subject, Model(incident, kind, openedUnsent, html: false, p, chart is not null));

@@ -64,13 +64,20 @@ internal sealed class SmtpOptionsValidator : IValidateOptions<SmtpOptions>
     public ValidateOptionsResult Validate(string? name, SmtpOptions options)
     {
         var errors = new List<string>();
-        if (!string.IsNullOrWhiteSpace(options.From) && !MailboxAddress.TryParse(options.From, out _))
-            errors.Add($"Smtp:From '{options.From}' is not a mail address.");
+        if (!string.IsNullOrWhiteSpace(options.From) && !IsMailbox(options.From))
+            errors.Add($"Smtp:From={options.From}: expected a mail address, alerts@example.com or Name <alerts@example.com>");
         for (var i = 0; i < options.To.Count; i++)
-            if (!MailboxAddress.TryParse(options.To[i], out _))
-                errors.Add($"Smtp:To:{i} '{options.To[i]}' is not a mail address.");
+            if (!IsMailbox(options.To[i]))
+                errors.Add($"Smtp:To:{i}={options.To[i]}: expected a mail address, oncall@example.com");
         if (!string.IsNullOrEmpty(options.Password) && string.IsNullOrWhiteSpace(options.Username))
             errors.Add("Smtp:Password is set but Smtp:Username is empty.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    /// <summary>One mailbox with a local part and a domain: MimeKit alone takes <c>notanaddress</c> as a local address.</summary>
+    internal static bool IsMailbox(string text) =>
+        MailboxAddress.TryParse(text, out var mailbox)
+        && mailbox.Address.IndexOf('@') is > 0 and var at
+        && at < mailbox.Address.Length - 1
+        && !mailbox.Domain.StartsWith('.') && !mailbox.Domain.EndsWith('.');
 }

@@ -54,6 +54,7 @@ internal sealed class AlertNaming(IReadOnlySet<string> hidden)
     {
         var name = labels.GetValueOrDefault("alertname") is { Length: > 0 } n ? n : "alert";
         var picked = Pick(labels, keys);
-        return picked.Count == 0 ? name : $"{name} {string.Join(" ", picked.Select(l => $"{l.Key}={l.Value}"))}";
+        // Thread replies name alerts from the notification itself, not through IncidentPresenter: escape here too.
+        return ControlCharacters.Escape(picked.Count == 0 ? name : $"{name} {string.Join(" ", picked.Select(l => $"{l.Key}={l.Value}"))}");
     }
 }

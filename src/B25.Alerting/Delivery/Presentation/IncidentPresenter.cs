@@ -78,6 +78,7 @@ internal sealed class IncidentPresenter(IOptions<PresentationOptions> options, R
 
     public IncidentPresentation Present(IncidentView incident, int maxAlerts = int.MaxValue)
     {
+        incident = ControlCharacters.Escape(incident); // alert data reaches every channel through here
         var resolved = incident.State == "closed";
         var enrichment = incident.Enrichment;
         var groupLabels = incident.GroupLabels.Count > 0 ? incident.GroupLabels : incident.CommonLabels;

@@ -206,7 +206,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         }
         Fallbacks.WithLabels(operation).Inc();
         LogFallback(target, incident.Id, operation, reason);
-        var minimal = SlackFallbackMessage.Render(incident, refusedBySlack: rich is not null);
+        var minimal = SlackFallbackMessage.Render(Presentation.ControlCharacters.Escape(incident), refusedBySlack: rich is not null);
         return await CallAsync(target, ct => send(minimal, ct), cancellationToken);
     }
 
