@@ -305,7 +305,9 @@ internal sealed class SlackRenderer
                 }).ToArray()),
             });
         foreach (var (text, id) in new[] { ("Runbook", ActionIds.Runbook), ("Grafana", ActionIds.Grafana) })
-            if (p.Links.FirstOrDefault(l => l.Text == text) is { } link && Uri.TryCreate(link.Url, UriKind.Absolute, out var url)
+            // The incident's link, else the first alert's (alerts of one group usually share their runbook).
+            if ((p.Links.FirstOrDefault(l => l.Text == text) ?? p.Alerts.SelectMany(a => a.Links).FirstOrDefault(l => l.Text == text)) is { } link
+                && Uri.TryCreate(link.Url, UriKind.Absolute, out var url)
                 && url.Scheme is "http" or "https" && link.Url.Length <= 3000)
                 elements.Add(new JsonObject
                 {
