@@ -15,6 +15,8 @@ internal static class IncidentActionServices
         services.AddHttpClient<IAlertmanagerSilences, AlertmanagerSilences>((sp, http) =>
             http.Timeout = sp.GetRequiredService<IOptions<AlertmanagerOptions>>().Value.RequestTimeout);
         services.AddSingleton<IncidentActions>();
+        services.AddSingleton<IEscalationStore, EscalationStore>();
+        services.AddHostedService<EscalationMonitor>();
 
         services.AddSingleton<Interactions.ReplayGuard>();
         services.AddSingleton<Interactions.ActionRunner>();
