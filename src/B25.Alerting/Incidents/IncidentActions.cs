@@ -189,7 +189,7 @@ internal sealed partial class IncidentActions(
             var mine = listed.FirstOrDefault(s => s.Comment.Contains(Marker(row), StringComparison.Ordinal) && s.State is "active" or "pending");
             await CompleteAsync(row, groupId, _ => mine is null
                 ? new ActionDecision(ActionResults.Failed, "interrupted before Alertmanager took the silence; nothing was silenced")
-                : SilencedDecision(row, mine.Id, time.GetUtcNow() + TimeSpan.FromHours(1)), cancellationToken);
+                : SilencedDecision(row, mine.Id, mine.EndsAt ?? time.GetUtcNow() + TimeSpan.FromHours(1)), cancellationToken);
         }
         else
         {

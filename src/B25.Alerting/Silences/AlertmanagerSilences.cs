@@ -27,7 +27,7 @@ internal sealed class AlertmanagerOptions
 internal sealed record SilenceCallResult(bool Ok, string? SilenceId = null, string? Error = null);
 
 /// <summary>A silence as Alertmanager lists it (only what the service looks at).</summary>
-internal sealed record ListedSilence(string Id, string State, string Comment);
+internal sealed record ListedSilence(string Id, string State, string Comment, DateTimeOffset? EndsAt);
 
 /// <summary>Alertmanager's API v2 for silences: create one, expire one, list them.</summary>
 internal interface IAlertmanagerSilences
@@ -96,7 +96,9 @@ internal sealed partial class AlertmanagerSilences(HttpClient http, IOptions<Ale
             {
                 var list = await http.GetFromJsonAsync<JsonArray>($"{url}/api/v2/silences", cancellationToken);
                 return (list ?? []).OfType<JsonObject>().Select(s => new ListedSilence(
-                    s["id"]?.GetValue<string>() ?? "", s["status"]?["state"]?.GetValue<string>() ?? "", s["comment"]?.GetValue<string>() ?? "")).ToList();
+                    s["id"]?.GetValue<string>() ?? "", s["status"]?["state"]?.GetValue<string>() ?? "", s["comment"]?.GetValue<string>() ?? "",
+                    DateTimeOffset.TryParse(s["endsAt"]?.GetValue<string>(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var ends)
+                        ? ends : null)).ToList();
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException && !cancellationToken.IsCancellationRequested)
             {
