@@ -1,7 +1,11 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using B25.Alerting.Incidents;
+using B25.Alerting.Silences;
+using B25.Alerting.Storage;
 using B25.Alerting.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using static B25.Alerting.Tests.Support.Notifications;
 
 namespace B25.Alerting.Tests.Acknowledgement;
@@ -68,6 +72,41 @@ public sealed class SilenceTests(AlertmanagerServer alertmanager) : AckScenario(
         Assert.False(incident["handling"]!["silenced"]!.GetValue<bool>());
         Assert.Equal(["silenced", "unsilenced"], Actions(incident).Select(a => a["result"]!.GetValue<string>()));
         await Eventually.True(() => Slack.Replies.Any(r => r.Text.Contains("Unsilenced* by <@U0BOB>")), "the thread says so");
+    }
+
+    [Fact]
+    public async Task A_silence_left_pending_by_a_process_that_stopped_is_adopted_or_recorded_as_failed()
+    {
+        await Send(Body("g-crash", Firing("c1", "CrashedMidway")));
+        await Send(Body("g-crash2", Firing("c2", "CrashedEarly")));
+        await Eventually.True(() => Slack.Posts.Count == 2, "posted");
+        var incidents = (await Client.GetFromJsonAsync<JsonArray>("/api/incidents"))!.Select(i => i!.AsObject()).ToList();
+        string IdOf(string name) => incidents.Single(i => i["groupLabels"]!["alertname"]!.GetValue<string>() == name)["id"]!.GetValue<string>();
+        var (midway, early) = (IdOf("CrashedMidway"), IdOf("CrashedEarly"));
+        var store = Factory.Services.GetRequiredService<IIncidentActionStore>();
+        var actions = Factory.Services.GetRequiredService<IncidentActions>();
+        var silences = Factory.Services.GetRequiredService<IAlertmanagerSilences>();
+        var then = DateTimeOffset.UtcNow.AddMinutes(-3).ToUnixTimeMilliseconds();
+        // What a process leaves when it stops after recording the click: a pending action; one of them also got as far as Alertmanager.
+        var (row1, _) = (await store.RecordAsync(new NewAction(midway, "slack:U0ALICE:crash:1", "silence", "U0ALICE", "slack", then),
+            _ => new ActionDecision(ActionResults.Pending), CancellationToken.None))!.Value;
+        await store.RecordAsync(new NewAction(early, "slack:U0ALICE:crash:2", "silence", "U0ALICE", "slack", then),
+            _ => new ActionDecision(ActionResults.Pending), CancellationToken.None);
+        var created = await silences.CreateAsync(new Dictionary<string, string> { ["alertname"] = "CrashedMidway" }, DateTimeOffset.UtcNow,
+            DateTimeOffset.UtcNow.AddHours(4), "slack:U0ALICE", $"Silenced from B25.Alerting (Slack): incident {midway} [b25-action:{row1.Id}:{midway}]",
+            CancellationToken.None);
+        Assert.True(created.Ok, created.Error);
+
+        foreach (var row in await store.PendingBeforeAsync(DateTimeOffset.UtcNow.AddMinutes(-2).ToUnixTimeMilliseconds(), CancellationToken.None))
+            await actions.RecoverAsync(row, CancellationToken.None);
+
+        var adopted = await Incident(midway, byId: true);
+        Assert.Equal(created.SilenceId, adopted["handling"]!["silenceId"]!.GetValue<string>());
+        Assert.Equal("silenced", Assert.Single(Actions(adopted))["result"]!.GetValue<string>());
+        var failed = await Incident(early, byId: true);
+        Assert.False(failed["handling"]!["silenced"]!.GetValue<bool>());
+        Assert.Contains("interrupted before Alertmanager took the silence", Assert.Single(Actions(failed))["detail"]!.GetValue<string>());
+        Assert.Empty(await store.PendingBeforeAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), CancellationToken.None));
     }
 
     [Fact]
