@@ -91,7 +91,8 @@ internal sealed class IncidentActionStore(IStorageProvider storage) : IIncidentA
     public async Task<(ActionRow Row, bool Duplicate)?> RecordAsync(NewAction action, Func<ActionSubject, ActionDecision> decide,
         CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken);
+        // Durable as the journal is: the person who clicked is told it is done only once it survives a machine crash.
+        await using var connection = await storage.OpenAsync(cancellationToken, durable: true);
         var groupId = await connection.QuerySingleOrDefaultAsync<string>("SELECT group_id FROM incidents WHERE id = @IncidentId", action);
         if (groupId is null) return null;
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
@@ -121,7 +122,7 @@ internal sealed class IncidentActionStore(IStorageProvider storage) : IIncidentA
 
     public async Task<ActionRow?> CompleteAsync(long actionId, Func<ActionSubject, ActionDecision> decide, long now, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken);
+        await using var connection = await storage.OpenAsync(cancellationToken, durable: true);
         var incidentId = await connection.QuerySingleOrDefaultAsync<string>("SELECT incident_id FROM incident_actions WHERE id = @actionId", new { actionId });
         if (incidentId is null) return null;
         var groupId = await connection.QuerySingleAsync<string>("SELECT group_id FROM incidents WHERE id = @incidentId", new { incidentId });
