@@ -119,13 +119,13 @@ internal sealed partial class IncidentActions(
         {
             if (subject.Closed) return new ActionDecision(ActionResults.AlreadyResolved);
             if (subject.SilencedAt(nowMs))
-                return new ActionDecision(ActionResults.AlreadySilenced, $"until {Clock(subject.SilencedUntil!.Value)} by {Who(subject.SilencedBy!, "")}");
+                return new ActionDecision(ActionResults.AlreadySilenced, $"until {Clock(subject.SilencedUntil!.Value)} by {Who(subject.SilencedBy!, "slack")}");
             if (!silences.Enabled) return new ActionDecision(ActionResults.Failed, "silencing is off: Alertmanager:Urls is not set");
             if (subject.GroupLabels.Count == 0)
                 return new ActionDecision(ActionResults.Failed, "the alert group has no labels to match (Alertmanager group_by is empty)");
             return new ActionDecision(ActionResults.Pending);
         }
-        // Unsilence
+        if (request.Action != Unsilence) throw new ArgumentException($"Unknown incident action '{request.Action}'.", nameof(request));
         if (subject.SilenceId is null || !subject.SilencedAt(nowMs)) return new ActionDecision(ActionResults.NotSilenced);
         return new ActionDecision(ActionResults.Pending);
     }
