@@ -18,7 +18,8 @@ internal static partial class ServiceSettings
     public static readonly string[] SecretKeys =
     [
         "Storage:ConnectionString", "Bus:RabbitMq:Uri", "Webhook:BearerToken", "Slack:BotToken",
-        "PagerDuty:RoutingKey", "PagerDuty:RoutingKeys:*", "Smtp:Password",
+        "PagerDuty:RoutingKey", "PagerDuty:RoutingKeys:*", "Smtp:Password", "Slack:SigningSecret", "PagerDuty:WebhookSecret",
+        "Api:BearerToken",
     ];
 
     private static readonly Lazy<HashSet<string>> KnownKeys = new(Load);

@@ -37,7 +37,18 @@ internal sealed record IncidentView(
     int ResolvedCount,
     IReadOnlyList<AlertView> Alerts,
     long TruncatedAlerts = 0,
-    Enrichment.IncidentEnrichment? Enrichment = null);
+    Enrichment.IncidentEnrichment? Enrichment = null,
+    IncidentHandling? Handling = null);
+
+/// <summary>Who handles the incident: acknowledged (by whom, when, from where: slack, pagerduty, api) and its silence.</summary>
+internal sealed record IncidentHandling(string? AcknowledgedBy, DateTimeOffset? AcknowledgedAt, string? AcknowledgedVia, string? SilenceId,
+    DateTimeOffset? SilencedUntil, string? SilencedBy)
+{
+    public bool Acknowledged => AcknowledgedAt is not null;
+
+    /// <summary>Silenced now: a silence that has ended is no longer shown.</summary>
+    public bool SilencedAt(DateTimeOffset now) => SilenceId is not null && SilencedUntil > now;
+}
 
 internal sealed record AlertView(
     string Fingerprint,

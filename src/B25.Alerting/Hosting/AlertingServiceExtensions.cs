@@ -6,6 +6,7 @@ using B25.Alerting.Delivery.Presentation;
 using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Enrichment;
 using B25.Alerting.Incidents;
+using B25.Alerting.Interactions;
 using B25.Alerting.Pipeline;
 using B25.Alerting.RiskManager;
 using B25.Alerting.Routing;
@@ -106,6 +107,7 @@ internal static partial class AlertingServiceExtensions
         services.AddEmailChannel();
         services.AddRiskManagerChannel();
         services.AddRunbooks();
+        services.AddIncidentActions();
 
         services.AddAlertingBus(builder.Configuration);
         services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
@@ -187,14 +189,20 @@ internal static partial class AlertingServiceExtensions
             LogNoToken(logger);
         if (!app.Services.GetRequiredService<IOptions<SlackOptions>>().Value.Enabled)
             LogSlackToLog(logger);
+        if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<ApiOptions>>().Value.BearerToken))
+            LogNoApiToken(logger);
 
         app.UseHttpRequestMetrics(); // outside the exception handler: it counts the 500 the handler answers
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.CountOpenIncidentsAtScrape("/metrics");
         app.MapHome();
         app.MapAlertmanagerWebhook();
         app.MapIncidents();
+        app.MapIncidentActions();
+        app.MapInteractions();
         app.MapEmergencyStops();
         app.MapRunbooks();
         app.MapMetrics("/metrics");
@@ -261,6 +269,9 @@ internal static partial class AlertingServiceExtensions
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
     private static partial void LogNoToken(ILogger logger);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "INCIDENT ACTIONS API IS UNAUTHENTICATED: Api:BearerToken is empty, so anyone who reaches this port can acknowledge and silence incidents. Set it")]
+    private static partial void LogNoApiToken(ILogger logger);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Slack:BotToken is empty: Slack messages are written to this log instead of Slack")]
     private static partial void LogSlackToLog(ILogger logger);

@@ -39,7 +39,16 @@ internal static class IncidentEndpoints
 
     public sealed record IncidentDto(string Id, string Receiver, string GroupKey, string State, long Revision, DateTimeOffset OpenedAt,
         DateTimeOffset? ClosedAt, IReadOnlyDictionary<string, string> GroupLabels, IReadOnlyDictionary<string, string> CommonLabels,
-        int FiringCount, int ResolvedCount, IReadOnlyList<AlertDto> Alerts, IReadOnlyList<DeliveryDto> Deliveries);
+        int FiringCount, int ResolvedCount, IReadOnlyList<AlertDto> Alerts, IReadOnlyList<DeliveryDto> Deliveries, HandlingDto Handling,
+        IReadOnlyList<ActionDto> Actions);
+
+    /// <summary>Who handles the incident and its silence (null when none).</summary>
+    public sealed record HandlingDto(bool Acknowledged, string? AcknowledgedBy, DateTimeOffset? AcknowledgedAt, string? AcknowledgedVia,
+        bool Silenced, string? SilenceId, DateTimeOffset? SilencedUntil, string? SilencedBy);
+
+    /// <summary>One human action as audited.</summary>
+    public sealed record ActionDto(long Id, string Action, string Actor, string Source, DateTimeOffset RequestedAt, string Result, string? Detail,
+        DateTimeOffset? CompletedAt);
 
     public sealed record AlertDto(string Fingerprint, string StartsAt, string Status, string? EndsAt,
         IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string> Annotations, string GeneratorUrl);
@@ -48,7 +57,7 @@ internal static class IncidentEndpoints
         string? LastError, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt);
 
     internal static async Task<Results<Ok<List<IncidentDto>>, ProblemHttpResult>> ListAsync(
-        IIncidentReadModel incidents, string? state, int? limit, CancellationToken cancellationToken)
+        IIncidentReadModel incidents, IIncidentActionStore actions, TimeProvider time, string? state, int? limit, CancellationToken cancellationToken)
     {
         state ??= "open";
         if (state is not ("open" or "closed"))
@@ -58,17 +67,19 @@ internal static class IncidentEndpoints
 
         var result = new List<IncidentDto>();
         foreach (var id in await incidents.ListAsync(state, limit ?? 100, cancellationToken))
-            if (await LoadAsync(incidents, id, cancellationToken) is { } incident) result.Add(incident);
+            if (await LoadAsync(incidents, actions, time, id, cancellationToken) is { } incident) result.Add(incident);
         return TypedResults.Ok(result);
     }
 
-    internal static async Task<Results<Ok<IncidentDto>, NotFound>> GetAsync(IIncidentReadModel incidents, string id, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<IncidentDto>, NotFound>> GetAsync(IIncidentReadModel incidents, IIncidentActionStore actions, TimeProvider time,
+        string id, CancellationToken cancellationToken)
     {
-        var incident = await LoadAsync(incidents, id, cancellationToken);
+        var incident = await LoadAsync(incidents, actions, time, id, cancellationToken);
         return incident is null ? TypedResults.NotFound() : TypedResults.Ok(incident);
     }
 
-    private static async Task<IncidentDto?> LoadAsync(IIncidentReadModel incidents, string id, CancellationToken cancellationToken)
+    private static async Task<IncidentDto?> LoadAsync(IIncidentReadModel incidents, IIncidentActionStore actions, TimeProvider time, string id,
+        CancellationToken cancellationToken)
     {
         var view = await incidents.LoadAsync(id, maxAlerts: 1000, cancellationToken);
         if (view is null) return null;
@@ -80,6 +91,15 @@ internal static class IncidentEndpoints
         return new IncidentDto(view.Id, view.Receiver, view.GroupKey, view.State, view.Revision, view.OpenedAt, view.ClosedAt,
             view.GroupLabels, view.CommonLabels, view.FiringCount, view.ResolvedCount,
             view.Alerts.Select(a => new AlertDto(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, a.Labels, a.Annotations, a.GeneratorUrl)).ToList(),
-            deliveries);
+            deliveries, Handling(view.Handling, time.GetUtcNow()),
+            (await actions.ListAsync(id, cancellationToken)).Select(a => new ActionDto(a.Id, a.Action, a.Actor, a.Source,
+                DateTimeOffset.FromUnixTimeMilliseconds(a.RequestedAt), a.Result, a.Detail,
+                a.CompletedAt is { } c ? DateTimeOffset.FromUnixTimeMilliseconds(c) : null)).ToList());
     }
+
+    private static HandlingDto Handling(Delivery.IncidentHandling? h, DateTimeOffset now) =>
+        h is null
+            ? new HandlingDto(false, null, null, null, false, null, null, null)
+            : new HandlingDto(h.Acknowledged, h.AcknowledgedBy, h.AcknowledgedAt, h.AcknowledgedVia, h.SilencedAt(now), h.SilenceId, h.SilencedUntil,
+                h.SilencedBy);
 }

@@ -73,6 +73,31 @@ internal sealed partial class IncidentProcessor(
     }
 
     /// <summary>
+    /// Runs a human action on the group (<paramref name="apply"/>, which writes under the group's lock) in the
+    /// group's order: after every notification of the group journaled before it, and never at the same time as
+    /// another of the group's changes in this process. An action is ordered with notifications as if it were
+    /// journaled when it started.
+    /// </summary>
+    public async Task<T> InGroupOrderAsync<T>(string groupId, Func<CancellationToken, Task<T>> apply, CancellationToken cancellationToken)
+    {
+        var gate = _groupGates[(int)(NotificationIdentity.PartitionKey(groupId).GetHashCode() & 0x7fffffff) % _groupGates.Length];
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            while (await journal.NextUnappliedAsync(groupId, long.MaxValue, cancellationToken) is { } next)
+            {
+                var outcome = await ApplyGuardedAsync(next, cancellationToken);
+                LogAppliedBeforeAction(next.Id, outcome);
+            }
+            return await apply(cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
     /// Applies one notification. One that cannot be applied (a body that does not bind, a bug) is retried
     /// by the bus, and quarantined after <see cref="MaxAttempts"/>: marked processed with outcome
     /// Quarantined, counted and logged, so it never blocks its group or loops forever. Storage faults are
@@ -293,6 +318,9 @@ internal sealed partial class IncidentProcessor(
     [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Notification {NotificationId} QUARANTINED after {Attempts} failed attempts: it is kept in the journal (outcome Quarantined) and will not be retried; nothing of it was delivered")]
     private partial void LogQuarantined(Exception ex, string notificationId, long attempts);
 
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Notification {NotificationId} applied ({Outcome}) before a human action on its group: the action comes after it in the group's order")]
+    private partial void LogAppliedBeforeAction(string notificationId, ProcessOutcome outcome);
 
     private sealed record GroupSnapshot(OpenIncident? Open, Dictionary<AlertKey, AlertState> Known, List<AlertKey> OpenAlerts,
         Dictionary<AlertKey, AlertmanagerAlert> ByKey);

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.RiskManager;
 
-/// <summary>Publishes IncidentOpened and IncidentResolved for every incident, for the risk manager and other subscribers.</summary>
+/// <summary>Publishes IncidentOpened, IncidentAcknowledged and IncidentResolved for every incident, for the risk manager and other subscribers.</summary>
 internal sealed class IncidentEventsNotifier(IBus bus, IOptions<RiskManagerOptions> options) : IChannelNotifier
 {
     public string Channel => "incident-events";
@@ -37,6 +37,13 @@ internal sealed class IncidentEventsNotifier(IBus bus, IOptions<RiskManagerOptio
                     await bus.Publish(new IncidentOpened(incident.Id, incident.Receiver, incident.GroupKey, title,
                         incident.CommonLabels.GetValueOrDefault("severity", ""), incident.GroupLabels,
                         incident.FiringCount, incident.OpenedAt), cancellationToken);
+                }
+                else if (delivery.Kind == "acknowledged")
+                {
+                    // Queued by the acknowledge transition (IncidentActions), with who and when.
+                    var ack = System.Text.Json.JsonSerializer.Deserialize(delivery.Payload, IncidentActionsJsonContext.Default.AcknowledgedPayload)!;
+                    await bus.Publish(new IncidentAcknowledged(incident.Id, ack.Source == "slack" ? $"slack:{ack.By}" : $"{ack.Source}:{ack.By}", ack.At),
+                        cancellationToken);
                 }
                 else
                 {

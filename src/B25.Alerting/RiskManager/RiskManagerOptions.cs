@@ -16,6 +16,13 @@ internal sealed class RiskManagerOptions
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// An emergency stop the risk manager has not answered (acknowledged or rejected) this long after it was requested
+    /// pages the incident's Slack channel (@here): the stop may not have happened.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan AnswerTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Publish IncidentOpened / IncidentResolved for every incident.</summary>
     public bool PublishIncidentEvents { get; set; } = true;
 }

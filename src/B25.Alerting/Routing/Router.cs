@@ -5,7 +5,8 @@ namespace B25.Alerting.Routing;
 /// <summary>A delivery target: one channel (slack, ...) and one address in it.</summary>
 internal readonly record struct DeliveryTarget(string Channel, string Target);
 
-internal sealed record CompiledRoute(string Name, Matcher? Receiver, IReadOnlyList<Matcher> Matchers, bool Continue, IReadOnlyList<DeliveryTarget> Targets)
+internal sealed record CompiledRoute(string Name, Matcher? Receiver, IReadOnlyList<Matcher> Matchers, bool Continue, IReadOnlyList<DeliveryTarget> Targets,
+    EscalationOptions? Escalation = null)
 {
     public bool Matches(string receiver, IReadOnlyDictionary<string, string> labels) =>
         (Receiver is null || Receiver.Matches(new Dictionary<string, string> { ["receiver"] = receiver }))
@@ -48,6 +49,29 @@ internal sealed partial class Router
     private static partial void LogChannelOff(ILogger logger, string channel, string reason, string routes);
 
     public IReadOnlyList<CompiledRoute> Routes { get; }
+
+    /// <summary>The escalation of the first route (in routing order, honouring continue) that has one and that one of the alerts matches; null when none.</summary>
+    public EscalationOptions? EscalationFor(string receiver, IEnumerable<IReadOnlyDictionary<string, string>> alertLabels)
+    {
+        EscalationOptions? found = null;
+        var foundAt = int.MaxValue;
+        foreach (var labels in alertLabels)
+        {
+            for (var i = 0; i < Routes.Count && i < foundAt; i++)
+            {
+                var route = Routes[i];
+                if (!route.Matches(receiver, labels)) continue;
+                if (route.Escalation is not null)
+                {
+                    found = route.Escalation;
+                    foundAt = i;
+                    break;
+                }
+                if (!route.Continue) break;
+            }
+        }
+        return found;
+    }
 
     /// <summary>The targets of one alert: first matching route wins unless it says continue.</summary>
     public IEnumerable<DeliveryTarget> TargetsFor(string receiver, IReadOnlyDictionary<string, string> labels)
@@ -119,7 +143,15 @@ internal sealed partial class Router
                 targets.Add(new DeliveryTarget("risk-manager", "risk-manager"));
             if (targets.Count == 0)
                 errors.Add($"{where}: the route has no target (set Slack:Channel, PagerDuty, Email or RiskManager:EmergencyStop).");
-            routes.Add(new CompiledRoute(name, receiver, matchers, route.Continue, targets));
+            if (route.Escalation is { } escalation)
+            {
+                if (escalation.After <= TimeSpan.Zero) errors.Add($"{where}: Escalation:After must be more than zero.");
+                if (escalation.RepeatEvery < TimeSpan.FromMinutes(1)) errors.Add($"{where}: Escalation:RepeatEvery must be at least one minute.");
+                if (escalation.Max is < 1 or > 100) errors.Add($"{where}: Escalation:Max must be between 1 and 100.");
+                if (string.IsNullOrWhiteSpace(escalation.Mention))
+                    errors.Add($"{where}: Escalation:Mention is empty (e.g. \"<!subteam^S0123>\" for a user group, \"<@U0123>\" for a person, \"<!here>\").");
+            }
+            routes.Add(new CompiledRoute(name, receiver, matchers, route.Continue, targets, route.Escalation));
         }
         return routes;
     }

@@ -33,6 +33,25 @@ internal sealed class RouteOptions
     public EmailRouteOptions? Email { get; set; }
 
     public RiskManagerRouteOptions? RiskManager { get; set; }
+
+    /// <summary>Reminders in the incident's Slack thread while nobody acknowledges it; none when unset.</summary>
+    public EscalationOptions? Escalation { get; set; }
+}
+
+/// <summary>
+/// An unacknowledged incident is escalated <see cref="After"/> it opened: a thread reply mentioning <see cref="Mention"/>,
+/// repeated every <see cref="RepeatEvery"/> until it is acknowledged or resolved, at most <see cref="Max"/> times.
+/// </summary>
+internal sealed class EscalationOptions
+{
+    public TimeSpan After { get; set; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan RepeatEvery { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Slack mention of the on-call group: <c>&lt;!subteam^S0123&gt;</c>, <c>&lt;@U0123&gt;</c> or <c>&lt;!here&gt;</c>.</summary>
+    public string Mention { get; set; } = "";
+
+    public int Max { get; set; } = 3;
 }
 
 internal sealed class PagerDutyRouteOptions

@@ -32,7 +32,9 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
             """
             SELECT id AS Id, receiver AS Receiver, group_key AS GroupKey, state AS State, revision AS Revision, opened_at AS OpenedAt,
                    closed_at AS ClosedAt, group_labels AS GroupLabels, common_labels AS CommonLabels,
-                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl, truncated_alerts AS TruncatedAlerts
+                   common_annotations AS CommonAnnotations, external_url AS ExternalUrl, truncated_alerts AS TruncatedAlerts,
+                   acknowledged_by AS AcknowledgedBy, acknowledged_at AS AcknowledgedAt, acknowledged_via AS AcknowledgedVia,
+                   silence_id AS SilenceId, silenced_until AS SilencedUntil, silenced_by AS SilencedBy
             FROM incidents WHERE id = @incidentId
             """, new { incidentId });
         if (row is null) return null;
@@ -55,7 +57,9 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
             DateTimeOffset.FromUnixTimeMilliseconds(row.OpenedAt),
             row.ClosedAt is { } closed ? DateTimeOffset.FromUnixTimeMilliseconds(closed) : null,
             Labels(row.GroupLabels), Labels(row.CommonLabels), Labels(row.CommonAnnotations), row.ExternalUrl,
-            (int)counts.Firing, (int)counts.Resolved, alerts, row.TruncatedAlerts);
+            (int)counts.Firing, (int)counts.Resolved, alerts, row.TruncatedAlerts,
+            Handling: new IncidentHandling(row.AcknowledgedBy, Ms(row.AcknowledgedAt), row.AcknowledgedVia, row.SilenceId, Ms(row.SilencedUntil),
+                row.SilencedBy));
     }
 
     public async Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken)
@@ -88,11 +92,14 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
             new { channel, target, incident.Receiver, incident.GroupKey, incident.Id, openedAt = incident.OpenedAt.ToUnixTimeMilliseconds() }) > 0;
     }
 
+    private static DateTimeOffset? Ms(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null;
+
     private static Dictionary<string, string> Labels(string json) =>
         JsonSerializer.Deserialize(json, WebhookJsonContext.Default.DictionaryStringString) ?? [];
 
     private sealed record IncidentRow(string Id, string Receiver, string GroupKey, string State, long Revision, long OpenedAt, long? ClosedAt,
-        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl, long TruncatedAlerts);
+        string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl, long TruncatedAlerts, string? AcknowledgedBy,
+        long? AcknowledgedAt, string? AcknowledgedVia, string? SilenceId, long? SilencedUntil, string? SilencedBy);
 
     private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
 }

@@ -21,8 +21,8 @@ public sealed class ReplicaTests
         await Task.WhenAll(replicas.Select(r => r.Provider.MigrateAsync()));
 
         await using var connection = await first.OpenAsync();
-        Assert.Equal(4L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
-        Assert.Equal(4L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
+        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
         foreach (var r in replicas) await r.DisposeAsync();
     }
 

@@ -46,6 +46,12 @@ internal sealed class PagerDutyOptions : IValidatableObject
     public string? ClientUrl { get; set; }
 
     /// <summary>The configured key names (<c>default</c> for <see cref="RoutingKey"/>), case-insensitive.</summary>
+    /// <summary>
+    /// The signing secret of the PagerDuty webhook subscription (v3) that sends to <c>POST /webhooks/pagerduty</c>.
+    /// Empty: that endpoint is off (404).
+    /// </summary>
+    public string? WebhookSecret { get; set; }
+
     public Dictionary<string, string> ConfiguredKeys()
     {
         var keys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

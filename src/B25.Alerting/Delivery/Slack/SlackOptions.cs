@@ -29,4 +29,19 @@ internal sealed class SlackOptions
     public int MaxAlertsShown { get; set; } = 10;
 
     public bool Enabled => !string.IsNullOrWhiteSpace(BotToken);
+
+    /// <summary>
+    /// The Slack app's signing secret (Basic Information, App Credentials). Set: <c>POST /slack/interactions</c> takes
+    /// signed button clicks and incident messages carry buttons. Empty: the endpoint is off (404) and no buttons are shown.
+    /// </summary>
+    public string? SigningSecret { get; set; }
+
+    /// <summary>Slack user ids (U0123ABC) who may act on incidents; empty: everyone in the workspace who sees the message.</summary>
+    public List<string> AllowedUsers { get; set; } = [];
+
+    /// <summary>How far a request's X-Slack-Request-Timestamp may be from this machine's clock (Slack's advice: 5 minutes).</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "00:15:00")]
+    public TimeSpan MaxRequestAge { get; set; } = TimeSpan.FromMinutes(5);
+
+    public bool Interactive => !string.IsNullOrWhiteSpace(SigningSecret);
 }

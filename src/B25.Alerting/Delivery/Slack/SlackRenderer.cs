@@ -42,8 +42,12 @@ internal sealed class SlackRenderer
 
     private readonly Presentation.IncidentPresenter _presenter;
 
-    public SlackRenderer(IOptions<SlackOptions> options, IOptions<TemplateOptions> templates, Presentation.IncidentPresenter presenter)
+    private readonly TimeProvider _time;
+
+    public SlackRenderer(IOptions<SlackOptions> options, IOptions<TemplateOptions> templates, Presentation.IncidentPresenter presenter,
+        TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _options = options.Value;
         _presenter = presenter;
         var folder = Path.Combine(templates.Value.ResolvedPath, "slack");
@@ -62,7 +66,7 @@ internal sealed class SlackRenderer
             headline = SlackText.Escape(p.Headline),
             state_icon = p.Resolved ? ":large_green_circle:" : ":red_circle:",
             state_word = stateWord,
-            summary = Summary(p),
+            summary = Summary(p) + Handling(incident, p),
             context_line = ContextLine(incident, p),
             logs = Logs(p),
             firing_count = p.FiringCount,
@@ -82,6 +86,7 @@ internal sealed class SlackRenderer
         {
             throw new InvalidOperationException($"templates/slack/incident.sbn rendered invalid JSON: {ex.Message}", ex);
         }
+        if (Actions(incident, p) is { } actions) blocks.Add(actions);
         var text = SlackText.Truncate(Render(_incidentText, model).Trim(), MaxFallbackText);
         return new SlackMessage(text, EnforceLimits(blocks));
     }
@@ -239,6 +244,78 @@ internal sealed class SlackRenderer
         ["type"] = "context",
         ["elements"] = new JsonArray(new JsonObject { ["type"] = "mrkdwn", ["text"] = text }),
     };
+
+    /// <summary>Who handles the incident and its silence, as lines under the summary ("Acknowledged by @jane at 03:12").</summary>
+    private string Handling(IncidentView incident, Presentation.IncidentPresentation p)
+    {
+        if (incident.Handling is not { } h) return "";
+        var lines = new List<string>();
+        if (h.Acknowledged)
+            lines.Add($":eyes: *Acknowledged* by {Incidents.IncidentActions.Who(h.AcknowledgedBy ?? "", h.AcknowledgedVia ?? "")} at {Clock(h.AcknowledgedAt!.Value)}");
+        if (!p.Resolved && h.SilencedAt(_time.GetUtcNow()))
+            lines.Add($":mute: *Silenced until {Clock(h.SilencedUntil!.Value)}* by {Incidents.IncidentActions.Who(h.SilencedBy ?? "", "slack")}");
+        return lines.Count == 0 ? "" : "\n" + string.Join("\n", lines);
+    }
+
+    private string Clock(DateTimeOffset at) => at.UtcDateTime.ToString("HH:mm 'UTC'", CultureInfo.InvariantCulture) +
+        (at.UtcDateTime.Date == _time.GetUtcNow().UtcDateTime.Date ? "" : at.UtcDateTime.ToString(" (yyyy-MM-dd)", CultureInfo.InvariantCulture));
+
+    /// <summary>Action ids of the incident message's controls, stable: <c>POST /slack/interactions</c> dispatches on them.</summary>
+    internal static class ActionIds
+    {
+        public const string Acknowledge = "acknowledge";
+        public const string Silence = "silence";
+        public const string Unsilence = "unsilence";
+        public const string Runbook = "runbook";
+        public const string Grafana = "grafana";
+    }
+
+    /// <summary>
+    /// The controls at the foot of the message: acknowledge (until someone did), silence for 1 h, 4 h or 24 h, or unsilence
+    /// while silenced, each carrying the incident id; link buttons to the runbook and Grafana. Only with a signing secret
+    /// (<see cref="SlackOptions.Interactive"/>): without one nobody could receive the clicks.
+    /// </summary>
+    private JsonObject? Actions(IncidentView incident, Presentation.IncidentPresentation p)
+    {
+        if (!_options.Interactive) return null;
+        var elements = new JsonArray();
+        var open = incident.State != "closed";
+        var handling = incident.Handling;
+        if (open && handling?.Acknowledged != true)
+            elements.Add(new JsonObject
+            {
+                ["type"] = "button", ["action_id"] = ActionIds.Acknowledge, ["value"] = incident.Id, ["style"] = "primary",
+                ["text"] = new JsonObject { ["type"] = "plain_text", ["text"] = "Acknowledge" },
+            });
+        if (open && handling?.SilencedAt(_time.GetUtcNow()) == true)
+            elements.Add(new JsonObject
+            {
+                ["type"] = "button", ["action_id"] = ActionIds.Unsilence, ["value"] = incident.Id,
+                ["text"] = new JsonObject { ["type"] = "plain_text", ["text"] = "Unsilence" },
+            });
+        else if (open)
+            elements.Add(new JsonObject
+            {
+                ["type"] = "static_select", ["action_id"] = ActionIds.Silence,
+                ["placeholder"] = new JsonObject { ["type"] = "plain_text", ["text"] = "Silence for…" },
+                ["options"] = new JsonArray(Incidents.IncidentActions.SilenceDurations.Keys.Select(d => (JsonNode)new JsonObject
+                {
+                    ["text"] = new JsonObject { ["type"] = "plain_text", ["text"] = d },
+                    ["value"] = $"{incident.Id}|{d}",
+                }).ToArray()),
+            });
+        foreach (var (text, id) in new[] { ("Runbook", ActionIds.Runbook), ("Grafana", ActionIds.Grafana) })
+            // The incident's link, else the first alert's (alerts of one group usually share their runbook).
+            if ((p.Links.FirstOrDefault(l => l.Text == text) ?? p.Alerts.SelectMany(a => a.Links).FirstOrDefault(l => l.Text == text)) is { } link
+                && Uri.TryCreate(link.Url, UriKind.Absolute, out var url)
+                && url.Scheme is "http" or "https" && link.Url.Length <= 3000)
+                elements.Add(new JsonObject
+                {
+                    ["type"] = "button", ["action_id"] = id, ["url"] = link.Url, ["value"] = incident.Id,
+                    ["text"] = new JsonObject { ["type"] = "plain_text", ["text"] = text },
+                });
+        return elements.Count == 0 ? null : new JsonObject { ["type"] = "actions", ["block_id"] = "b25_incident_actions", ["elements"] = elements };
+    }
 
     /// <summary>The main section: what is wrong, the live value, what to do first, and what the alerts share.</summary>
     private static string Summary(Presentation.IncidentPresentation p)

@@ -311,5 +311,29 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         -- How many alerts Alertmanager left out of the latest notification (its truncatedAlerts), shown on every message.
         ALTER TABLE incidents ADD COLUMN truncated_alerts BIGINT NOT NULL DEFAULT 0;
         """,
+        """
+        -- Who handles an incident and its Alertmanager silence; escalation reminders queued; the audit of human actions.
+        ALTER TABLE incidents ADD COLUMN acknowledged_by TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN acknowledged_at BIGINT NULL;
+        ALTER TABLE incidents ADD COLUMN acknowledged_via TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN silence_id TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN silenced_until BIGINT NULL;
+        ALTER TABLE incidents ADD COLUMN silenced_by TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN escalations BIGINT NOT NULL DEFAULT 0;
+        CREATE TABLE incident_actions (
+            id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            action_key    TEXT NOT NULL UNIQUE,
+            action        TEXT NOT NULL,
+            actor         TEXT NOT NULL,
+            source        TEXT NOT NULL,
+            requested_at  BIGINT NOT NULL,
+            result        TEXT NOT NULL,
+            detail        TEXT NULL,
+            completed_at  BIGINT NULL
+        );
+        CREATE INDEX ix_incident_actions_incident ON incident_actions(incident_id, id);
+        ALTER TABLE emergency_stops ADD COLUMN unanswered_paged_at BIGINT NULL;
+        """,
     ];
 }

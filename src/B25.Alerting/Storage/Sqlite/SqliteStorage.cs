@@ -241,5 +241,32 @@ internal sealed class SqliteStorage : IStorageProvider
         -- How many alerts Alertmanager left out of the latest notification (its truncatedAlerts), shown on every message.
         ALTER TABLE incidents ADD COLUMN truncated_alerts INTEGER NOT NULL DEFAULT 0;
         """,
+        """
+        -- Who handles an incident (acknowledged: by whom, when, from where) and its Alertmanager silence, if any.
+        ALTER TABLE incidents ADD COLUMN acknowledged_by TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN acknowledged_at INTEGER NULL;
+        ALTER TABLE incidents ADD COLUMN acknowledged_via TEXT NULL;  -- slack | pagerduty | api
+        ALTER TABLE incidents ADD COLUMN silence_id TEXT NULL;
+        ALTER TABLE incidents ADD COLUMN silenced_until INTEGER NULL;
+        ALTER TABLE incidents ADD COLUMN silenced_by TEXT NULL;
+        -- Escalation reminders already queued for the incident (its route's Escalation settings).
+        ALTER TABLE incidents ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
+        -- Every human action on an incident (the audit): one row per request, the same request twice is one row.
+        CREATE TABLE incident_actions (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_id   TEXT NOT NULL REFERENCES incidents(id),
+            action_key    TEXT NOT NULL UNIQUE,      -- the request's identity (Slack action_ts, PagerDuty event id, Idempotency-Key)
+            action        TEXT NOT NULL,             -- acknowledge | silence | unsilence
+            actor         TEXT NOT NULL,
+            source        TEXT NOT NULL,             -- slack | pagerduty | api
+            requested_at  INTEGER NOT NULL,
+            result        TEXT NOT NULL,             -- pending | acknowledged | already-acknowledged | already-resolved | silenced | ...
+            detail        TEXT NULL,
+            completed_at  INTEGER NULL
+        );
+        CREATE INDEX ix_incident_actions_incident ON incident_actions(incident_id, id);
+        -- An emergency stop the risk manager did not answer in time: when humans were paged about it.
+        ALTER TABLE emergency_stops ADD COLUMN unanswered_paged_at INTEGER NULL;
+        """,
     ];
 }
