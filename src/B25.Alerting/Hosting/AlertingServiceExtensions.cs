@@ -270,7 +270,7 @@ internal static partial class AlertingServiceExtensions
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "WEBHOOK IS UNAUTHENTICATED: Webhook:BearerToken is empty, so anyone who reaches this port can post notifications. Set it, and the same token in Alertmanager's http_config.authorization")]
     private static partial void LogNoToken(ILogger logger);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "INCIDENT ACTIONS API IS UNAUTHENTICATED: Api:BearerToken is empty, so anyone who reaches this port can acknowledge and silence incidents. Set it")]
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "The incident actions API (POST /api/incidents/{{id}}/acknowledge|silence|unsilence) is off: Api:BearerToken is empty")]
     private static partial void LogNoApiToken(ILogger logger);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Slack:BotToken is empty: Slack messages are written to this log instead of Slack")]

@@ -14,7 +14,7 @@ internal sealed class ApiOptions
 
     /// <summary>
     /// Bearer token for the incident actions API (<c>POST /api/incidents/{id}/acknowledge|silence|unsilence</c>), for
-    /// scripts and boards. Empty: the actions API takes no token (a warning at start).
+    /// scripts and boards. Empty: the actions API is off (404): anyone who reaches the port could otherwise silence pages.
     /// </summary>
     public string? BearerToken { get; set; }
 }
@@ -46,7 +46,9 @@ internal static class IncidentActionEndpoints
     {
         var http = context.HttpContext;
         var expected = http.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value.BearerToken;
-        if (string.IsNullOrEmpty(expected)) return await next(context);
+        if (string.IsNullOrEmpty(expected))
+            return TypedResults.Problem(title: "Not Found", statusCode: 404,
+                detail: "The incident actions API is off: set Api:BearerToken to turn it on (acknowledge in Slack meanwhile).");
         var header = http.Request.Headers.Authorization.ToString();
         const string scheme = "Bearer ";
         var given = header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) ? header[scheme.Length..].Trim() : "";

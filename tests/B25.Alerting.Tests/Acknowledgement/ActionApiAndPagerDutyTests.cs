@@ -107,6 +107,23 @@ public sealed class ActionApiTests : AckScenario
     }
 }
 
+/// <summary>Without Api:BearerToken the actions API is off: an open port must not let anyone silence pages.</summary>
+public sealed class ActionApiOffTests() : AckScenario(new() { ["Api:BearerToken"] = "" })
+{
+    [Fact]
+    public async Task Without_a_token_setting_the_api_answers_404_and_does_nothing()
+    {
+        var id = await OpenAsync();
+
+        using var response = await Client.PostAsync($"/api/incidents/{id}/acknowledge", null);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("Api:BearerToken", await response.Content.ReadAsStringAsync());
+        Assert.Empty(Actions(await Incident(id, byId: true)));
+    }
+}
+
 /// <summary>PagerDuty in the loop: its acknowledgement is the same transition (source PagerDuty), never echoed back.</summary>
 public sealed class PagerDutyWebhookTests : AckScenario
 {
