@@ -211,6 +211,11 @@ internal static class Scenarios
         };
         if (rabbit is not null) env["Bus__RabbitMq__Uri"] = rabbit.Uri;
         // Routes 1..12 replace the shipped ones (route 0, emergency-stop, stays): critical -> #crit-tN + PagerDuty, the rest -> #alerts-tN.
+        // Configuration merges lists by index, so what a shipped route sets and these do not is cleared: the receiver
+        // the shipped routes are keyed on (these match labels), and the critical route's escalation (after 30 days: never
+        // within a run; escalation has tests of its own).
+        for (var i = 1; i <= 2 * Teams; i++) env[$"Routing__Routes__{i}__Receiver"] = "";
+        env["Routing__Routes__1__Escalation__After"] = "30.00:00:00";
         for (var t = 0; t < Teams; t++)
         {
             var crit = 1 + t;
