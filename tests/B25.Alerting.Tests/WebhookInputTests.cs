@@ -43,7 +43,8 @@ public sealed class WebhookInputTests : IDisposable
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT (SELECT COUNT(*) FROM notifications) + (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM deliveries)";
         Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
-        await Eventually.Stays(() => _slack.Calls.Count == 0, "nothing sent to Slack", 300);
+        await _factory.SettledAsync();
+        Assert.Empty(_slack.Calls); // nothing sent to Slack
     }
 
     private Task<HttpResponseMessage> Post(string body, string? token = AlertingFactory.Token, string contentType = "application/json")
@@ -232,15 +233,6 @@ public sealed class WebhookInputTests : IDisposable
         var retry = await Post(Body("g1", Firing("a1")));
         Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
         await Eventually.True(() => _slack.Posts.Count == 1, "the retried notification is delivered");
-    }
-
-    [Fact]
-    public async Task Rejections_are_counted_by_reason()
-    {
-        using var client = _factory.CreateClient();
-        var before = await MetricsText.ReadAsync(client, "b25_alerting_notifications_rejected_total{reason=\"unauthorized\"}");
-        await Post(Body("g1", Firing("a1")), token: "nope");
-        Assert.True(await MetricsText.ReadAsync(client, "b25_alerting_notifications_rejected_total{reason=\"unauthorized\"}") >= before + 1);
     }
 }
 
