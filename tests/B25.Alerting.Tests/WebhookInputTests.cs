@@ -274,7 +274,9 @@ public sealed class LargeNotificationTests : IDisposable
         var response = await client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await Eventually.True(() => _slack.Posts.Count == 1, "one post for the whole group", 30_000);
+        // Correctness, not speed (the bench measures that): applying 20,000 alerts takes seconds on a quiet machine and
+        // tens of seconds on a loaded one.
+        await Eventually.True(() => _slack.Posts.Count == 1, "one post for the whole group", 120_000);
         Assert.Contains("20000 firing", _slack.Posts[0].Text);
     }
 }

@@ -6,8 +6,9 @@ using static B25.Alerting.Tests.Support.Notifications;
 namespace B25.Alerting.Tests.Observability;
 
 /// <summary>
-/// The service's counters live in prometheus-net's process-wide registry: every in-process service of a test run adds
-/// to the same series. The tests of this collection run alone, after the others, so they can count exactly.
+/// The service's counters live in prometheus-net's process-wide registry, and span listeners hear every span of the
+/// process: every in-process service of a test run adds to the same series and traces. The tests of this collection run
+/// alone, after the others, so they can count exactly.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ProcessWideMetrics

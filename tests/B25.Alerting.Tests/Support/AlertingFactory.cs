@@ -63,32 +63,8 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
     internal Task<System.Data.Common.DbConnection> OpenStorageAsync() =>
         Services.GetRequiredService<B25.Alerting.Storage.IStorageProvider>().OpenAsync();
 
-    /// <summary>
-    /// Waits until the service has nothing left to do: every journaled notification applied and no delivery pending
-    /// (sent, merged, failed or skipped). From then on nothing more is sent unless something new arrives or a timer
-    /// fires (escalation, the Watchdog check), so a test can count what its stand-ins received exactly, instead of
-    /// watching for a while that nothing more comes.
-    /// </summary>
-    public async Task SettledAsync(int timeoutMs = 20_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        long left;
-        do
-        {
-            await using (var connection = await OpenStorageAsync())
-            await using (var command = connection.CreateCommand())
-            {
-                command.CommandText = """
-                    SELECT (SELECT count(*) FROM notifications WHERE processed_at IS NULL)
-                         + (SELECT count(*) FROM deliveries WHERE status = 'pending')
-                    """;
-                left = Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-            }
-            if (left == 0) return;
-            await Task.Delay(25);
-        } while (DateTime.UtcNow < deadline);
-        Assert.Fail($"Timed out after {timeoutMs} ms waiting for every notification to be applied and every delivery done ({left} left)");
-    }
+    /// <summary>Waits until the service has nothing left to do (<see cref="Settled"/>).</summary>
+    public Task SettledAsync(int timeoutMs = 20_000) => Settled.ForAsync(OpenStorageAsync, timeoutMs);
 
     public HttpClient Authorized()
     {
