@@ -46,7 +46,7 @@ public sealed class ReplicaTests
 
         // Six commands for six alerts, each from a different replica, with a cap of 2 per window.
         var asking = Task.WhenAll(replicas.Select((r, i) => r.Stops.BeginAsync(
-            new StopRequest($"cmd-{i}", "inc", "Stop", $"fp{i}", "2026-11-25T12:00:00Z", "{}"), now, now - 600_000, 2, false,
+            new StopRequest($"cmd-{i}", "inc", "Stop", $"fp{i}", "2026-11-25T12:00:00Z", "{}", now), now, 600_000, 2, false,
             (_, _) => null, CancellationToken.None)));
         await Eventually.Stays(() => !asking.IsCompleted, "nobody counts while another replica holds the cap", 1_000);
         await holding.RollbackAsync();
