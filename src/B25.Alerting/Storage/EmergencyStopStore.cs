@@ -14,7 +14,7 @@ internal sealed record StopRequest(string CommandId, string IncidentId, string A
 internal sealed record StopStart(string Status, long Recent, bool New);
 
 internal sealed record EmergencyStopRow(string CommandId, string IncidentId, string AlertName, string Fingerprint, string StartsAt, string Scope,
-    string Status, long RequestedAt, long? AnsweredAt, string? AnsweredBy, string? Answer);
+    string Status, long RequestedAt, long? AnsweredAt, string? AnsweredBy, string? Answer, long? FiredAt);
 
 /// <summary>
 /// Emergency stops asked of the risk manager: one row per command, its answer, and the cap on how many per window.
@@ -150,7 +150,7 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
             """
             SELECT command_id AS CommandId, incident_id AS IncidentId, alert_name AS AlertName, fingerprint AS Fingerprint,
                    starts_at AS StartsAt, scope AS Scope, status AS Status, requested_at AS RequestedAt, answered_at AS AnsweredAt,
-                   answered_by AS AnsweredBy, answer AS Answer
+                   answered_by AS AnsweredBy, answer AS Answer, fired_at AS FiredAt
             FROM emergency_stops ORDER BY requested_at DESC LIMIT @limit
             """, new { limit })).ToList();
     }

@@ -170,6 +170,9 @@ public sealed class EmergencyStopGuardTests : IDisposable
         await Eventually.True(async () => (await Stops(client)).All(s => s!["status"]!.GetValue<string>() == "requested"), "all six requested");
         await Drained();
         Assert.Empty(_slack.Replies);
+        // Each counted where its alert fired.
+        Assert.Equal(alerts.Select(a => a.StartsAt!.Value).Order(),
+            (await Stops(client)).Select(s => s!["firedAt"]!.GetValue<DateTimeOffset>()).Order());
     }
 
     private static string CommandOf(string fingerprint) => EmergencyStopCommand.CommandIdFor(fingerprint, T0).ToString();
