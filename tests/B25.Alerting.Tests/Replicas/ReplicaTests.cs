@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using B25.Alerting.Storage;
+using B25.Alerting.Storage.Postgres;
 using B25.Alerting.Tests.Support;
 using Dapper;
 using Microsoft.Extensions.Time.Testing;
@@ -21,8 +22,8 @@ public sealed class ReplicaTests
         await Task.WhenAll(replicas.Select(r => r.Provider.MigrateAsync()));
 
         await using var connection = await first.OpenAsync();
-        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
-        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+        Assert.Equal(PostgresStorage.SchemaVersion, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
+        Assert.Equal(PostgresStorage.SchemaVersion, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
         foreach (var r in replicas) await r.DisposeAsync();
     }
 

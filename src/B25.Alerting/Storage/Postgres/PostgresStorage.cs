@@ -177,6 +177,9 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         foreach (var source in sources) await source.DisposeAsync();
     }
 
+    /// <summary>The schema version a migrated database is at: one per migration.</summary>
+    internal static int SchemaVersion => Migrations.Length;
+
     // Append only: a deployed database is at some index of this array. The same tables as the SQLite
     // provider's, in PostgreSQL's types (unix ms as BIGINT, JSON as TEXT).
     private static readonly string[] Migrations =
