@@ -38,7 +38,16 @@ internal sealed record IncidentView(
     IReadOnlyList<AlertView> Alerts,
     long TruncatedAlerts = 0,
     Enrichment.IncidentEnrichment? Enrichment = null,
-    IncidentHandling? Handling = null);
+    IncidentHandling? Handling = null,
+    IReadOnlyList<EmergencyStopView>? EmergencyStops = null);
+
+/// <summary>
+/// An emergency stop asked for one of the incident's alerts, as its message shows it: status requesting, requested,
+/// dry-run, suppressed, acknowledged or rejected; <paramref name="Scope"/> what it stops; <paramref name="UnansweredPaged"/>
+/// the channel was paged because the risk manager did not answer in time.
+/// </summary>
+internal sealed record EmergencyStopView(string CommandId, string AlertName, string Status, IReadOnlyDictionary<string, string> Scope,
+    DateTimeOffset RequestedAt, DateTimeOffset? AnsweredAt, string? AnsweredBy, string? Answer, bool UnansweredPaged);
 
 /// <summary>Who handles the incident: acknowledged (by whom, when, from where: slack, pagerduty, api) and its silence.</summary>
 internal sealed record IncidentHandling(string? AcknowledgedBy, DateTimeOffset? AcknowledgedAt, string? AcknowledgedVia, string? SilenceId,

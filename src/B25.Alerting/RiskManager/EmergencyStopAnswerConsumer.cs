@@ -6,7 +6,10 @@ using MassTransit;
 
 namespace B25.Alerting.RiskManager;
 
-/// <summary>Records the risk manager's answer to an emergency stop and posts it in the incident's Slack thread.</summary>
+/// <summary>
+/// Records the risk manager's answer to an emergency stop and shows it in the incident's Slack message (an edit). A
+/// rejection also pages the incident's thread (@here): the stop did not happen and people have to act.
+/// </summary>
 internal sealed partial class EmergencyStopAnswerConsumer(
     IEmergencyStopStore stops,
     DeliverySignal signal,
@@ -15,17 +18,21 @@ internal sealed partial class EmergencyStopAnswerConsumer(
 {
     public Task Consume(ConsumeContext<EmergencyStopAcknowledged> context) =>
         RecordAsync(context.Message.CommandId, "acknowledged", context.Message.AcknowledgedBy, context.Message.Detail,
-            context.Message.AcknowledgedAt, ":white_check_mark: Risk manager *acknowledged* emergency stop", context.CancellationToken);
+            context.Message.AcknowledgedAt, null, context.CancellationToken);
 
     public Task Consume(ConsumeContext<EmergencyStopRejected> context) =>
         RecordAsync(context.Message.CommandId, "rejected", context.Message.RejectedBy, context.Message.Reason,
             context.Message.RejectedAt, "<!here> :x: Risk manager *rejected* emergency stop", context.CancellationToken);
 
-    private async Task RecordAsync(Guid commandId, string status, string by, string? detail, DateTimeOffset at, string headline,
+    /// <param name="headline">The thread note's start, for an answer that needs people now (a rejection: the stop did not
+    /// happen); null for a routine answer, which only the edited incident message shows.</param>
+    private async Task RecordAsync(Guid commandId, string status, string by, string? detail, DateTimeOffset at, string? headline,
         CancellationToken cancellationToken)
     {
         var id = commandId.ToString();
-        var text = $"{headline} `{id}` ({SlackText.Escape(by)}){(string.IsNullOrWhiteSpace(detail) ? "" : ": " + SlackText.Escape(detail))}";
+        var text = headline is null
+            ? null
+            : $"{headline} `{id}` ({SlackText.Escape(by)}){(string.IsNullOrWhiteSpace(detail) ? "" : ": " + SlackText.Escape(detail))}";
         var (incidentId, first) = await stops.RecordAnswerAsync(id, status, by, detail, at.ToUnixTimeMilliseconds(), _ => text,
             time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         if (incidentId is null)
@@ -33,7 +40,7 @@ internal sealed partial class EmergencyStopAnswerConsumer(
             LogUnknown(id, status);
             return;
         }
-        // The first answer counts; a repeated or later answer is logged, not posted again.
+        // The first answer counts; a repeated or later answer is logged, not shown again.
         if (!first)
         {
             LogAlreadyAnswered(id, status);

@@ -12,8 +12,9 @@ namespace B25.Alerting.RiskManager;
 
 /// <summary>
 /// Asks the risk manager for an emergency stop, once per alert occurrence, for alerts whose route asks
-/// for it. Guarded: at most N requests per window (then humans are paged in the incident's Slack
-/// thread instead), and a dry-run switch. Every request and answer is recorded and posted to the thread.
+/// for it. Guarded: at most N stops for alerts that fired within one window (then humans are paged in the
+/// incident's Slack thread instead), and a dry-run switch. Every request and answer is recorded and shown in
+/// the incident's Slack message (an edit); only what needs people now also goes to the thread with @here.
 /// </summary>
 internal sealed partial class EmergencyStopNotifier(
     IEmergencyStopStore stops,
@@ -59,14 +60,13 @@ internal sealed partial class EmergencyStopNotifier(
         var id = command.CommandId.ToString();
         var start = await stops.BeginAsync(
             new StopRequest(id, incident.Id, command.AlertName, command.Fingerprint, AlertKey.Format(command.StartsAt),
-                JsonSerializer.Serialize(command.Scope, WebhookJsonContext.Default.DictionaryStringString)),
-            now.ToUnixTimeMilliseconds(), (now - settings.Window).ToUnixTimeMilliseconds(), settings.MaxStopsPerWindow, settings.DryRun,
-            (status, recent) => status switch
-            {
-                "dry-run" => $":test_tube: DRY RUN: an emergency stop of {Scope(command)} would have been requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
-                "suppressed" => $"<!here> :warning: Emergency stop of {Scope(command)} NOT requested: {recent} stop(s) already in the last {settings.Window} (cap {settings.MaxStopsPerWindow}). Act by hand. (command `{id}`)",
-                _ => null,
-            }, cancellationToken);
+                JsonSerializer.Serialize(command.Scope, WebhookJsonContext.Default.DictionaryStringString), FiredAt(command, now)),
+            now.ToUnixTimeMilliseconds(), (long)settings.Window.TotalMilliseconds, settings.MaxStopsPerWindow, settings.DryRun,
+            // A dry run is routine: the incident's message shows it. The cap reached needs people now: a note that notifies.
+            (status, recent) => status == "suppressed"
+                ? $"<!here> :warning: Emergency stop of {SlackRenderer.StopScope(command.Scope)} NOT requested: {recent} stop(s) already for alerts that fired within {settings.Window} of this one (cap {settings.MaxStopsPerWindow}). Act by hand. (command `{id}`)"
+                : null,
+            cancellationToken);
         if (!start.New && start.Status != "requesting")
             return new DeliveryOutcome(deliveryId, start.Status is "dry-run" or "suppressed" ? DeliveryOutcomeKind.Skipped : DeliveryOutcomeKind.Sent);
         if (start.New && start.Status != "requesting")
@@ -92,23 +92,25 @@ internal sealed partial class EmergencyStopNotifier(
             return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Retry, $"publish failed: {ex.GetType().Name}", TimeSpan.FromSeconds(5));
         }
 
-        await stops.MarkRequestedAsync(id, incident.Id,
-            $":rotating_light: Emergency stop of {Scope(command)} requested from the risk manager (command `{id}`). Reason: {SlackText.Escape(command.Reason)}",
-            now.ToUnixTimeMilliseconds(), cancellationToken);
+        await stops.MarkRequestedAsync(id, incident.Id, now.ToUnixTimeMilliseconds(), cancellationToken);
         LogRequested(id, incident.Id);
         signal.Notify();
         return new DeliveryOutcome(deliveryId, DeliveryOutcomeKind.Sent);
     }
 
-    private static string Scope(EmergencyStopCommand command) =>
-        command.Scope.Count == 0
-            ? "*everything* (the alert names no exchange, symbol, strategy, account or service)"
-            : string.Join(", ", command.Scope.Select(kv => $"`{SlackText.Escape(kv.Key)}={SlackText.Escape(kv.Value)}`"));
+    /// <summary>
+    /// When the alert fired, as the cap counts it: its startsAt, so stops released together after an outage count when
+    /// their alerts fired, and a burst that fired together counts as one. A startsAt ahead of the request (a Prometheus
+    /// clock running fast) counts now. A stale alert (fired long ago, arriving late) counts when it fired too: it shares
+    /// the cap with whatever fired then, and is suppressed only if that window already had its stops.
+    /// </summary>
+    internal static long FiredAt(EmergencyStopCommand command, DateTimeOffset now) =>
+        Math.Min(command.StartsAt.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds());
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Emergency stop {CommandId} requested from the risk manager for incident {IncidentId}")]
     private partial void LogRequested(string commandId, string incidentId);
 
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Emergency stop {CommandId} NOT requested: {Recent} already within the window (cap {Cap}); humans paged in Slack")]
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Error, Message = "Emergency stop {CommandId} NOT requested: {Recent} already for alerts that fired within the window of its alert (cap {Cap}); humans paged in Slack")]
     private partial void LogSuppressed(string commandId, long recent, int cap);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Emergency stop {CommandId}: dry run, nothing published")]

@@ -11,8 +11,11 @@ internal static class RiskManagerEndpoints
         return routes;
     }
 
+    /// <param name="FiredAt">When the alert fired as the cap counts it: its startsAt, or the request time when startsAt was ahead
+    /// of it (null: a row from before the cap counted by firing time).</param>
     public sealed record EmergencyStopDto(string CommandId, string IncidentId, string AlertName, string Fingerprint, string StartsAt,
-        string Scope, string Status, DateTimeOffset RequestedAt, DateTimeOffset? AnsweredAt, string? AnsweredBy, string? Answer);
+        string Scope, string Status, DateTimeOffset RequestedAt, DateTimeOffset? AnsweredAt, string? AnsweredBy, string? Answer,
+        DateTimeOffset? FiredAt);
 
     internal static async Task<Results<Ok<List<EmergencyStopDto>>, ProblemHttpResult>> ListAsync(IEmergencyStopStore stops, int? limit,
         CancellationToken cancellationToken)
@@ -22,6 +25,7 @@ internal static class RiskManagerEndpoints
         var rows = await stops.ListAsync(limit ?? 100, cancellationToken);
         return TypedResults.Ok(rows.Select(r => new EmergencyStopDto(r.CommandId, r.IncidentId, r.AlertName, r.Fingerprint, r.StartsAt, r.Scope,
             r.Status, DateTimeOffset.FromUnixTimeMilliseconds(r.RequestedAt),
-            r.AnsweredAt is { } a ? DateTimeOffset.FromUnixTimeMilliseconds(a) : null, r.AnsweredBy, r.Answer)).ToList());
+            r.AnsweredAt is { } a ? DateTimeOffset.FromUnixTimeMilliseconds(a) : null, r.AnsweredBy, r.Answer,
+            r.FiredAt is { } f ? DateTimeOffset.FromUnixTimeMilliseconds(f) : null)).ToList());
     }
 }

@@ -6,13 +6,18 @@ internal sealed class RiskManagerOptions
 {
     public const string Section = "RiskManager";
 
-    /// <summary>Record and post what would be requested; publish nothing.</summary>
+    /// <summary>Record and show (on the incident's Slack message) what would be requested; publish nothing.</summary>
     public bool DryRun { get; set; }
 
-    /// <summary>Emergency stops requested within <see cref="Window"/> beyond which the service stops asking and pages humans.</summary>
+    /// <summary>
+    /// Emergency stops requested for alerts that fired within one <see cref="Window"/>, beyond which the service stops asking
+    /// and pages humans. Counted by the alerts' firing time (startsAt), not by when the requests are sent, so a backlog
+    /// released after an outage is not taken for a burst.
+    /// </summary>
     [Range(1, 1000)]
     public int MaxStopsPerWindow { get; set; } = 3;
 
+    /// <summary>The cap's sliding window, over the alerts' firing times.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(10);
 

@@ -21,7 +21,7 @@ internal interface IEscalationStore
     /// <summary>Emergency stops requested before the cutoff that have no answer and whose humans were not paged yet.</summary>
     Task<IReadOnlyList<(string CommandId, string IncidentId)>> UnansweredStopsAsync(long requestedBefore, CancellationToken cancellationToken);
 
-    /// <summary>Pages the incident's Slack threads about the unanswered stop, once.</summary>
+    /// <summary>Pages the incident's Slack threads about the unanswered stop, once, and edits its messages to say so.</summary>
     Task<bool> PageUnansweredAsync(string commandId, string incidentId, string note, long now, CancellationToken cancellationToken);
 }
 
@@ -76,6 +76,8 @@ internal sealed class EscalationStore(IStorageProvider storage) : IEscalationSto
             """, new { commandId, now }, write.Transaction);
         if (changed == 0) return false;
         await DeliveryOutbox.AddSlackNoteAsync(connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", note, now);
+        // The message's line for the stop says it too, so it does not go on reading "waiting for its answer".
+        await EmergencyStopStore.AddSlackEditAsync(connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", now);
         await storage.WakeDeliveriesAsync(write, null, cancellationToken);
         await write.CommitAsync(cancellationToken);
         return true;

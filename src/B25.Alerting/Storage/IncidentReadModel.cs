@@ -53,14 +53,29 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
                 """, new { incidentId, maxAlerts }))
             .Select(a => new AlertView(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, Labels(a.Labels), Labels(a.Annotations), a.GeneratorUrl))
             .ToList();
+        // The incident's newest emergency stops, shown in the newest-last order they happened.
+        var stops = (await connection.QueryAsync<StopRow>(
+                $"""
+                SELECT command_id AS CommandId, alert_name AS AlertName, status AS Status, scope AS Scope, requested_at AS RequestedAt,
+                       answered_at AS AnsweredAt, answered_by AS AnsweredBy, answer AS Answer, unanswered_paged_at AS UnansweredPagedAt
+                FROM emergency_stops WHERE incident_id = @incidentId ORDER BY requested_at DESC, command_id DESC LIMIT {MaxStopsShown}
+                """, new { incidentId }))
+            .Select(s => new EmergencyStopView(s.CommandId, s.AlertName, s.Status, Labels(s.Scope), DateTimeOffset.FromUnixTimeMilliseconds(s.RequestedAt),
+                Ms(s.AnsweredAt), s.AnsweredBy, s.Answer, s.UnansweredPagedAt is not null))
+            .Reverse()
+            .ToList();
         return new IncidentView(row.Id, row.Receiver, row.GroupKey, row.State, row.Revision,
             DateTimeOffset.FromUnixTimeMilliseconds(row.OpenedAt),
             row.ClosedAt is { } closed ? DateTimeOffset.FromUnixTimeMilliseconds(closed) : null,
             Labels(row.GroupLabels), Labels(row.CommonLabels), Labels(row.CommonAnnotations), row.ExternalUrl,
             (int)counts.Firing, (int)counts.Resolved, alerts, row.TruncatedAlerts,
             Handling: new IncidentHandling(row.AcknowledgedBy, Ms(row.AcknowledgedAt), row.AcknowledgedVia, row.SilenceId, Ms(row.SilencedUntil),
-                row.SilencedBy));
+                row.SilencedBy),
+            EmergencyStops: stops);
     }
+
+    /// <summary>Emergency stops loaded with an incident: more than a message can show, so the message can say how many more.</summary>
+    public const int MaxStopsShown = 50;
 
     public async Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken)
     {
@@ -100,6 +115,9 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
     private sealed record IncidentRow(string Id, string Receiver, string GroupKey, string State, long Revision, long OpenedAt, long? ClosedAt,
         string GroupLabels, string CommonLabels, string CommonAnnotations, string ExternalUrl, long TruncatedAlerts, string? AcknowledgedBy,
         long? AcknowledgedAt, string? AcknowledgedVia, string? SilenceId, long? SilencedUntil, string? SilencedBy);
+
+    private sealed record StopRow(string CommandId, string AlertName, string Status, string Scope, long RequestedAt, long? AnsweredAt,
+        string? AnsweredBy, string? Answer, long? UnansweredPagedAt);
 
     private sealed record AlertRow(string Fingerprint, string StartsAt, string Status, string? EndsAt, string Labels, string Annotations, string GeneratorUrl);
 }

@@ -138,6 +138,12 @@ public sealed class EscalationTests : IAsyncLifetime
         Assert.Contains("<!here>", page);
         Assert.Contains("cmd-1", page);
         Assert.Equal(0, await _monitor.RunOnceAsync(CancellationToken.None));
+        // The incident's message is edited too, so its line for the stop stops reading "waiting for its answer".
+        await using (var connection = await _database.OpenAsync())
+            Assert.Equal(1, await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM deliveries WHERE incident_id = @id AND kind = 'update' AND subject = 'stop-unanswered:cmd-1'", new { id }));
+        var view = await _database.ReadModel.LoadAsync(id, 40, CancellationToken.None);
+        Assert.True(Assert.Single(view!.EmergencyStops!).UnansweredPaged);
     }
 
     [Fact]

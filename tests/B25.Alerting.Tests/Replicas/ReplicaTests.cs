@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using B25.Alerting.Storage;
+using B25.Alerting.Storage.Postgres;
 using B25.Alerting.Tests.Support;
 using Dapper;
 using Microsoft.Extensions.Time.Testing;
@@ -21,8 +22,8 @@ public sealed class ReplicaTests
         await Task.WhenAll(replicas.Select(r => r.Provider.MigrateAsync()));
 
         await using var connection = await first.OpenAsync();
-        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
-        Assert.Equal(5L, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+        Assert.Equal(PostgresStorage.SchemaVersion, await connection.ExecuteScalarAsync<long>("SELECT MAX(version) FROM b25_schema"));
+        Assert.Equal(PostgresStorage.SchemaVersion, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
         foreach (var r in replicas) await r.DisposeAsync();
     }
 
@@ -46,7 +47,7 @@ public sealed class ReplicaTests
 
         // Six commands for six alerts, each from a different replica, with a cap of 2 per window.
         var asking = Task.WhenAll(replicas.Select((r, i) => r.Stops.BeginAsync(
-            new StopRequest($"cmd-{i}", "inc", "Stop", $"fp{i}", "2026-11-25T12:00:00Z", "{}"), now, now - 600_000, 2, false,
+            new StopRequest($"cmd-{i}", "inc", "Stop", $"fp{i}", "2026-11-25T12:00:00Z", "{}", now), now, 600_000, 2, false,
             (_, _) => null, CancellationToken.None)));
         await Eventually.Stays(() => !asking.IsCompleted, "nobody counts while another replica holds the cap", 1_000);
         await holding.RollbackAsync();

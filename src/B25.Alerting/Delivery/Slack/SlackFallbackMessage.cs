@@ -24,6 +24,10 @@ internal static class SlackFallbackMessage
         if (incident.CommonAnnotations.GetValueOrDefault("summary") is { Length: > 0 } summary)
             lines.Add(SlackText.Escape(TextLimits.Truncate(summary.ReplaceLineEndings(" "), MaxSummary)));
         lines.Add($"{incident.FiringCount} firing, {incident.ResolvedCount} resolved · incident `{SlackText.Escape(incident.Id)}`");
+        // Emergency stops are shown only on the message (no thread note for a routine one): keep their state here too.
+        if (incident.EmergencyStops is { Count: > 0 } stops)
+            lines.Add("Emergency stop: " + string.Join(", ", stops.TakeLast(3).Select(s => $"{SlackText.Escape(s.Status)}{(s.UnansweredPaged ? " (no answer in time)" : "")}")) +
+                      (stops.Count > 3 ? $" (+{stops.Count - 3} earlier)" : "") + " · `GET /api/emergency-stops`");
         var links = new[]
         {
             SlackText.Link(incident.ExternalUrl, "Alertmanager"),

@@ -66,7 +66,7 @@ internal sealed class SlackRenderer
             headline = SlackText.Escape(p.Headline),
             state_icon = p.Resolved ? ":large_green_circle:" : ":red_circle:",
             state_word = stateWord,
-            summary = Summary(p) + Handling(incident, p),
+            summary = Summary(p) + Handling(incident, p) + EmergencyStops(incident),
             context_line = ContextLine(incident, p),
             logs = Logs(p),
             firing_count = p.FiringCount,
@@ -256,6 +256,52 @@ internal sealed class SlackRenderer
             lines.Add($":mute: *Silenced until {Clock(h.SilencedUntil!.Value)}* by {Incidents.IncidentActions.Who(h.SilencedBy ?? "", "slack")}");
         return lines.Count == 0 ? "" : "\n" + string.Join("\n", lines);
     }
+
+    /// <summary>Emergency stops the message shows, the newest last; older ones are counted, not listed.</summary>
+    public const int MaxStopLines = 5;
+
+    /// <summary>
+    /// The incident's emergency stops as lines under the summary ("Emergency stop requested ... / acknowledged by
+    /// risk-manager"): the routine course of a stop is shown by editing the message, which costs the channel no message
+    /// and notifies nobody. What needs people now (the cap reached, a rejection, no answer) is a thread note as well.
+    /// </summary>
+    private string EmergencyStops(IncidentView incident)
+    {
+        if (incident.EmergencyStops is not { Count: > 0 } stops) return "";
+        var lines = new List<string>();
+        if (stops.Count > MaxStopLines)
+            lines.Add($"…{(stops.Count >= Storage.IncidentReadModel.MaxStopsShown ? "at least " : "")}{stops.Count - MaxStopLines} earlier emergency stop(s): see `GET /api/emergency-stops`");
+        lines.AddRange(stops.Skip(Math.Max(0, stops.Count - MaxStopLines)).Select(StopLine));
+        return "\n" + string.Join("\n", lines);
+    }
+
+    private string StopLine(EmergencyStopView stop)
+    {
+        var scope = StopScope(stop.Scope);
+        var command = $"(command `{SlackText.Escape(stop.CommandId)}`)";
+        var answer = string.IsNullOrWhiteSpace(stop.Answer) ? "" : ": " + SlackText.Escape(Presentation.ControlCharacters.Escape(stop.Answer));
+        var by = SlackText.Escape(Presentation.ControlCharacters.Escape(stop.AnsweredBy ?? "the risk manager"));
+        var at = stop.AnsweredAt is { } answeredAt ? " at " + Clock(answeredAt) : "";
+        return stop.Status switch
+        {
+            "requested" or "requesting" when stop.UnansweredPaged =>
+                $":warning: Emergency stop of {scope} requested at {Clock(stop.RequestedAt)}: *no answer from the risk manager in time*, it may not have happened {command}",
+            "requested" => $":rotating_light: Emergency stop of {scope} requested from the risk manager at {Clock(stop.RequestedAt)}, waiting for its answer {command}",
+            "requesting" => $":hourglass_flowing_sand: Emergency stop of {scope} being sent to the risk manager {command}",
+            "acknowledged" => $":white_check_mark: Emergency stop of {scope} requested at {Clock(stop.RequestedAt)}, *acknowledged* by {by}{at}{answer} {command}",
+            "rejected" => $":x: Emergency stop of {scope} *rejected* by {by}{at}{answer} {command}",
+            "dry-run" => $":test_tube: DRY RUN: an emergency stop of {scope} would have been requested from the risk manager {command}",
+            "suppressed" => $":warning: Emergency stop of {scope} *NOT requested*: the cap of stops per window was reached. Act by hand {command}",
+            _ => $"Emergency stop of {scope}: {SlackText.Escape(stop.Status)} {command}",
+        };
+    }
+
+    /// <summary>What an emergency stop stops, as Slack shows it: its scope labels, or everything when the alert names none.</summary>
+    internal static string StopScope(IReadOnlyDictionary<string, string> scope) =>
+        scope.Count == 0
+            ? "*everything* (the alert names no exchange, symbol, strategy, account or service)"
+            : string.Join(", ", scope.Select(kv =>
+                $"`{SlackText.Escape(Presentation.ControlCharacters.Escape(kv.Key))}={SlackText.Escape(Presentation.ControlCharacters.Escape(kv.Value))}`"));
 
     private string Clock(DateTimeOffset at) => at.UtcDateTime.ToString("HH:mm 'UTC'", CultureInfo.InvariantCulture) +
         (at.UtcDateTime.Date == _time.GetUtcNow().UtcDateTime.Date ? "" : at.UtcDateTime.ToString(" (yyyy-MM-dd)", CultureInfo.InvariantCulture));

@@ -177,6 +177,9 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         foreach (var source in sources) await source.DisposeAsync();
     }
 
+    /// <summary>The schema version a migrated database is at: one per migration.</summary>
+    internal static int SchemaVersion => Migrations.Length;
+
     // Append only: a deployed database is at some index of this array. The same tables as the SQLite
     // provider's, in PostgreSQL's types (unix ms as BIGINT, JSON as TEXT).
     private static readonly string[] Migrations =
@@ -334,6 +337,16 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         );
         CREATE INDEX ix_incident_actions_incident ON incident_actions(incident_id, id);
         ALTER TABLE emergency_stops ADD COLUMN unanswered_paged_at BIGINT NULL;
+        """,
+        """
+        -- The emergency-stop cap counts stops by when their alerts fired (unix ms; startsAt, or the request time when
+        -- startsAt lies ahead of it), not by when they were sent, so a backlog released after an outage does not trip it.
+        -- Rows from before this column: their request time, the closest thing they recorded.
+        ALTER TABLE emergency_stops ADD COLUMN fired_at BIGINT NULL;
+        UPDATE emergency_stops SET fired_at = requested_at;
+        CREATE INDEX ix_emergency_stops_fired ON emergency_stops(fired_at);
+        -- The incident's message shows its emergency stops: read by incident on every render.
+        CREATE INDEX ix_emergency_stops_incident ON emergency_stops(incident_id);
         """,
     ];
 }

@@ -268,5 +268,15 @@ internal sealed class SqliteStorage : IStorageProvider
         -- An emergency stop the risk manager did not answer in time: when humans were paged about it.
         ALTER TABLE emergency_stops ADD COLUMN unanswered_paged_at INTEGER NULL;
         """,
+        """
+        -- The emergency-stop cap counts stops by when their alerts fired (unix ms; startsAt, or the request time when
+        -- startsAt lies ahead of it), not by when they were sent, so a backlog released after an outage does not trip it.
+        -- Rows from before this column: their request time, the closest thing they recorded.
+        ALTER TABLE emergency_stops ADD COLUMN fired_at INTEGER NULL;
+        UPDATE emergency_stops SET fired_at = requested_at;
+        CREATE INDEX ix_emergency_stops_fired ON emergency_stops(fired_at);
+        -- The incident's message shows its emergency stops: read by incident on every render.
+        CREATE INDEX ix_emergency_stops_incident ON emergency_stops(incident_id);
+        """,
     ];
 }
