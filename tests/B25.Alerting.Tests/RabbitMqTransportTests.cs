@@ -59,6 +59,7 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         await Eventually.True(() => _slack.Posts.Count == 1, "one post", 20_000);
-        await Eventually.Stays(() => _slack.Calls.Count == 1, "exactly one message", 1_500);
+        await Settled.ForSqliteAsync(_db);
+        Assert.Single(_slack.Calls); // exactly one message
     }
 }

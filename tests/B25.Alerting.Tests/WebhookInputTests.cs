@@ -43,7 +43,8 @@ public sealed class WebhookInputTests : IDisposable
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT (SELECT COUNT(*) FROM notifications) + (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM deliveries)";
         Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
-        await Eventually.Stays(() => _slack.Calls.Count == 0, "nothing sent to Slack", 300);
+        await _factory.SettledAsync();
+        Assert.Empty(_slack.Calls); // nothing sent to Slack
     }
 
     private Task<HttpResponseMessage> Post(string body, string? token = AlertingFactory.Token, string contentType = "application/json")
@@ -233,15 +234,6 @@ public sealed class WebhookInputTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
         await Eventually.True(() => _slack.Posts.Count == 1, "the retried notification is delivered");
     }
-
-    [Fact]
-    public async Task Rejections_are_counted_by_reason()
-    {
-        using var client = _factory.CreateClient();
-        var before = await MetricsText.ReadAsync(client, "b25_alerting_notifications_rejected_total{reason=\"unauthorized\"}");
-        await Post(Body("g1", Firing("a1")), token: "nope");
-        Assert.True(await MetricsText.ReadAsync(client, "b25_alerting_notifications_rejected_total{reason=\"unauthorized\"}") >= before + 1);
-    }
 }
 
 /// <summary>The default body limit holds a 20,000-alert group.</summary>
@@ -282,7 +274,9 @@ public sealed class LargeNotificationTests : IDisposable
         var response = await client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(body));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await Eventually.True(() => _slack.Posts.Count == 1, "one post for the whole group", 30_000);
+        // Correctness, not speed (the bench measures that): applying 20,000 alerts takes seconds on a quiet machine and
+        // tens of seconds on a loaded one.
+        await Eventually.True(() => _slack.Posts.Count == 1, "one post for the whole group", 120_000);
         Assert.Contains("20000 firing", _slack.Posts[0].Text);
     }
 }

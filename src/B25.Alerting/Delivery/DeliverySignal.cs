@@ -6,9 +6,12 @@ namespace B25.Alerting.Delivery;
 /// <summary>
 /// Wakes the delivery dispatcher when new deliveries were written: for named targets (their workers
 /// start at once, with no look at the whole outbox) or for any target (the dispatcher looks at every one).
+/// Its waits run on <paramref name="time"/>, the service's clock: on a test's fake clock, a retry due in ten minutes
+/// is due when the test moves the clock ten minutes on, not ten minutes later.
 /// </summary>
-internal sealed class DeliverySignal
+internal sealed class DeliverySignal(TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly Channel<bool> _channel = Channel.CreateBounded<bool>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentDictionary<(string Channel, string Target), byte> _targets = new();
@@ -47,8 +50,8 @@ internal sealed class DeliverySignal
     public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (timeout <= TimeSpan.Zero) return;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
+        using var due = new CancellationTokenSource(timeout, _time);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, due.Token);
         try
         {
             await _channel.Reader.ReadAsync(cts.Token);

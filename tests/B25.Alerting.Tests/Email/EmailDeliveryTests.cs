@@ -57,7 +57,8 @@ public sealed class EmailDeliveryTests : IDisposable
 
         // Email is an extra channel: Slack still gets its message.
         await Eventually.True(() => _slack.Posts.Count == 1, "one Slack post");
-        await Eventually.Stays(() => _smtp.Mails.Count == 1, "nothing else is mailed");
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Mails); // nothing else is mailed
     }
 
     [Fact]
@@ -81,7 +82,8 @@ public sealed class EmailDeliveryTests : IDisposable
         await Eventually.True(() => _smtp.Mails.Count == 2, "one mail per mailbox");
         Assert.Equal(["cto@b25.test", "desk@b25.test"], _smtp.Mails.SelectMany(m => m.EnvelopeTo).Order());
         Assert.All(_smtp.Mails, m => Assert.Single(m.Message.To.Mailboxes));
-        await Eventually.Stays(() => _smtp.Mails.Count == 2, "the warning incident mails nobody");
+        await factory.SettledAsync();
+        Assert.Equal(2, _smtp.Mails.Count); // the warning incident mails nobody
     }
 
     [Fact]
@@ -95,7 +97,8 @@ public sealed class EmailDeliveryTests : IDisposable
         var repeat = Build("g1", "b25-critical", Firing("a1") with { Annotations = new() { ["summary"] = "value now 0.42" } });
         await Send(repeat.ToJsonString());
 
-        await Eventually.Stays(() => _smtp.Mails.Count == 1, "duplicates and repeats mail nothing");
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Mails); // duplicates and repeats mail nothing
     }
 
     [Fact]
@@ -109,7 +112,8 @@ public sealed class EmailDeliveryTests : IDisposable
         await Send(Body("g1", Resolved("a1"), Firing("a2")));
         await Eventually.True(() => _slack.Updates.Count == 2, "Slack saw the partial resolve");
 
-        await Eventually.Stays(() => _smtp.Mails.Count == 1, "changes mail nothing");
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Mails); // changes mail nothing
     }
 
     [Fact]
@@ -131,7 +135,8 @@ public sealed class EmailDeliveryTests : IDisposable
         Assert.Contains("RESOLVED: HighErrorRate order-execution (critical)", closed.TextBody);
         Assert.DoesNotContain("only mail", closed.TextBody);
         Assert.IsType<MultipartAlternative>(closed.Body);
-        await Eventually.Stays(() => _smtp.Mails.Count == 2, "nothing more");
+        await _factory.SettledAsync();
+        Assert.Equal(2, _smtp.Mails.Count); // nothing more
     }
 
     [Fact]
@@ -169,7 +174,8 @@ public sealed class EmailDeliveryTests : IDisposable
         await Eventually.True(() => _smtp.Mails.Count == 1, "mail after the retry");
         Assert.Equal([451], _smtp.Refused);
         await Eventually.True(async () => (await EmailDeliveriesAsync()) is [{ Status: "sent", Attempts: 2 }], "recorded as sent at the second attempt");
-        await Eventually.Stays(() => _smtp.Mails.Count == 1, "exactly one mail");
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Mails); // exactly one mail
     }
 
     [Fact]
@@ -183,7 +189,8 @@ public sealed class EmailDeliveryTests : IDisposable
         var delivery = await EmailDeliveryAsync();
         Assert.Contains("550", delivery.LastError);
         // RetryAfter is 0.3 s in these tests: a retry would have reached the server by now.
-        await Eventually.Stays(() => _smtp.Refused.Count == 1, "not retried", forMs: 1500);
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Refused); // not retried
         Assert.Empty(_smtp.Mails);
     }
 
@@ -224,7 +231,8 @@ public sealed class EmailDeliveryTests : IDisposable
         Assert.Contains("only mail about it", mail.TextBody);
         await Eventually.True(async () => (await EmailDeliveriesAsync()).Select(d => d.Status).Order().SequenceEqual(["merged", "sent"]),
             "opened merged into the closed mail");
-        await Eventually.Stays(() => _smtp.Mails.Count == 1, "no late FIRING mail");
+        await _factory.SettledAsync();
+        Assert.Single(_smtp.Mails); // no late FIRING mail
     }
 
     [Fact]

@@ -18,6 +18,7 @@ namespace B25.Alerting.Tests.Enrichment;
 /// Loki, and Prometheus misbehaving (slow, down), as stand-ins: Loki is not installable here, and a real
 /// Prometheus cannot be made slow on purpose. The stand-ins answer the documented JSON of each API.
 /// </summary>
+[Collection(B25.Alerting.Tests.Observability.ProcessWideMetrics.Name)] // counts the enrichment failures exactly
 public sealed class EnrichmentStandInTests : IDisposable
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 10, 0, 0, TimeSpan.Zero);
@@ -119,7 +120,7 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.Equal(SourceState.Ok, enrichment.Sources.Loki.State);
         Assert.Equal("feed lost", Assert.Single(enrichment.LogsFor("market-data")!.Lines).Line);
         Assert.Equal("b25-market-data", enrichment.GrafanaFor(Alert("a").Labels)!.DashboardUid);
-        Assert.True(EnrichmentMetrics.Failures.WithLabels("prometheus", "timeout").Value > failuresBefore);
+        Assert.Equal(failuresBefore + 1, EnrichmentMetrics.Failures.WithLabels("prometheus", "timeout").Value);
         Assert.Equal(1, _silent.Requests);
     }
 
@@ -204,7 +205,7 @@ public sealed class EnrichmentStandInTests : IDisposable
         Assert.All(["a", "b"], fp => Assert.Equal(ContextState.Error, enrichment.MetricFor(fp)!.State));
         Assert.Equal(1, enrichment.Sources.Prometheus.Queries); // both alerts share the expression
         Assert.NotNull(enrichment.GrafanaFor(Alert("a").Labels));
-        Assert.True(EnrichmentMetrics.Failures.WithLabels("prometheus", "unreachable").Value > failuresBefore);
+        Assert.Equal(failuresBefore + 1, EnrichmentMetrics.Failures.WithLabels("prometheus", "unreachable").Value);
 
         // A failure is not cached: the next revision asks again.
         var again = await host.Enricher.EnrichAsync(TestAlerts.Incident(Alert("a")), CancellationToken.None);

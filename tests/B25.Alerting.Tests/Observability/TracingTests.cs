@@ -9,6 +9,7 @@ using static B25.Alerting.Tests.Support.Notifications;
 namespace B25.Alerting.Tests.Observability;
 
 /// <summary>One trace from the webhook request over the bus to the processing; outbound calls traced too.</summary>
+[Collection(ProcessWideMetrics.Name)] // listens to every span of the process: another test's webhook would count
 public sealed class TracingTests : IDisposable
 {
     private readonly SlackStandIn _slack = new();

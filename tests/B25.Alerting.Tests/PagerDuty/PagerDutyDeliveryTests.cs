@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using B25.Alerting.Delivery.PagerDuty;
 using B25.Alerting.Tests.Support;
+using Microsoft.Extensions.Time.Testing;
 using static B25.Alerting.Tests.Support.Notifications;
 
 namespace B25.Alerting.Tests.PagerDuty;
@@ -24,7 +25,7 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         _slack.Dispose();
     }
 
-    private HttpClient Start(Dictionary<string, string?>? extra = null, bool pagerDuty = true)
+    private HttpClient Start(Dictionary<string, string?>? extra = null, bool pagerDuty = true, TimeProvider? time = null)
     {
         var settings = new Dictionary<string, string?>();
         if (pagerDuty)
@@ -34,7 +35,7 @@ public sealed class PagerDutyDeliveryTests : IDisposable
             settings["PagerDuty:RetryDelay"] = "00:00:01";
         }
         foreach (var (k, v) in extra ?? []) settings[k] = v;
-        _factory = new AlertingFactory(_slack, settings);
+        _factory = new AlertingFactory(_slack, settings, time);
         return _client = _factory.Authorized();
     }
 
@@ -69,7 +70,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         Assert.Equal("http://alertmanager.test:9093", trigger.Body["client_url"]!.GetValue<string>());
         var alerts = trigger.Payload["custom_details"]!["alerts"]!.AsArray();
         Assert.Equal("firing", Assert.Single(alerts)!["status"]!.GetValue<string>());
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 1, "nothing else is sent");
+        await _factory!.SettledAsync();
+        Assert.Single(_pagerDuty.Calls); // nothing else is sent
         Assert.Equal("sent", Assert.Single(PagerDutyDeliveries(await OnlyIncident()))["status"]!.GetValue<string>());
     }
 
@@ -84,7 +86,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Send(body);
         await Send(body);
 
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 1, "duplicates send nothing");
+        await _factory!.SettledAsync();
+        Assert.Single(_pagerDuty.Calls); // duplicates send nothing
     }
 
     [Fact]
@@ -110,7 +113,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Eventually.True(() => _pagerDuty.Triggers.Count == 3, "trigger for the new incident");
         Assert.Equal(DedupKey("g1"), _pagerDuty.Triggers[2].DedupKey);
         Assert.Equal(["trigger", "trigger", "resolve", "trigger"], _pagerDuty.Calls.Select(c => c.Action));
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 4, "nothing else is sent");
+        await _factory!.SettledAsync();
+        Assert.Equal(4, _pagerDuty.Calls.Count); // nothing else is sent
     }
 
     [Fact]
@@ -120,7 +124,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Send(Body("g-warn", Firing("a1", severity: "warning")));
 
         await Eventually.True(() => _slack.Posts.Count == 1, "Slack gets it");
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 0, "the default routing pages critical only");
+        await _factory!.SettledAsync();
+        Assert.Empty(_pagerDuty.Calls); // the default routing pages critical only
         Assert.Empty(PagerDutyDeliveries(await OnlyIncident()));
     }
 
@@ -132,7 +137,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Send(Body("g1", Firing("a1")));
 
         await Eventually.True(() => _pagerDuty.Calls.Count == 1, "one attempt");
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 1, "a permanent error is not retried", 2_500);
+        await _factory!.SettledAsync();
+        Assert.Single(_pagerDuty.Calls); // a permanent error is not retried
         await Eventually.True(async () => Assert.Single(PagerDutyDeliveries(await OnlyIncident()))["status"]!.GetValue<string>() == "failed",
             "the delivery is recorded as failed");
         var delivery = Assert.Single(PagerDutyDeliveries(await OnlyIncident()));
@@ -153,7 +159,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Send(Body("g1", Firing("a1")));
 
         await Eventually.True(() => _pagerDuty.Triggers.Count == 1, "delivered after the refusal");
-        await Eventually.Stays(() => _pagerDuty.Triggers.Count == 1, "exactly once");
+        await _factory!.SettledAsync();
+        Assert.Single(_pagerDuty.Triggers); // exactly once
         Assert.Equal(2, _pagerDuty.Calls.Count);
         Assert.False(_pagerDuty.Calls[0].Answered);
     }
@@ -175,7 +182,58 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         }, "the delivery is queued with PagerDuty's 502 as its last error");
 
         await Eventually.True(() => _pagerDuty.Triggers.Count == 1, "delivered from the outbox", 15_000);
-        await Eventually.Stays(() => _pagerDuty.Triggers.Count == 1, "exactly once");
+        await _factory!.SettledAsync();
+        Assert.Single(_pagerDuty.Triggers); // exactly once
+    }
+
+    [Fact]
+    public async Task On_the_service_clock_an_outbox_retry_waits_RetryDelay_and_no_longer()
+    {
+        // The service runs on a fake clock that only the test moves: the retry is due when the clock says so, whatever
+        // the machine's load, and the test waits for nothing but recorded state.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var calledAt = new List<DateTimeOffset>();
+        _pagerDuty.Respond(_ =>
+        {
+            lock (calledAt)
+            {
+                calledAt.Add(time.GetUtcNow());
+                return calledAt.Count <= 2 ? (502, "bad gateway", null) : null;
+            }
+        });
+        Start(new() { ["PagerDuty:RetryDelay"] = "00:10:00" }, time: time);
+        await Send(Body("g1", Firing("a1")));
+
+        // The attempt and its quick retry (1 s on the clock) fail: the delivery waits in the outbox.
+        await RunClockUntil(time, TimeSpan.FromMilliseconds(500), async () =>
+            (await _client!.GetFromJsonAsync<JsonArray>("/api/incidents?state=open"))!.SingleOrDefault() is JsonObject incident
+            && PagerDutyDeliveries(incident).SingleOrDefault()?["lastError"]?.GetValue<string>().Contains("502") == true,
+            "the failed attempts are recorded");
+        Assert.Equal(2, _pagerDuty.Calls.Count);
+        var quick = calledAt[1] - calledAt[0];
+        Assert.InRange(quick, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3)); // 1 s, jittered, in 0.5 s steps
+
+        var step = TimeSpan.FromSeconds(20);
+        await RunClockUntil(time, step, () => Task.FromResult(_pagerDuty.Triggers.Count == 1), "delivered from the outbox");
+
+        var waited = calledAt[2] - calledAt[1];
+        // RetryDelay, lengthened by the outbox's jitter (up to +20 %), never shortened.
+        Assert.InRange(waited, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(12) + 3 * step);
+        await _factory!.SettledAsync();
+        Assert.Equal(3, _pagerDuty.Calls.Count);
+        Assert.Equal("sent", Assert.Single(PagerDutyDeliveries(await OnlyIncident()))["status"]!.GetValue<string>());
+    }
+
+    /// <summary>Moves the clock on by <paramref name="step"/> at a time until the condition holds (at most 2,000 steps).</summary>
+    private static async Task RunClockUntil(FakeTimeProvider time, TimeSpan step, Func<Task<bool>> condition, string because)
+    {
+        for (var i = 0; i < 2_000; i++)
+        {
+            if (await condition()) return;
+            time.Advance(step);
+            await Task.Delay(10);
+        }
+        Assert.Fail($"the clock ran {2_000 * step} and still not: {because}");
     }
 
     [Fact]
@@ -195,7 +253,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Eventually.True(() => _pagerDuty.Resolves.Count == 1, "resolve sent", 15_000);
         Assert.Equal(["trigger", "resolve"], _pagerDuty.Accepted.Select(e => e.Action));
         Assert.StartsWith("[RESOLVED]", _pagerDuty.Triggers[0].Summary);
-        await Eventually.Stays(() => _pagerDuty.Accepted.Count == 2, "nothing more");
+        await _factory!.SettledAsync();
+        Assert.Equal(2, _pagerDuty.Accepted.Count); // nothing more
     }
 
     [Fact]
@@ -205,7 +264,8 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         await Send(Body("g1", Firing("a1")));
 
         await Eventually.True(() => _slack.Posts.Count == 1, "Slack posts the critical alert");
-        await Eventually.Stays(() => _pagerDuty.Calls.Count == 0, "PagerDuty is off");
+        await _factory!.SettledAsync();
+        Assert.Empty(_pagerDuty.Calls); // PagerDuty is off
         Assert.Empty(PagerDutyDeliveries(await OnlyIncident()));
     }
 

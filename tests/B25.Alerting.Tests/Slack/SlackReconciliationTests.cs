@@ -62,7 +62,8 @@ public sealed class SlackReconciliationTests : IDisposable
         await Send(client, Body("g-slow", Firing("a1", severity: "warning")));
         await Eventually.True(async () => await DeliveryStatus(client, "post") == "sent", "the post is recorded after reconciliation", 20_000);
         Assert.Contains(_slack.Reads, r => r.Method == "conversations.history");
-        await Eventually.Stays(() => TopLevel == 1, "one top-level message", 2_000);
+        await factory.SettledAsync();
+        Assert.Equal(1, TopLevel); // one top-level message
 
         // The adopted message is the one later edits go to.
         await Send(client, Body("g-slow", Resolved("a1", severity: "warning")));
@@ -84,7 +85,8 @@ public sealed class SlackReconciliationTests : IDisposable
         await Send(client, Body("g-reply", Resolved("a1", severity: "warning"), Firing("a2", severity: "warning")));
         await Eventually.True(async () => await DeliveryStatus(client, "reply") == "sent", "the reply is recorded after reconciliation", 20_000);
         Assert.Contains(_slack.Reads, r => r.Method == "conversations.replies");
-        await Eventually.Stays(() => _slack.Messages.Count(m => m.IsReply) == 1, "one thread reply", 2_000);
+        await factory.SettledAsync();
+        Assert.Equal(1, _slack.Messages.Count(m => m.IsReply)); // one thread reply
     }
 
     [Fact]
@@ -97,7 +99,8 @@ public sealed class SlackReconciliationTests : IDisposable
 
         await Send(client, Body("g-noscope", Firing("a1", severity: "warning")));
         await Eventually.True(async () => await DeliveryStatus(client, "post") == "sent", "posted again and recorded", 20_000);
-        await Eventually.Stays(() => TopLevel == 2, "the documented duplicate, and no more", 2_000);
+        await factory.SettledAsync();
+        Assert.Equal(2, TopLevel); // the documented duplicate, and no more
     }
 
     [Fact]

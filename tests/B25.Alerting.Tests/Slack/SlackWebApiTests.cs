@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 namespace B25.Alerting.Tests.Slack;
 
 /// <summary>The Web API client against the Slack stand-in: posting with metadata, finding a post again, resolving channels, and what each failure means.</summary>
+[Collection(B25.Alerting.Tests.Observability.ProcessWideMetrics.Name)] // counts Slack auth failures exactly
 public sealed class SlackWebApiTests : IDisposable
 {
     private const string EventType = "b25_incident_message";

@@ -2,8 +2,10 @@ using System.Net.Http.Headers;
 using System.Text;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace B25.Alerting.Tests.Support;
 
@@ -17,8 +19,12 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
     private readonly Dictionary<string, string?> _settings;
     private readonly string? _postgresDatabase;
 
-    public AlertingFactory(SlackStandIn? slack, Dictionary<string, string?>? settings = null)
+    private readonly TimeProvider? _time;
+
+    /// <param name="time">The service's clock (a test's fake clock); the system clock when null.</param>
+    public AlertingFactory(SlackStandIn? slack, Dictionary<string, string?>? settings = null, TimeProvider? time = null)
     {
+        _time = time;
         DatabasePath = Path.Combine(Path.GetTempPath(), $"b25-test-{Guid.NewGuid():N}.db");
         _settings = new Dictionary<string, string?>
         {
@@ -45,11 +51,20 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
     {
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(_settings));
+        if (_time is not null)
+            builder.ConfigureTestServices(services =>
+            {
+                services.RemoveAll<TimeProvider>();
+                services.AddSingleton(_time);
+            });
     }
 
     /// <summary>A connection to the service's storage (SQLite or PostgreSQL), for a test's own SQL.</summary>
     internal Task<System.Data.Common.DbConnection> OpenStorageAsync() =>
         Services.GetRequiredService<B25.Alerting.Storage.IStorageProvider>().OpenAsync();
+
+    /// <summary>Waits until the service has nothing left to do (<see cref="Settled"/>).</summary>
+    public Task SettledAsync(int timeoutMs = 20_000) => Settled.ForAsync(OpenStorageAsync, timeoutMs);
 
     public HttpClient Authorized()
     {

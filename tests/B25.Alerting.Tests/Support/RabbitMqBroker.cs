@@ -70,7 +70,9 @@ public sealed class RabbitMqBroker : IAsyncLifetime
 
     public async Task<string> ListQueuesAsync()
     {
-        var (_, output) = await RunCtlAsync(TimeSpan.FromSeconds(30), "-n", NodeName, "list_queues", "name", "type", "--no-table-headers", "-q");
+        // rabbitmqctl boots an Erlang VM of its own: seconds on a quiet machine, more than 30 on a loaded one.
+        var (code, output) = await RunCtlAsync(TimeSpan.FromSeconds(120), "-n", NodeName, "list_queues", "name", "type", "--no-table-headers", "-q");
+        if (code != 0) throw new InvalidOperationException($"rabbitmqctl list_queues failed ({code}): {output}");
         return output;
     }
 
