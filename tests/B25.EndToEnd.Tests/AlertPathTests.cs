@@ -90,8 +90,11 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         var watchdog = await stack.QueryAsync("ALERTS{alertstate=\"firing\",alertname=\"Watchdog\"}");
         Assert.True(watchdog.GetArrayLength() == 1, $"the Watchdog must fire on a healthy stack, got: {watchdog}");
         // Alertmanager's own copy of the Watchdog (the baseline slack_configs on every receiver) is the only message;
-        // the service's readiness check asks Slack's auth.test, which posts nothing.
-        Assert.DoesNotContain(stack.Slack.Calls, c => !c.Path.EndsWith("/watchdog", StringComparison.Ordinal) && c.Path != "/api/auth.test");
+        // the service's readiness check asks Slack's auth.test, which posts nothing. Nothing else reached the stand-in.
+        Assert.Empty(stack.Slack.Calls);
+        Assert.Empty(stack.Slack.Reads);
+        Assert.DoesNotContain(stack.Slack.WebhookPosts, p => p.Name != "watchdog");
+        Assert.Empty(stack.Slack.Server.LogEntries);
 
         // Pending is not a page, but on a healthy stack it says a rule is close to a false alarm (or a scrape timed out under load).
         var pending = await stack.QueryAsync("ALERTS{alertstate=\"pending\",alert_role!=\"watchdog\"}");
@@ -107,15 +110,15 @@ public sealed class AlertPathTests(ITestOutputHelper output)
     {
         var round = await PageAsync(stack, service, fault, alert, channel);
 
-        var from = stack.Slack.Calls.Count;
+        var (fromCalls, fromPosts) = (stack.Slack.Calls.Count, stack.Slack.WebhookPosts.Count);
         var cleared = Stopwatch.GetTimestamp();
         await stack.SetFaultAsync(service, fault, on: false);
-        var resolved = await stack.Slack.WaitForAsync(
-            c => c.IsUpdate && c.Ts == round.PageTs && c.Text.Contains("RESOLVED", StringComparison.OrdinalIgnoreCase),
-            PageTimeout, $"chat.update marking the {alert} page ({round.PageTs}) RESOLVED", skip: from);
-        var amResolved = await stack.Slack.WaitForAsync(
-            c => c.IsAlertmanagerSlack && c.Body.Contains("[RESOLVED]", StringComparison.Ordinal) && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
-            PageTimeout, $"Alertmanager's own resolved message for {alert} {service}", skip: from);
+        var resolved = await stack.Slack.WaitForCallAsync(
+            c => c.Method == "chat.update" && c.MessageTs == round.PageTs && c.Text.Contains("RESOLVED", StringComparison.OrdinalIgnoreCase),
+            PageTimeout, $"chat.update marking the {alert} page ({round.PageTs}) RESOLVED", skip: fromCalls);
+        var amResolved = await stack.Slack.WaitForWebhookPostAsync(
+            p => p.Body.Contains("[RESOLVED]", StringComparison.Ordinal) && p.Body.Contains(alert, StringComparison.Ordinal) && p.Body.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"Alertmanager's own resolved message for {alert} {service}", skip: fromPosts);
         Assert.Equal("Bearer " + LocalStack.SlackBotToken, resolved.Authorization);
 
         round = round with
@@ -132,16 +135,16 @@ public sealed class AlertPathTests(ITestOutputHelper output)
 
     private async Task<Round> PageAsync(LocalStack stack, string service, string fault, string alert, string channel)
     {
-        var from = stack.Slack.Calls.Count;
+        var (fromCalls, fromPosts) = (stack.Slack.Calls.Count, stack.Slack.WebhookPosts.Count);
         var injected = Stopwatch.GetTimestamp();
         await stack.SetFaultAsync(service, fault, on: true);
 
-        var page = await stack.Slack.WaitForAsync(
-            c => c.IsPostMessage && c.ThreadTs is null && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
-            PageTimeout, $"chat.postMessage paging {alert} for {service}", skip: from);
-        var amPage = await stack.Slack.WaitForAsync(
-            c => c.IsAlertmanagerSlack && c.Body.Contains("[FIRING", StringComparison.Ordinal) && c.Body.Contains(alert, StringComparison.Ordinal) && c.Body.Contains(service, StringComparison.Ordinal),
-            PageTimeout, $"Alertmanager's own slack message for {alert} {service}", skip: from);
+        var page = await stack.Slack.WaitForCallAsync(
+            c => c.Method == "chat.postMessage" && c.ThreadTs is null && c.Raw.Contains(alert, StringComparison.Ordinal) && c.Raw.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"chat.postMessage paging {alert} for {service}", skip: fromCalls);
+        var amPage = await stack.Slack.WaitForWebhookPostAsync(
+            p => p.Body.Contains("[FIRING", StringComparison.Ordinal) && p.Body.Contains(alert, StringComparison.Ordinal) && p.Body.Contains(service, StringComparison.Ordinal),
+            PageTimeout, $"Alertmanager's own slack message for {alert} {service}", skip: fromPosts);
 
         Assert.Equal(channel, page.Channel);
         Assert.Equal("Bearer " + LocalStack.SlackBotToken, page.Authorization);
@@ -151,15 +154,15 @@ public sealed class AlertPathTests(ITestOutputHelper output)
         {
             Assert.Contains("now 0 (fires == 0)", page.Text);
             // The value line: a sparkline of the real series (up 1 before the fault, 0 since), its range and the threshold.
-            var valueLine = Regex.Match(string.Join("\n", Strings(page.Json)), @"[\u2581-\u2588 ·]*[\u2581-\u2588][\u2581-\u2588 ·]* · now 0 · min 0 · max 1 · fires == 0");
-            Assert.True(valueLine.Success, $"no value line with a sparkline in the page: {page.Body}");
+            var valueLine = Regex.Match(string.Join("\n", Strings(page.Body)), @"[\u2581-\u2588 ·]*[\u2581-\u2588][\u2581-\u2588 ·]* · now 0 · min 0 · max 1 · fires == 0");
+            Assert.True(valueLine.Success, $"no value line with a sparkline in the page: {page.Raw}");
             Assert.Contains('\u2588', valueLine.Value); // the highest block: up was 1 in the window
             Assert.Contains('\u2581', valueLine.Value); // the lowest: up is 0 now
         }
         if (alert is "RiskLimitViolation") Assert.Contains("(fires &gt; 0)", page.Text);
 
-        var round = new Round(service, fault, alert, page.AnsweredTs!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
-            amPage.Path["/am-webhook/".Length..], page.Channel!);
+        var round = new Round(service, fault, alert, page.Ts!, Seconds(injected, page.ReceivedAt), Seconds(injected, amPage.ReceivedAt), null, null,
+            amPage.Name, page.Channel);
         output.WriteLine($"{service} {fault}: {alert} paged {page.Channel} in {round.PageAlerting:0.00} s via B25.Alerting, " +
             $"{round.PageAlertmanager:0.00} s via Alertmanager slack_configs (receiver {round.Receiver})");
         return round;

@@ -154,10 +154,8 @@ internal static class Cluster
         var replicas = new List<ServiceHost>();
         try
         {
-            slack = await SlackStandIn.StartAsync(Scenarios.ChannelNames, clock);
-            pagerDuty = await PagerDutyStandIn.StartAsync(clock);
-            slack.Counter = faults;
-            pagerDuty.Counter = faults;
+            slack = Scenarios.Slack(clock, faults);
+            pagerDuty = new PagerDutyStandIn { Clock = clock, Counter = faults };
             rabbit = new RabbitNode(dir);
             Cleanup.Add(rabbit.Dispose);
             postgres = new PostgresServer(dir);
@@ -500,10 +498,10 @@ internal static class Cluster
             .ToDictionary(x => x.Id, x => x.At);
         var w = c.Result.Window;
         var shown = 0;
-        foreach (var channel in c.Slack.Channels())
+        foreach (var channel in c.Slack.Channels)
         {
-            var top = c.Slack.TopLevel(channel);
-            foreach (var (message, replies, _, _) in top)
+            var top = c.Slack.Threads(channel.Id);
+            foreach (var (message, replies) in top)
             {
                 if (KillAfter(kills, message) is { } kill && !(recorded.TryGetValue(message.Ts, out var at) && at <= kill))
                 {
@@ -537,9 +535,9 @@ internal static class Cluster
     }
 
     /// <summary>The first kill of the message's poster after Slack kept it (unix ms), if any.</summary>
-    private static long? KillAfter(List<(string Replica, long AtMs)> kills, SlackStandIn.Message message) =>
+    private static long? KillAfter(List<(string Replica, long AtMs)> kills, SlackMessage message) =>
         kills.Where(k => k.Replica == message.Poster && k.AtMs >= message.KeptAtMs).Select(k => (long?)k.AtMs).Min();
 
-    private static string? Payload(SlackStandIn.Message message, string key) =>
+    private static string? Payload(SlackMessage message, string key) =>
         message.Metadata?["event_payload"]?[key] is JsonValue v ? v.ToString() : null;
 }

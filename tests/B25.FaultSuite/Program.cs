@@ -138,10 +138,8 @@ internal static partial class Program
         ServiceHost? service = null;
         try
         {
-            slack = await SlackStandIn.StartAsync(Scenarios.ChannelNames, Clock);
-            pagerDuty = await PagerDutyStandIn.StartAsync(Clock);
-            slack.Counter = faults;
-            pagerDuty.Counter = faults;
+            slack = Scenarios.Slack(Clock, faults);
+            pagerDuty = new PagerDutyStandIn { Clock = Clock, Counter = faults };
             if (scenario.NeedsRabbit)
             {
                 rabbit = new RabbitNode(dir);

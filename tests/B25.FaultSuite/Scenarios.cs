@@ -163,6 +163,17 @@ internal static class Scenarios
     public static IReadOnlyList<string> ChannelNames { get; } =
         [.. Enumerable.Range(0, Teams).Select(t => $"crit-t{t}"), .. Enumerable.Range(0, Teams).Select(t => $"alerts-t{t}")];
 
+    /// <summary>
+    /// The suite's Slack: a workspace of <see cref="ChannelNames"/> only that answers like Slack to the rest (unknown
+    /// channel, thread, message, no token) and auth.test (the readiness check), pages as long as the service asks for.
+    /// </summary>
+    public static SlackStandIn Slack(Stopwatch clock, FaultCounter faults)
+    {
+        var slack = new SlackStandIn { Strict = true, AnswersAuthTest = true, Clock = clock, Counter = faults, PageSize = 1000 };
+        slack.AddChannels(ChannelNames);
+        return slack;
+    }
+
     public static IReadOnlyList<Scenario> All(Scale scale) =>
     [
         new("kill-inmemory", "kill -9 at random moments during the storm, restart on the same database; InMemory transport",
@@ -454,7 +465,7 @@ internal static class Scenarios
     }
 
     /// <summary>A PagerDuty event for evidence lines: order, action, when it reached the stand-in and was accepted, who sent it.</summary>
-    private static string Describe(PagerDutyStandIn.Event e) =>
+    private static string Describe(PagerDutyEvent e) =>
         $"#{e.Seq} {e.Action} at {Clock(e.AtMs)}" + (e.AtMs - e.ArrivedMs >= 100 ? $" (arrived {Clock(e.ArrivedMs)})" : "") +
         (e.Caller is null ? "" : $" by {e.Caller}") + (e.ClientGone ? " (client gone before the answer)" : "");
 
@@ -470,11 +481,12 @@ internal static class Scenarios
         var closedKeys = closed.Select(i => (string?)i?["groupKey"]).Where(k => k is not null).ToHashSet();
 
         // Slack: every top-level message per channel, matched to its group by the token in its title.
-        var channels = c.Slack.Channels().ToDictionary(ch => ch.Name);
+        var channels = c.Slack.Channels.ToDictionary(ch => ch.Name);
         var examples = new List<string>();
         foreach (var g in groups)
         {
-            var messages = c.Slack.TopLevel(channels[g.Channel])
+            var messages = c.Slack.Threads(channels[g.Channel].Id)
+                .Select(t => (t.Top, t.Replies, t.Top.Text, Blocks: t.Top.Blocks?.ToJsonString() ?? ""))
                 .Where(m => m.Text.Contains(g.Token, StringComparison.Ordinal) || m.Blocks.Contains(g.Token, StringComparison.Ordinal)).ToList();
             if (messages.Count == 0)
             {
@@ -503,11 +515,11 @@ internal static class Scenarios
         }
 
         // PagerDuty: a critical group triggers and resolves on one dedup_key, the resolve after the last trigger; no other group pages.
-        var events = c.PagerDuty.Events();
+        var events = c.PagerDuty.Accepted;
         foreach (var g in groups)
         {
             // Triggers carry the group's title; a resolve may carry only the dedup_key.
-            var keys = events.Where(e => e.Body.Contains(g.Token, StringComparison.Ordinal)).Select(e => e.DedupKey).ToHashSet();
+            var keys = events.Where(e => e.Raw.Contains(g.Token, StringComparison.Ordinal)).Select(e => e.DedupKey).ToHashSet();
             var mine = events.Where(e => keys.Contains(e.DedupKey)).ToList();
             if (!g.Critical)
             {
@@ -544,13 +556,13 @@ internal static class Scenarios
         }
 
         // Retry-After and the send budget: chat.* calls per Slack channel, events per routing key.
-        var slackLogs = c.Slack.Channels().Select(ch => ch.Calls).ToList();
-        r.RetryAfterViolations = slackLogs.Sum(l => l.Violations) + c.PagerDuty.Calls().Sum(l => l.Violations);
-        foreach (var ch in c.Slack.Channels())
+        var slackLogs = c.Slack.Channels.Select(ch => ch.Calls).ToList();
+        r.RetryAfterViolations = slackLogs.Sum(l => l.Violations) + c.PagerDuty.CallLogs.Sum(l => l.Violations);
+        foreach (var ch in c.Slack.Channels)
             foreach (var e in ch.Calls.Examples.Take(2)) examples.Add($"Retry-After: #{ch.Name}: {e}");
-        foreach (var e in c.PagerDuty.Calls().SelectMany(l => l.Examples).Take(3)) examples.Add($"Retry-After: PagerDuty: {e}");
+        foreach (var e in c.PagerDuty.CallLogs.SelectMany(l => l.Examples).Take(3)) examples.Add($"Retry-After: PagerDuty: {e}");
         c.Progress($"most chat.* calls in flight at once on one channel: {(slackLogs.Count == 0 ? 0 : slackLogs.Max(l => l.MaxInFlight))}; " +
-                   $"PagerDuty events in flight at once: {c.PagerDuty.Calls().Select(l => l.MaxInFlight).DefaultIfEmpty(0).Max()}");
+                   $"PagerDuty events in flight at once: {c.PagerDuty.CallLogs.Select(l => l.MaxInFlight).DefaultIfEmpty(0).Max()}");
         r.MaxPerChannelPerSecond = slackLogs.Count == 0 ? 0 : slackLogs.Max(l => l.MaxPerSecond());
         // A token bucket of rate 1/s and burst 3 allows 4 calls in a 1-s window; one more for timer granularity.
         r.BudgetExceeded = r.MaxPerChannelPerSecond > SlackBurst + (int)Math.Ceiling(SlackPerSecond) + 1;

@@ -21,7 +21,7 @@ internal sealed class LocalStack : IAsyncDisposable
 
     public string Directory { get; }
 
-    public SlackStandIn Slack { get; } = new();
+    public SlackStandIn Slack { get; } = new() { AnswersAuthTest = true };
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(10) };
 
@@ -109,7 +109,6 @@ internal sealed class LocalStack : IAsyncDisposable
             }
         }
 
-        await Slack.StartAsync();
         ControlPort = FreePort.Next();
         PrometheusPort = FreePort.Next();
         AlertmanagerPort = FreePort.Next();

@@ -120,7 +120,7 @@ internal static partial class StackConfig
             }
 
             receiver.Children[Key("slack_configs")] = new YamlSequenceNode(new YamlMappingNode(
-                Key("api_url"), new YamlScalarNode(slack.AlertmanagerWebhookUrl(name)),
+                Key("api_url"), new YamlScalarNode(slack.WebhookUrl(name)),
                 Key("channel"), new YamlScalarNode("#alertmanager-baseline"),
                 Key("send_resolved"), new YamlScalarNode("true")));
         }

@@ -7,7 +7,7 @@ using SmtpServer;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
 
-namespace B25.Alerting.Tests.Email;
+namespace B25.StandIns;
 
 /// <summary>
 /// A real SMTP server in the test process (the SmtpServer library) on 127.0.0.1 and a free port.
