@@ -128,16 +128,32 @@ internal static partial class StackConfig
         Save(yaml, Path.Combine(dir, "alertmanager.yml"));
     }
 
-    /// <summary>Divides every `for:` by <see cref="ForDivisor"/> (at least 1s) and sets rule group intervals to 1s.</summary>
+    /// <summary>
+    /// Divides every `for:` by <see cref="ForDivisor"/> (at least 1s) and sets rule group intervals to 1s. A rule on
+    /// <c>absent(...)</c> keeps at least <see cref="AbsentForFloorSeconds"/>: it is true from Prometheus' start until the
+    /// first scrape of its target, which on a loaded machine came later than a shortened 2 s and paged AlertingServiceDown
+    /// at the start of a run (a real `for: 1m` outlasts that by far).
+    /// </summary>
     public static string Shorten(string rulesYaml)
     {
-        var scaled = ForLine().Replace(rulesYaml, m =>
+        var lines = rulesYaml.Split('\n');
+        var absentRule = false;
+        for (var i = 0; i < lines.Length; i++)
         {
-            var seconds = Math.Max(1, (int)Math.Round(ParseSeconds(m.Groups["value"].Value) / ForDivisor));
-            return $"{m.Groups["prefix"].Value}{seconds}s";
-        });
-        return IntervalLine().Replace(scaled, m => $"{m.Groups["prefix"].Value}1s");
+            if (lines[i].TrimStart().StartsWith("- alert:", StringComparison.Ordinal)) absentRule = false;
+            if (lines[i].TrimStart().StartsWith("expr:", StringComparison.Ordinal) && lines[i].Contains("absent(", StringComparison.Ordinal)) absentRule = true;
+            var floor = absentRule ? AbsentForFloorSeconds : 1;
+            lines[i] = ForLine().Replace(lines[i], m =>
+            {
+                var seconds = Math.Max(floor, (int)Math.Round(ParseSeconds(m.Groups["value"].Value) / ForDivisor));
+                return $"{m.Groups["prefix"].Value}{seconds}s";
+            });
+        }
+        return IntervalLine().Replace(string.Join('\n', lines), m => $"{m.Groups["prefix"].Value}1s");
     }
+
+    /// <summary>The shortest `for:` of a rule on <c>absent(...)</c> in the local stack.</summary>
+    public const int AbsentForFloorSeconds = 30;
 
     public static double ParseSeconds(string duration)
     {
