@@ -8,18 +8,9 @@ namespace B25.Alerting.Tests;
 
 /// <summary>The pipeline over a real RabbitMQ broker (Bus:Transport = RabbitMq).</summary>
 [Collection(RabbitMqCollection.Name)]
-public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
+public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : ProcessScenario("rmq")
 {
-    private readonly SlackStandIn _slack = new();
-    private readonly string _db = Path.Combine(Path.GetTempPath(), $"b25-rmq-{Guid.NewGuid():N}.db");
-
-    public void Dispose()
-    {
-        _slack.Dispose();
-        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
-    }
-
-    private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>
+    private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(ServiceProcess.Settings(DatabasePath, Slack, new Dictionary<string, string>
     {
         ["Bus__Transport"] = "RabbitMq",
         ["Bus__RabbitMq__Uri"] = broker.Uri,
@@ -40,10 +31,10 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
         await using var service = await StartService(queue);
 
         Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-rmq", Firing("a1")))).StatusCode);
-        await Eventually.True(() => _slack.Posts.Count == 1, "posted via RabbitMQ", 20_000);
+        await Eventually.True(() => Slack.Posts.Count == 1, "posted via RabbitMQ", 20_000);
         Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-rmq", Resolved("a1")))).StatusCode);
-        await Eventually.True(() => _slack.Updates.Count == 1, "resolved edit via RabbitMQ", 20_000);
-        Assert.Contains("RESOLVED", _slack.Updates[0].Text);
+        await Eventually.True(() => Slack.Updates.Count == 1, "resolved edit via RabbitMQ", 20_000);
+        Assert.Contains("RESOLVED", Slack.Updates[0].Text);
 
         var queues = await broker.ListQueuesAsync();
         Assert.Matches($@"(?m)^{queue}\s+quorum", queues);
@@ -58,8 +49,8 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : IDisposable
         var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Post(service, body)));
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-        await Eventually.True(() => _slack.Posts.Count == 1, "one post", 20_000);
-        await Settled.ForSqliteAsync(_db);
-        Assert.Single(_slack.Calls); // exactly one message
+        await Eventually.True(() => Slack.Posts.Count == 1, "one post", 20_000);
+        await Settled.ForSqliteAsync(DatabasePath);
+        Assert.Single(Slack.Calls); // exactly one message
     }
 }

@@ -86,6 +86,35 @@ internal static class SignedRequests
 }
 
 /// <summary>
+/// What the two signature schemes share: a refusal is counted by source and reason and answered 401 problem+json naming
+/// what was wrong; an accepted request keeps its raw body (<see cref="SignedBody"/>) for the endpoint.
+/// </summary>
+internal abstract class SignatureHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
+    ILoggerFactory loggers,
+    UrlEncoder encoder,
+    string source,
+    string vendor) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggers, encoder)
+{
+    protected AuthenticateResult Fail(string reason, string detail)
+    {
+        SignedRequests.Rejected.WithLabels(source, reason).Inc();
+        Context.Items["signature-failure"] = detail;
+        return AuthenticateResult.Fail(detail);
+    }
+
+    protected AuthenticateResult Accept(byte[] body)
+    {
+        Context.Features.Set(new SignedBody(body));
+        var identity = new ClaimsIdentity([new Claim("source", source)], Scheme.Name);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        SignedRequests.ChallengeAsync(Context, vendor, Context.Items["signature-failure"] as string);
+}
+
+/// <summary>
 /// Slack's request signing, version v0, as an authentication scheme: <c>X-Slack-Signature</c> must be
 /// <c>v0=</c> + hex HMAC-SHA256 of <c>v0:{X-Slack-Request-Timestamp}:{raw body}</c> under <c>Slack:SigningSecret</c>
 /// (compared in constant time), the timestamp within <c>Slack:MaxRequestAge</c> of this clock, and the signature not seen before.
@@ -96,7 +125,7 @@ internal sealed class SlackSignatureHandler(
     UrlEncoder encoder,
     IOptions<SlackOptions> slack,
     TimeProvider time,
-    ReplayGuard replays) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggers, encoder)
+    ReplayGuard replays) : SignatureHandler(schemeOptions, loggers, encoder, "slack", "Slack")
 {
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -118,20 +147,8 @@ internal sealed class SlackSignatureHandler(
             return Fail("bad_signature", "X-Slack-Signature does not match the body under Slack:SigningSecret");
         if (!replays.FirstTime("slack:" + signature, slack.Value.MaxRequestAge * 2 + TimeSpan.FromMinutes(1)))
             return Fail("replayed", "this signed request was already taken");
-        Context.Features.Set(new SignedBody(body));
-        var identity = new ClaimsIdentity([new Claim("source", "slack")], Scheme.Name);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+        return Accept(body);
     }
-
-    private AuthenticateResult Fail(string reason, string detail)
-    {
-        SignedRequests.Rejected.WithLabels("slack", reason).Inc();
-        Context.Items["signature-failure"] = detail;
-        return AuthenticateResult.Fail(detail);
-    }
-
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        SignedRequests.ChallengeAsync(Context, "Slack", Context.Items["signature-failure"] as string);
 }
 
 /// <summary>
@@ -143,7 +160,7 @@ internal sealed class PagerDutySignatureHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
     ILoggerFactory loggers,
     UrlEncoder encoder,
-    IOptions<Delivery.PagerDuty.PagerDutyOptions> pagerDuty) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggers, encoder)
+    IOptions<Delivery.PagerDuty.PagerDutyOptions> pagerDuty) : SignatureHandler(schemeOptions, loggers, encoder, "pagerduty", "PagerDuty")
 {
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -160,18 +177,6 @@ internal sealed class PagerDutySignatureHandler(
         if (!matched) return Fail("bad_signature", "no v1 signature in X-PagerDuty-Signature matches the body under PagerDuty:WebhookSecret");
         // PagerDuty signs the body only, with no time in it, and retries a delivery it did not see answered: a request
         // seen before is not refused here, its event id makes it the same action (recorded once).
-        Context.Features.Set(new SignedBody(body));
-        var identity = new ClaimsIdentity([new Claim("source", "pagerduty")], Scheme.Name);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+        return Accept(body);
     }
-
-    private AuthenticateResult Fail(string reason, string detail)
-    {
-        SignedRequests.Rejected.WithLabels("pagerduty", reason).Inc();
-        Context.Items["signature-failure"] = detail;
-        return AuthenticateResult.Fail(detail);
-    }
-
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        SignedRequests.ChallengeAsync(Context, "PagerDuty", Context.Items["signature-failure"] as string);
 }

@@ -13,17 +13,8 @@ namespace B25.Alerting.Tests.RiskManager;
 
 /// <summary>An acknowledgement reaches the risk manager on a real broker: IncidentAcknowledged, once, with who and when.</summary>
 [Collection(RabbitMqCollection.Name)]
-public sealed class IncidentAcknowledgedOverRabbitMqTests(RabbitMqBroker broker) : IDisposable
+public sealed class IncidentAcknowledgedOverRabbitMqTests(RabbitMqBroker broker) : ProcessScenario("ack")
 {
-    private readonly SlackStandIn _slack = new();
-    private readonly string _db = Path.Combine(Path.GetTempPath(), $"b25-ack-{Guid.NewGuid():N}.db");
-
-    public void Dispose()
-    {
-        _slack.Dispose();
-        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
-    }
-
     [Fact]
     public async Task Acknowledging_publishes_IncidentAcknowledged_once()
     {
@@ -40,7 +31,7 @@ public sealed class IncidentAcknowledgedOverRabbitMqTests(RabbitMqBroker broker)
         await riskManager.StartAsync();
         try
         {
-            await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>
+            await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(DatabasePath, Slack, new Dictionary<string, string>
             {
                 ["Bus__Transport"] = "RabbitMq",
                 ["Bus__RabbitMq__Uri"] = broker.Uri,

@@ -13,17 +13,8 @@ namespace B25.Alerting.Tests.RiskManager;
 
 /// <summary>Emergency stops on a real broker: a stand-in risk manager receives exactly one command and answers it.</summary>
 [Collection(RabbitMqCollection.Name)]
-public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDisposable
+public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : ProcessScenario("risk")
 {
-    private readonly SlackStandIn _slack = new();
-    private readonly string _db = Path.Combine(Path.GetTempPath(), $"b25-risk-{Guid.NewGuid():N}.db");
-
-    public void Dispose()
-    {
-        _slack.Dispose();
-        foreach (var suffix in new[] { "", "-wal", "-shm", ".lock" }) File.Delete(_db + suffix);
-    }
-
     [Fact]
     public async Task Three_concurrent_copies_give_one_command_and_its_acknowledgement_is_recorded_and_shown()
     {
@@ -50,7 +41,7 @@ public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDispo
         await riskManager.StartAsync();
         try
         {
-            await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(_db, _slack, new Dictionary<string, string>
+            await using var service = await ServiceProcess.StartAsync(ServiceProcess.Settings(DatabasePath, Slack, new Dictionary<string, string>
             {
                 ["Bus__Transport"] = "RabbitMq",
                 ["Bus__RabbitMq__Uri"] = broker.Uri,
@@ -75,9 +66,9 @@ public sealed class RiskManagerOverRabbitMqTests(RabbitMqBroker broker) : IDispo
 
             await Eventually.True(() => !commands.IsEmpty, "the risk manager received the command", 20_000);
             // Shown on the incident's own message (an edit), not as a thread message.
-            await Eventually.True(() => _slack.Calls.Any(c => c.ThreadTs is null && c.Answered && (c.Blocks?.ToJsonString() ?? "").Contains("acknowledged")),
+            await Eventually.True(() => Slack.Calls.Any(c => c.ThreadTs is null && c.Answered && (c.Blocks?.ToJsonString() ?? "").Contains("acknowledged")),
                 "the acknowledgement is shown on the incident's message", 20_000);
-            Assert.Empty(_slack.Replies);
+            Assert.Empty(Slack.Replies);
             await Eventually.Stays(() => commands.Count == 1, "exactly one command", 2_000);
 
             var command = commands.Single();
