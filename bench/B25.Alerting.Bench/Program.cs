@@ -125,7 +125,7 @@ static string Run(string dir, string file, params string[] args)
 
 internal sealed record BenchOptions(string[] Transports, string? ServiceDll, string RepoRoot, double Scale, int RabbitPort, string? Out,
     Dictionary<string, string> ServiceEnv, string[] Phases, string Commit, string Storage, int[] Replicas, int PgPort, string PgBin,
-    Dictionary<string, string> PgSettings)
+    Dictionary<string, string> PgSettings, int FirstPageRuns = 5)
 {
     /// <summary>Kept equal to the ENV lines of compose/alerting.Dockerfile.</summary>
     public static readonly IReadOnlyDictionary<string, string> ImageRuntimeEnv = new Dictionary<string, string>
@@ -146,6 +146,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         int[] replicas = [1];
         var pgPort = 0;
         var pgSettings = new Dictionary<string, string>();
+        var firstPageRuns = 5;
         string[] phases = ["accept", "throughput", "duplicates", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
@@ -177,6 +178,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
                         .Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray();
                     if (replicas.Length == 0 || replicas.Any(r => r is < 1 or > 8)) throw new ArgumentException("--replicas is 1..8 (or a list such as 1,2)");
                     break;
+                case "--first-page-runs": firstPageRuns = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--pg-port": pgPort = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--pg-statements": pgSettings["shared_preload_libraries"] = "pg_stat_statements"; break;
                 case "--pg-bin": pgBin = Path.GetFullPath(Next()); break;
@@ -200,7 +202,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
             throw new ArgumentException("--replicas above 1 needs --storage Postgres (SQLite is one process per file)");
         repo ??= FindRepo(Directory.GetCurrentDirectory()) ?? FindRepo(AppContext.BaseDirectory)
             ?? throw new ArgumentException("run from inside the repository or pass --repo");
-        return new BenchOptions(transports, dll, repo, scale, rabbitPort, output, serviceEnv, phases, commitRef, storage, replicas, pgPort, pgBin, pgSettings);
+        return new BenchOptions(transports, dll, repo, scale, rabbitPort, output, serviceEnv, phases, commitRef, storage, replicas, pgPort, pgBin, pgSettings, firstPageRuns);
     }
 
     private static string? FindRepo(string from)
@@ -248,6 +250,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
 
     public async Task<string> RunAsync()
     {
+        var firstPage = options.Phases.Contains("first-page") ? await FirstPageAsync() : "";
         var accept = await PhaseAsync("accept", AcceptLatencyAsync);
         var throughput = await PhaseAsync("throughput", ThroughputAsync);
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
@@ -267,8 +270,10 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         if (options.ServiceEnv.Count > 0)
             md.AppendLine(CultureInfo.InvariantCulture, $"Service environment (the image's runtime settings and --service-env): {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
         md.AppendLine();
+        md.Append(firstPage);
         if (!options.Phases.Intersect(ServicePhases).Any())
         {
+            if (!options.Phases.Any(p => p.StartsWith("channels", StringComparison.Ordinal))) return md.ToString();
             md.Append(ChannelsMarkdown());
             md.AppendLine(CultureInfo.InvariantCulture, $"- CPU used by the service per phase, in cores (of 2 shared): {string.Join("; ", _cpu)}; load average at the end {File.ReadAllText("/proc/loadavg").Trim()}.");
             md.AppendLine();
