@@ -44,6 +44,7 @@ internal sealed partial class NotificationPublisher(
     private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
     private int _heldCount;
     private int _peakHeld;
+    private long _leftCount;
     // Set when a notification was left in the journal; cleared by a refill that found nothing more to publish.
     private volatile bool _leftInJournal;
     private readonly SemaphoreSlim _room = new(0, 1);
@@ -59,6 +60,9 @@ internal sealed partial class NotificationPublisher(
     /// <summary>The most ever held at once (what the bound promises: never above <see cref="BusOptions.MaxHeldNotifications"/>).</summary>
     public int PeakHeld => Volatile.Read(ref _peakHeld);
 
+    /// <summary>Notifications this process left in the journal because the bound was reached (since it started).</summary>
+    public long LeftInJournalCount => Interlocked.Read(ref _leftCount);
+
     /// <summary>Queues a journaled notification for the bus, or leaves it in the journal when the bound is reached.</summary>
     public void Enqueue(NotificationAccepted message)
     {
@@ -67,6 +71,7 @@ internal sealed partial class NotificationPublisher(
             if (!_held.ContainsKey(message.NotificationId))
             {
                 _leftInJournal = true;
+                Interlocked.Increment(ref _leftCount);
                 AlertingMetrics.LeftInJournal.Inc();
             }
             return;
