@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.Email;
 using B25.Alerting.Delivery.Slack;
 using B25.Alerting.Incidents;
@@ -185,24 +186,32 @@ internal sealed partial class StartupWarmUp(
         var none = "warm-up-" + Guid.NewGuid().ToString("N");
         _ = await services.GetRequiredService<IIncidentReadModel>().LoadAsync(none, 50, cancellationToken);
         _ = await services.GetRequiredService<IIncidentReadModel>().DeliveriesAsync(none, cancellationToken);
-        _ = await services.GetRequiredService<IDeliveryOutbox>().MessageAsync(none, "slack", "#warm-up", cancellationToken);
+        var outbox = services.GetRequiredService<IDeliveryOutbox>();
+        _ = await outbox.MessageAsync(none, "slack", "#warm-up", cancellationToken);
+        _ = await outbox.DueAsync("slack", none, services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds(), 1, cancellationToken);
     }
 
     /// <summary>
-    /// The Slack Web API client's post, edit and answer parsing, against an answer made in this process: a client of its own
-    /// whose handler never opens a connection.
+    /// What a Slack channel worker runs for a first post, then an edit and a thread reply: the notifier (its send budget and
+    /// circuit breaker, rendering, message metadata) over the Web API client, with a throwaway notifier whose client's handler
+    /// answers in this process (nothing leaves it) and a recorder that records nothing.
     /// </summary>
     private static async Task SlackCallsAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
         var sample = Parse(services);
-        var view = RenderCommand.ViewOf(sample.Notification, services.GetRequiredService<TimeProvider>().GetUtcNow());
-        var message = services.GetRequiredService<SlackRenderer>().RenderIncident(view);
+        var time = services.GetRequiredService<TimeProvider>();
+        var view = RenderCommand.ViewOf(sample.Notification, time.GetUtcNow()) with { Id = "warm-up" };
+        var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SlackOptions>>();
         using var http = new HttpClient(new InProcessSlack()) { BaseAddress = new Uri("http://slack.warm-up.invalid/api/") };
-        var api = new SlackWebApi(http, services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SlackOptions>>());
-        var metadata = new SlackMessageMetadata("b25_alerting_incident", new Dictionary<string, string> { ["incident"] = "warm-up", ["target"] = "#warm-up" });
-        var posted = await api.PostMessageAsync("#warm-up", message.Text, message.Blocks, null, metadata, cancellationToken);
-        _ = await api.UpdateAsync("C0WARMUP", posted.Ts ?? "0.0", message.Text, message.Blocks, cancellationToken);
-        _ = await api.PostMessageAsync("C0WARMUP", "warm-up", null, posted.Ts ?? "0.0", null, cancellationToken);
+        var notifier = new SlackNotifier(new SlackWebApi(http, options), services.GetRequiredService<SlackRenderer>(), options, time,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<SlackNotifier>.Instance);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var change = JsonSerializer.Serialize(new ChangeSummary("open", 1, 0, ["B25AlertingWarmUp"], []), DeliveryJsonContext.Default.ChangeSummary);
+        PendingDelivery Pending(long id, string kind) => new(id, view.Id, "slack", "#warm-up", kind, 1, "", change, 0, now);
+        var posted = await notifier.DeliverAsync(view, "#warm-up", [Pending(1, "post")], null, NoDeliveryRecorder.Instance, cancellationToken);
+        var message = posted.NewMessage ?? new DeliveredMessage("C0WARMUP", "1764000000.000100");
+        _ = await notifier.DeliverAsync(view with { Revision = 2 }, "#warm-up", [Pending(2, "update"), Pending(3, "reply")], message,
+            NoDeliveryRecorder.Instance, cancellationToken);
     }
 
     /// <summary>Answers every Slack call as Slack answers a successful one; nothing leaves the process.</summary>
