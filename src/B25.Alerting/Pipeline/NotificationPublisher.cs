@@ -41,7 +41,8 @@ internal sealed partial class NotificationPublisher(
         Channel.CreateUnbounded<(NotificationAccepted, System.Diagnostics.ActivityContext)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _slots = new(MaxInFlight, MaxInFlight);
 
-    private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
+    // Held notification ids, with when they were taken (Environment.TickCount64).
+    private readonly ConcurrentDictionary<string, long> _held = new(StringComparer.Ordinal);
     private int _heldCount;
     private int _peakHeld;
     private long _leftCount;
@@ -100,7 +101,7 @@ internal sealed partial class NotificationPublisher(
             Interlocked.Decrement(ref _heldCount);
             return false;
         }
-        if (!_held.TryAdd(notificationId, 0))
+        if (!_held.TryAdd(notificationId, Environment.TickCount64))
         {
             Interlocked.Decrement(ref _heldCount); // already on its way
             return false;
@@ -122,6 +123,29 @@ internal sealed partial class NotificationPublisher(
             try { _room.Release(); }
             catch (SemaphoreFullException) { } // already signalled
         }
+    }
+
+    /// <summary>How long a notification may stay held before <see cref="ForgetStale"/> gives its room back.</summary>
+    public static readonly TimeSpan HeldAtMost = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// A safety valve, run by the recovery sweep: a notification held for longer than <paramref name="olderThan"/> was lost on
+    /// the way without the consumer hearing of it (which should not happen). Its room is given back, so the bound can never
+    /// stop the journal's backlog for good; the journal still holds it unapplied, and the sweep or a refill publishes it again.
+    /// </summary>
+    public int ForgetStale(TimeSpan olderThan)
+    {
+        var cutoff = Environment.TickCount64 - (long)olderThan.TotalMilliseconds;
+        var forgotten = 0;
+        foreach (var (id, since) in _held)
+        {
+            if (since > cutoff) continue;
+            _leftInJournal = true;
+            Release(id);
+            forgotten++;
+        }
+        if (forgotten > 0) LogForgotten(forgotten, olderThan);
+        return forgotten;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -224,6 +248,9 @@ internal sealed partial class NotificationPublisher(
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Notification {NotificationId} journaled but not published to the bus; the recovery sweep will publish it")]
     private partial void LogPublishFailed(Exception ex, string notificationId);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "{Count} notification(s) held for the bus for over {HeldAtMost} were forgotten: their room is given back and the journal publishes them again")]
+    private partial void LogForgotten(int count, TimeSpan heldAtMost);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Could not read the journal to publish the notifications left there; the recovery sweep will publish them")]
     private partial void LogRefillFailed(Exception ex);

@@ -49,6 +49,7 @@ internal sealed partial class NotificationRecovery(
             {
                 LogSweepFailed(ex);
             }
+            publisher.ForgetStale(NotificationPublisher.HeldAtMost);
             await Task.Delay(SweepInterval, time, stoppingToken);
         }
     }

@@ -113,7 +113,7 @@ internal static partial class AlertmanagerWebhookEndpoints
         else
         {
             AlertingMetrics.NotificationsReceived.Inc();
-            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)));
+            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId), body.Length));
         }
         AlertingMetrics.AcceptLatency.Observe(time.GetElapsedTime(started).TotalSeconds);
         return TypedResults.Ok(new Accepted(result == JournalResult.Duplicate ? "duplicate" : "accepted", id));
