@@ -31,7 +31,12 @@ internal sealed partial class StartupWarmUp(
     IServiceProvider services, IEnumerable<WarmUpStep> steps, IHostApplicationLifetime lifetime, ILogger<StartupWarmUp> logger) : BackgroundService
 {
     /// <summary>Each step gets at most this long.</summary>
-    public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(5);
+    public TimeSpan StepTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>The whole warm-up gets at most this long: the steps left after it are skipped (a machine that slow gains little from them).</summary>
+    public TimeSpan Budget { get; set; } = TimeSpan.FromSeconds(8);
+
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
 
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<string> _report = [];
@@ -58,6 +63,12 @@ internal sealed partial class StartupWarmUp(
             _started = Stopwatch.GetTimestamp();
             foreach (var step in steps)
             {
+                if (Stopwatch.GetElapsedTime(_started) >= Budget)
+                {
+                    lock (_report) _report.Add($"{step.Name} skipped (over the {Budget.TotalSeconds:F0} s budget)");
+                    LogStepFailed(step.Name, $"skipped: the warm-up took over {Budget.TotalSeconds:F0} s", null);
+                    continue;
+                }
                 var t0 = Stopwatch.GetTimestamp();
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 timeout.CancelAfter(StepTimeout);
@@ -141,7 +152,7 @@ internal sealed partial class StartupWarmUp(
         var sample = Parse(services);
         var journal = services.GetRequiredService<IJournalStore>();
         var entry = new JournalEntry(sample.Id, sample.GroupId, sample.Notification.Receiver!, sample.Notification.GroupKey!, 0, sample.Body);
-        await journal.AppendAsync([entry], _ => false, StepTimeout, cancellationToken);
+        await journal.AppendAsync([entry], _ => false, CallTimeout, cancellationToken);
         _ = await journal.FindAsync(sample.Id, cancellationToken);
         _ = await journal.NextUnappliedAsync(sample.GroupId, long.MaxValue, cancellationToken);
     }
@@ -259,7 +270,7 @@ internal sealed partial class StartupWarmUp(
         _ = JsonSerializer.Serialize(new AlertmanagerWebhookEndpoints.Accepted("accepted", "warm-up"), json);
         if (address is null) throw new WarmUpSkipped("no HTTP address");
         var host = address.Host is "0.0.0.0" or "[::]" or "::" or "localhost" ? "127.0.0.1" : address.Host;
-        using var http = new HttpClient { Timeout = StepTimeout };
+        using var http = new HttpClient { Timeout = CallTimeout };
         try
         {
             using var response = await http.GetAsync(new UriBuilder(address) { Host = host, Path = "/health/live" }.Uri, cancellationToken);

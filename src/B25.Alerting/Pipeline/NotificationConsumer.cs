@@ -13,7 +13,6 @@ internal sealed class NotificationConsumer(IncidentProcessor processor, Notifica
         {
             await processor.ProcessAsync(context.Message.NotificationId, context.CancellationToken);
             settled = true;
-            LargeNotificationMemory.Applied(context.Message.BodyBytes);
         }
         catch (Exception) when (context.GetRetryAttempt() >= BusRegistration.RetryIntervals.Length && !context.CancellationToken.IsCancellationRequested)
         {

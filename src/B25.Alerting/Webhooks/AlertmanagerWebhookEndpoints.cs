@@ -113,7 +113,7 @@ internal static partial class AlertmanagerWebhookEndpoints
         else
         {
             AlertingMetrics.NotificationsReceived.Inc();
-            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId), body.Length));
+            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)));
         }
         AlertingMetrics.AcceptLatency.Observe(time.GetElapsedTime(started).TotalSeconds);
         return TypedResults.Ok(new Accepted(result == JournalResult.Duplicate ? "duplicate" : "accepted", id));
