@@ -65,15 +65,19 @@ internal sealed partial class NotificationPublisher(
     public long LeftInJournalCount => Interlocked.Read(ref _leftCount);
 
     /// <summary>Queues a journaled notification for the bus, or leaves it in the journal when the bound is reached.</summary>
-    public void Enqueue(NotificationAccepted message)
+    /// <param name="republished">From the journal again (the recovery sweep): not counted as left there a second time.</param>
+    public void Enqueue(NotificationAccepted message, bool republished = false)
     {
         if (!TryHold(message.NotificationId))
         {
             if (!_held.ContainsKey(message.NotificationId))
             {
                 _leftInJournal = true;
-                Interlocked.Increment(ref _leftCount);
-                AlertingMetrics.LeftInJournal.Inc();
+                if (!republished)
+                {
+                    Interlocked.Increment(ref _leftCount);
+                    AlertingMetrics.LeftInJournal.Inc();
+                }
             }
             return;
         }

@@ -74,7 +74,7 @@ internal sealed partial class NotificationRecovery(
         {
             var (id, groupId) = rows[i];
             // Through the publisher: within its bound (what does not fit stays in the journal and is published as room frees).
-            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)));
+            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), republished: true);
             if ((i + 1) % chunk == 0 && i + 1 < rows.Count) await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
         }
         return rows.Count;
