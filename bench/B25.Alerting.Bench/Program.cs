@@ -15,7 +15,7 @@ Console.Error.WriteLine($"work dir {workDir}");
 using var onInt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Cleanup.OnSignal);
 using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Cleanup.OnSignal);
 
-var (serviceDll, commit) = options.ServiceDll is { } given ? (given, "prebuilt " + given) : BuildService(options.RepoRoot, options.Commit, workDir);
+var (serviceDll, commit) = options.ServiceDll is { } given ? (given, "prebuilt " + given) : BuildService(options.RepoRoot, options.Commit, workDir, options.ReadyToRun);
 using var http = new HttpClient(new SocketsHttpHandler
 {
     MaxConnectionsPerServer = 256,
@@ -99,7 +99,7 @@ return 0;
 
 // Builds the service from a committed snapshot (git archive), so other people's uncommitted edits in the
 // working tree never leak into the figures, and the report can name the exact commit.
-static (string Dll, string Commit) BuildService(string repoRoot, string commitRef, string workDir)
+static (string Dll, string Commit) BuildService(string repoRoot, string commitRef, string workDir, bool readyToRun)
 {
     var sha = Run(repoRoot, "git", "rev-parse", "--short=12", commitRef + "^{commit}").Trim();
     var source = Path.Combine(workDir, "source");
@@ -107,6 +107,14 @@ static (string Dll, string Commit) BuildService(string repoRoot, string commitRe
     Console.Error.WriteLine($"exporting commit {sha} into {source}");
     Run(repoRoot, "/bin/sh", "-c", $"git archive --format=tar {sha} | tar -x -C '{source}'");
     var output = Path.Combine(workDir, "service");
+    if (readyToRun)
+    {
+        // Precompiled (crossgen2) as `dotnet publish -p:PublishReadyToRun=true` makes it: less JIT at start.
+        Console.Error.WriteLine($"publishing src/B25.Alerting (Release, ReadyToRun, linux-x64) into {output}");
+        Run(source, "dotnet", "publish", Path.Combine("src", "B25.Alerting"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false",
+            "-p:PublishReadyToRun=true", "-o", output, "-nologo", "-v", "q");
+        return (Path.Combine(output, "B25.Alerting.dll"), sha + " (ReadyToRun)");
+    }
     Console.Error.WriteLine($"building src/B25.Alerting (Release) into {output}");
     Run(source, "dotnet", "build", Path.Combine("src", "B25.Alerting"), "-c", "Release", "-o", output, "-nologo", "-v", "q");
     return (Path.Combine(output, "B25.Alerting.dll"), sha);
@@ -125,7 +133,7 @@ static string Run(string dir, string file, params string[] args)
 
 internal sealed record BenchOptions(string[] Transports, string? ServiceDll, string RepoRoot, double Scale, int RabbitPort, string? Out,
     Dictionary<string, string> ServiceEnv, string[] Phases, string Commit, string Storage, int[] Replicas, int PgPort, string PgBin,
-    Dictionary<string, string> PgSettings)
+    Dictionary<string, string> PgSettings, int FirstPageRuns = 5, bool ReadyToRun = false)
 {
     /// <summary>Kept equal to the ENV lines of compose/alerting.Dockerfile.</summary>
     public static readonly IReadOnlyDictionary<string, string> ImageRuntimeEnv = new Dictionary<string, string>
@@ -146,6 +154,8 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         int[] replicas = [1];
         var pgPort = 0;
         var pgSettings = new Dictionary<string, string>();
+        var firstPageRuns = 5;
+        var readyToRun = false;
         string[] phases = ["accept", "throughput", "duplicates", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
@@ -177,6 +187,8 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
                         .Select(r => int.Parse(r, CultureInfo.InvariantCulture)).ToArray();
                     if (replicas.Length == 0 || replicas.Any(r => r is < 1 or > 8)) throw new ArgumentException("--replicas is 1..8 (or a list such as 1,2)");
                     break;
+                case "--ready-to-run": readyToRun = true; break;
+                case "--first-page-runs": firstPageRuns = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--pg-port": pgPort = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--pg-statements": pgSettings["shared_preload_libraries"] = "pg_stat_statements"; break;
                 case "--pg-bin": pgBin = Path.GetFullPath(Next()); break;
@@ -200,7 +212,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
             throw new ArgumentException("--replicas above 1 needs --storage Postgres (SQLite is one process per file)");
         repo ??= FindRepo(Directory.GetCurrentDirectory()) ?? FindRepo(AppContext.BaseDirectory)
             ?? throw new ArgumentException("run from inside the repository or pass --repo");
-        return new BenchOptions(transports, dll, repo, scale, rabbitPort, output, serviceEnv, phases, commitRef, storage, replicas, pgPort, pgBin, pgSettings);
+        return new BenchOptions(transports, dll, repo, scale, rabbitPort, output, serviceEnv, phases, commitRef, storage, replicas, pgPort, pgBin, pgSettings, firstPageRuns, readyToRun);
     }
 
     private static string? FindRepo(string from)
@@ -248,6 +260,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
 
     public async Task<string> RunAsync()
     {
+        var firstPage = options.Phases.Contains("first-page") ? await FirstPageAsync() : "";
         var accept = await PhaseAsync("accept", AcceptLatencyAsync);
         var throughput = await PhaseAsync("throughput", ThroughputAsync);
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
@@ -267,8 +280,10 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         if (options.ServiceEnv.Count > 0)
             md.AppendLine(CultureInfo.InvariantCulture, $"Service environment (the image's runtime settings and --service-env): {string.Join(", ", options.ServiceEnv.Select(e => $"`{e.Key}={e.Value}`"))}");
         md.AppendLine();
+        md.Append(firstPage);
         if (!options.Phases.Intersect(ServicePhases).Any())
         {
+            if (!options.Phases.Any(p => p.StartsWith("channels", StringComparison.Ordinal))) return md.ToString();
             md.Append(ChannelsMarkdown());
             md.AppendLine(CultureInfo.InvariantCulture, $"- CPU used by the service per phase, in cores (of 2 shared): {string.Join("; ", _cpu)}; load average at the end {File.ReadAllText("/proc/loadavg").Trim()}.");
             md.AppendLine();

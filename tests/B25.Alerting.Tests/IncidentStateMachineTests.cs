@@ -332,12 +332,18 @@ public sealed class RecoverySweepTests : IAsyncLifetime
                     new { id, group = group + new string('0', 62), receivedAt, processedAt, body = "{}"u8.ToArray() });
         }
         var harness = _services.GetRequiredService<ITestHarness>();
-        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database.Journal, _database.Provider, harness.Bus, Options.Create(new StorageOptions()), _time,
+        // The sweep publishes through the publisher (within its bound), which publishes to the bus.
+        using var publisher = new B25.Alerting.Pipeline.NotificationPublisher(harness.Bus, _database.Journal,
+            Options.Create(new B25.Alerting.Pipeline.BusOptions()), NullLogger<B25.Alerting.Pipeline.NotificationPublisher>.Instance);
+        await publisher.StartAsync(CancellationToken.None);
+        var recovery = new B25.Alerting.Pipeline.NotificationRecovery(_database.Journal, _database.Provider, publisher, Options.Create(new StorageOptions()), _time,
             NullLogger<B25.Alerting.Pipeline.NotificationRecovery>.Instance);
 
         Assert.Equal(2, await recovery.SweepAsync(TimeSpan.FromSeconds(30), CancellationToken.None));
 
-        var published = harness.Published.Select<B25.Alerting.Pipeline.NotificationAccepted>().Select(m => m.Context.Message.NotificationId).ToList();
+        await Eventually.True(() => harness.Published.Select<B25.Alerting.Pipeline.NotificationAccepted>().Count() == 2, "both published");
+        var published = harness.Published.Select<B25.Alerting.Pipeline.NotificationAccepted>().Select(m => m.Context.Message.NotificationId).Order().ToList();
         Assert.Equal(["g-2", "h-2"], published);
+        await publisher.StopAsync(CancellationToken.None);
     }
 }

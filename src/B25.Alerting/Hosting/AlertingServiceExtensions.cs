@@ -111,15 +111,14 @@ internal static partial class AlertingServiceExtensions
 
         services.AddAlertingBus(builder.Configuration);
         services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
-        services.AddHttpClient(SlackTokenCheck.Client, (sp, http) =>
-        {
-            var slack = sp.GetRequiredService<IOptions<SlackOptions>>().Value;
-            http.BaseAddress = new Uri(slack.ApiBaseUrl.EndsWith('/') ? slack.ApiBaseUrl : slack.ApiBaseUrl + "/");
-            http.Timeout = slack.RequestTimeout;
-        });
+        // SlackTokenCheck.Client is SlackWebApi's typed client (configured above): its auth.test warms the delivery's connection.
         services.AddSingleton<SlackTokenCheck>();
         services.AddHostedService<SlackTokenWatch>();
+        services.AddSingleton<StartupWarmUp>();
+        services.AddHostedService(sp => sp.GetRequiredService<StartupWarmUp>());
+        foreach (var step in StartupWarmUp.Steps()) services.AddSingleton(step);
         services.AddHealthChecks()
+            .AddCheck<WarmUpHealthCheck>("warm-up", tags: ["ready"])
             .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
             .AddCheck<SlackTokenCheck>("slack", tags: ["ready"]);
         return builder;

@@ -70,7 +70,7 @@ internal static class RenderCommand
     }
 
     /// <summary>The incident the notification would open, as the channels see it.</summary>
-    private static IncidentView ViewOf(AlertmanagerNotification n, DateTimeOffset now)
+    internal static IncidentView ViewOf(AlertmanagerNotification n, DateTimeOffset now)
     {
         var alerts = (n.Alerts ?? []).Select(a => new AlertView(
             a.Fingerprint ?? "",

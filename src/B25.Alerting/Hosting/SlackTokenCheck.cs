@@ -17,7 +17,11 @@ namespace B25.Alerting.Hosting;
 internal sealed partial class SlackTokenCheck(
     IHttpClientFactory clients, IOptions<SlackOptions> options, TimeProvider time, ILogger<SlackTokenCheck> logger) : IHealthCheck
 {
-    public const string Client = "slack-auth-test";
+    /// <summary>
+    /// The delivery's own client (the typed SlackWebApi's name): auth.test at start opens the connection the first post
+    /// then reuses, so the first page does not pay for it (connect, TLS).
+    /// </summary>
+    public const string Client = nameof(SlackWebApi);
 
     public static readonly TimeSpan RecheckEvery = TimeSpan.FromMinutes(5);
 
@@ -26,6 +30,10 @@ internal sealed partial class SlackTokenCheck(
     private double _authFailuresSeen = AlertingMetrics.SlackAuthFailures.Value;
     private volatile string? _refused; // Slack's error for the token, or null while it is accepted (or not known)
     private volatile string? _workspace;
+    private readonly TaskCompletionSource _firstAnswered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once auth.test was first asked and answered (or not answered), or at once when Slack is off.</summary>
+    public Task FirstAnswered => options.Value.Enabled ? _firstAnswered.Task : Task.CompletedTask;
 
     /// <summary>Slack not answering: ask again after this, not at every probe.</summary>
     public static readonly TimeSpan RetryUnanswered = TimeSpan.FromSeconds(30);
@@ -74,6 +82,7 @@ internal sealed partial class SlackTokenCheck(
         }
         finally
         {
+            _firstAnswered.TrySetResult();
             _one.Release();
         }
     }

@@ -180,6 +180,25 @@ internal sealed partial class IncidentProcessor(
         return outcome;
     }
 
+    /// <summary>
+    /// The start's warm-up (Hosting/StartupWarmUp): runs what applying <paramref name="notification"/> runs (reads, state
+    /// machine, routing, delivery planning, the writes) for a notification that is not in the journal, inside the group's
+    /// write transaction, which is then rolled back: nothing is stored, counted, logged or delivered.
+    /// </summary>
+    internal async Task WarmUpAsync(string notificationId, string groupId, AlertmanagerNotification notification, CancellationToken cancellationToken)
+    {
+        await using var work = await incidents.OpenGroupAsync(groupId, cancellationToken);
+        _ = await work.LoadNotificationAsync(notificationId);
+        var snapshot = await ReadAsync(work, notification);
+        await work.BeginWriteAsync(cancellationToken);
+        _ = await work.LoadNotificationAsync(notificationId, withBody: false);
+        _ = await work.OpenIncidentAsync();
+        var row = new JournalRow(-1, groupId, time.GetUtcNow().ToUnixTimeMilliseconds(), null, null);
+        await ApplyAsync(work, row, notificationId, notification, snapshot);
+        await work.MarkAppliedAsync(row.Seq, nameof(ProcessOutcome.None), row.ReceivedAt); // no row has seq -1
+        // Disposed without CommitAsync: rolled back.
+    }
+
     /// <summary>What the group knows: its open incident and the state of every occurrence this notification or that incident names.</summary>
     private static async Task<GroupSnapshot> ReadAsync(IGroupWork work, AlertmanagerNotification notification)
     {

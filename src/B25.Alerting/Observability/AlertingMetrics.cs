@@ -75,6 +75,14 @@ internal static class AlertingMetrics
     public static readonly Gauge PendingDeliveries = Metrics.CreateGauge(
         "b25_alerting_pending_deliveries", "Deliveries journaled and not yet sent.");
 
+    public static readonly Gauge BusHeld = Metrics.CreateGauge(
+        "b25_alerting_bus_held_notifications",
+        "Accepted notifications this process holds in memory for the bus (queued to publish; on the in-memory transport, until applied). At most Bus:MaxHeldNotifications: the rest wait in the journal.");
+
+    public static readonly Counter LeftInJournal = Metrics.CreateCounter(
+        "b25_alerting_notifications_left_in_journal_total",
+        "Accepted notifications not queued for the bus because Bus:MaxHeldNotifications were held: published from the journal as room frees.");
+
     public static readonly Histogram AcceptLatency = Metrics.CreateHistogram(
         "b25_alerting_accept_duration_seconds", "Time to validate and durably journal a notification.",
         new HistogramConfiguration { Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });

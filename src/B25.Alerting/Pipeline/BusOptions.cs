@@ -16,6 +16,14 @@ internal sealed class BusOptions : IValidatableObject
     [Range(1, 256)]
     public int Partitions { get; set; } = 8;
 
+    /// <summary>
+    /// Accepted notifications held in memory for the bus at most (queued to publish and, on the in-memory transport,
+    /// until applied). Past it, notifications stay in the journal only (they are durable from the 2xx on) and are
+    /// published from it, oldest first, as the state machine frees room: memory stays bounded under a storm.
+    /// </summary>
+    [Range(16, 1_000_000)]
+    public int MaxHeldNotifications { get; set; } = 1000;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (Transport == BusTransport.RabbitMq

@@ -4,6 +4,9 @@ namespace B25.Alerting.Pipeline;
 
 internal static class BusRegistration
 {
+    /// <summary>The bus's redelivery intervals (ms) of a notification that failed to apply; after the last, the recovery sweep.</summary>
+    internal static readonly int[] RetryIntervals = [100, 500, 2000, 5000];
+
     /// <summary>
     /// The pipeline's bus: in-memory by default, RabbitMQ (quorum queue, publisher confirms) in
     /// production. Notifications of one alert group are processed in order (partitioned by group);
@@ -68,7 +71,7 @@ internal static class BusRegistration
 
     private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, BusOptions options)
     {
-        endpoint.UseMessageRetry(r => r.Intervals(100, 500, 2000, 5000));
+        endpoint.UseMessageRetry(r => r.Intervals(RetryIntervals));
         endpoint.ConfigureConsumer<NotificationConsumer>(context, c =>
             c.Message<NotificationAccepted>(m => m.UsePartitioner(options.Partitions, p => p.Message.PartitionKey)));
     }

@@ -1,6 +1,5 @@
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
-using MassTransit;
 
 namespace B25.Alerting.Pipeline;
 
@@ -11,7 +10,7 @@ namespace B25.Alerting.Pipeline;
 internal sealed partial class NotificationRecovery(
     IJournalStore journal,
     IStorageProvider provider,
-    IBus bus,
+    NotificationPublisher publisher,
     Microsoft.Extensions.Options.IOptions<StorageOptions> storage,
     TimeProvider time,
     ILogger<NotificationRecovery> logger) : BackgroundService
@@ -50,6 +49,7 @@ internal sealed partial class NotificationRecovery(
             {
                 LogSweepFailed(ex);
             }
+            publisher.ForgetStale(NotificationPublisher.HeldAtMost);
             await Task.Delay(SweepInterval, time, stoppingToken);
         }
     }
@@ -73,7 +73,8 @@ internal sealed partial class NotificationRecovery(
         for (var i = 0; i < rows.Count; i++)
         {
             var (id, groupId) = rows[i];
-            await bus.Publish(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), cancellationToken);
+            // Through the publisher: within its bound (what does not fit stays in the journal and is published as room frees).
+            publisher.Enqueue(new NotificationAccepted(id, groupId, NotificationIdentity.PartitionKey(groupId)), republished: true);
             if ((i + 1) % chunk == 0 && i + 1 < rows.Count) await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
         }
         return rows.Count;
