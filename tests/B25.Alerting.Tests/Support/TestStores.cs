@@ -120,7 +120,7 @@ public static class SharedPostgres
             var server = new PostgresServer();
             await server.InitializeAsync();
             _server = server;
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => server.DisposeAsync().GetAwaiter().GetResult();
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => server.StopWithoutWaiting();
             return _admin = server.ConnectionString("postgres");
         }
         finally
