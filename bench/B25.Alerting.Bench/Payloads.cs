@@ -17,7 +17,9 @@ internal static class Payloads
 
     /// <param name="severity">The alerts' <c>severity</c> label (the shipped routes send "critical" to Slack, PagerDuty and email).</param>
     /// <param name="action">An <c>action</c> label when not null ("emergency-stop": the shipped route asks the risk manager for a stop).</param>
-    public static byte[] Notification(long id, int alerts, int channel, string severity = "warning", string? action = null)
+    /// <param name="summary">Appended to every alert's summary: a different text on the same alerts is a repeat (Alertmanager's
+    /// repeat_interval), not a duplicate of an earlier body.</param>
+    public static byte[] Notification(long id, int alerts, int channel, string severity = "warning", string? action = null, string summary = "")
     {
         var buffer = new ArrayBufferWriter<byte>(alerts * 420 + 1024);
         using (var w = new Utf8JsonWriter(buffer))
@@ -43,7 +45,7 @@ internal static class Payloads
                 w.WriteString("severity", severity);
                 w.WriteEndObject();
                 w.WriteStartObject("annotations");
-                w.WriteString("summary", $"Bench alert {i} of {token}: order gateway latency above threshold");
+                w.WriteString("summary", $"Bench alert {i} of {token}: order gateway latency above threshold{summary}");
                 w.WriteString("runbook_url", "https://runbooks.example.test/BenchAlert");
                 w.WriteEndObject();
                 w.WriteString("startsAt", StartsAt.AddMilliseconds(i).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'"));

@@ -156,7 +156,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         var pgSettings = new Dictionary<string, string>();
         var firstPageRuns = 5;
         var readyToRun = false;
-        string[] phases = ["accept", "throughput", "duplicates", "big", "slack", "channels"];
+        string[] phases = ["accept", "throughput", "duplicates", "mix", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -237,7 +237,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// <summary>A label for console lines and folder names.</summary>
     private string Run => postgres is null && replicas == 1 ? transport : $"{transport}-{options.Storage}-{replicas}r";
 
-    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "big", "slack"];
+    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "mix", "big", "slack"];
 
     public const string Token = "bench-token";
     private const int RatePerSecond = 200;
@@ -264,6 +264,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         var accept = await PhaseAsync("accept", AcceptLatencyAsync);
         var throughput = await PhaseAsync("throughput", ThroughputAsync);
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
+        var mix = await PhaseAsync("mix", MixAsync);
         var big = await PhaseAsync("big", BigAsync);
         var toSlack = await PhaseAsync("slack", SlackLatencyAsync);
         foreach (var run in ChannelRuns)
@@ -293,6 +294,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         md.AppendLine("|---|---|---|---|---|---|");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | {(postgres is null ? "none set" : $"p99 <= {AcceptP99TargetMs:F0} ms")} | {accept.Measured} | {accept.Verdict} | {LoadText("accept")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} | {LoadText("throughput")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 2c | realistic mix, closed loop {Senders} senders: 5 % new incidents, 15 % changes, 40 % repeats, 40 % copies; notifications applied by the state machine per second | >= 1,000 applied/s | {mix.Measured} | {mix.Verdict} | {LoadText("mix")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2b | diagnostic: the same closed loop re-sending journaled notifications (duplicates: parse + hash + journal transaction, no processing, no Slack) | none | {duplicates.Measured} | | {LoadText("duplicates")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 3 | one {BigAlerts:N0}-alert notification: time to 200 (worst of 3) | <= 2 s | {big.Measured} | {big.Verdict} | {LoadText("big")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 4 | notification to Slack stand-in (first chat.postMessage), {SlackRatePerSecond} new incidents/s over {Payloads.Channels} channels, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | p99 <= 50 ms | {toSlack.Measured} | {toSlack.Verdict} | {LoadText("slack")} |");
@@ -605,6 +607,61 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// </summary>
     private Task<Outcome> DuplicatesAsync(ServiceCluster service) =>
         ClosedLoopAsync(service, "2b (diagnostic: duplicates only)", i => _warmupBodies[i % _warmupBodies.Count]);
+
+    /// <summary>
+    /// A realistic mix, as Alertmanager sends it during a busy hour, in the same closed loop: of every 20 notifications 1 opens an
+    /// incident, 3 change one (an alert joins its group), 8 repeat one (repeat_interval: the same alerts, a fresher summary) and 8 are
+    /// copies of a body already sent (the HA peer's, or a retry). Reports what was accepted, applied by the state machine (repeats and
+    /// changes included; copies are dropped at the journal) and opened, per second.
+    /// </summary>
+    private async Task<Outcome> MixAsync(ServiceCluster service)
+    {
+        var groups = new List<(long Id, int Alerts, byte[] Last)>();
+        var gate = new object();
+        byte[] Next(int sequence)
+        {
+            var kind = sequence % 20;
+            lock (gate)
+            {
+                if (kind == 0 || groups.Count == 0)
+                {
+                    var id = Interlocked.Increment(ref _nextId);
+                    var body = Payloads.Notification(id, 10, (int)(id % Payloads.Channels));
+                    groups.Add((id, 10, body));
+                    return body;
+                }
+                var at = Random.Shared.Next(groups.Count);
+                var (gid, alerts, last) = groups[at];
+                if (kind <= 3)
+                {
+                    var body = Payloads.Notification(gid, alerts + 1, (int)(gid % Payloads.Channels));
+                    groups[at] = (gid, alerts + 1, body);
+                    return body;
+                }
+                if (kind <= 11)
+                {
+                    var body = Payloads.Notification(gid, alerts, (int)(gid % Payloads.Channels), summary: $" (repeat {sequence})");
+                    groups[at] = (gid, alerts, body);
+                    return body;
+                }
+                return last;
+            }
+        }
+        var before = await MetricsAsync(service);
+        var started = Stopwatch.GetTimestamp();
+        var accepted = await ClosedLoopAsync(service, "2c (realistic mix: 5 % new, 15 % changes, 40 % repeats, 40 % copies)", Next);
+        var seconds = Stats.Ms(started, Stopwatch.GetTimestamp()) / 1000;
+        var after = await MetricsAsync(service);
+        var opened = Counter(after, "b25_alerting_incidents_opened_total") - Counter(before, "b25_alerting_incidents_opened_total");
+        var processed = Counter(after, "b25_alerting_notifications_processed_total") - Counter(before, "b25_alerting_notifications_processed_total");
+        var received = Counter(after, "b25_alerting_notifications_received_total") - Counter(before, "b25_alerting_notifications_received_total");
+        var duplicates = Counter(after, "b25_alerting_duplicates_dropped_total") - Counter(before, "b25_alerting_duplicates_dropped_total");
+        _notes.Add($"2c (mix) over the whole phase (2 s warm, 15 s window, then the drain): {received:F0} accepted and journaled, {duplicates:F0} copies and repeats dropped at the journal (a repeat changes no alert's fingerprint, startsAt or status, which are the notification's identity), " +
+                   $"{processed:F0} applied by the state machine, {opened:F0} incidents opened, in {seconds:F1} s from the first send to the last applied.");
+        var applied = processed / seconds;
+        return new Outcome($"{accepted.Measured} accepted; {applied:F0} applied/s, {opened / seconds:F0} opened/s (first send to last applied)",
+            applied >= 1000 ? "met" : "**missed**");
+    }
 
     private async Task<Outcome> ClosedLoopAsync(ServiceCluster service, string label, Func<int, byte[]> nextBody)
     {
