@@ -63,6 +63,12 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
     internal Task<System.Data.Common.DbConnection> OpenStorageAsync() =>
         Services.GetRequiredService<B25.Alerting.Storage.IStorageProvider>().OpenAsync();
 
+    /// <summary>
+    /// Waits for the start's warm-up to end. It runs the Slack notifier once against an in-process answer, which counts in
+    /// the process-wide metrics (a fallback, when the templates are broken): read a counter's "before" after this.
+    /// </summary>
+    public Task WarmedUpAsync() => Services.GetRequiredService<B25.Alerting.Hosting.StartupWarmUp>().Done.WaitAsync(TimeSpan.FromSeconds(60));
+
     /// <summary>Waits until the service has nothing left to do (<see cref="Settled"/>).</summary>
     public Task SettledAsync(int timeoutMs = 20_000) => Settled.ForAsync(OpenStorageAsync, timeoutMs);
 
