@@ -156,7 +156,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         var pgSettings = new Dictionary<string, string>();
         var firstPageRuns = 5;
         var readyToRun = false;
-        string[] phases = ["accept", "throughput", "duplicates", "mix", "big", "slack", "channels"];
+        string[] phases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -237,7 +237,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// <summary>A label for console lines and folder names.</summary>
     private string Run => postgres is null && replicas == 1 ? transport : $"{transport}-{options.Storage}-{replicas}r";
 
-    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "mix", "big", "slack"];
+    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "big", "slack"];
 
     public const string Token = "bench-token";
     private const int RatePerSecond = 200;
@@ -265,6 +265,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         var throughput = await PhaseAsync("throughput", ThroughputAsync);
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
         var mix = await PhaseAsync("mix", MixAsync);
+        var mixRate = await PhaseAsync("mix-rate", MixRateAsync);
         var big = await PhaseAsync("big", BigAsync);
         var toSlack = await PhaseAsync("slack", SlackLatencyAsync);
         foreach (var run in ChannelRuns)
@@ -295,6 +296,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | {(postgres is null ? "none set" : $"p99 <= {AcceptP99TargetMs:F0} ms")} | {accept.Measured} | {accept.Verdict} | {LoadText("accept")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} | {LoadText("throughput")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2c | realistic mix, closed loop {Senders} senders: 5 % new incidents, 15 % changes, 40 % repeats, 40 % copies; notifications applied by the state machine per second | >= 1,000 applied/s | {mix.Measured} | {mix.Verdict} | {LoadText("mix")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 2d | the same mix, open loop at {MixRatePerSecond:N0} notifications/s for {Seconds(20).TotalSeconds:F0} s: does processing keep up (every accepted notification applied or recognised as known within {KeepUpSeconds:F0} s of the last send; accept p50 / p99 / max; unapplied backlog at most) | keeps up at >= 1,000 /s | {mixRate.Measured} | {mixRate.Verdict} | {LoadText("mix-rate")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2b | diagnostic: the same closed loop re-sending journaled notifications (duplicates: parse + hash + journal transaction, no processing, no Slack) | none | {duplicates.Measured} | | {LoadText("duplicates")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 3 | one {BigAlerts:N0}-alert notification: time to 200 (worst of 3) | <= 2 s | {big.Measured} | {big.Verdict} | {LoadText("big")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 4 | notification to Slack stand-in (first chat.postMessage), {SlackRatePerSecond} new incidents/s over {Payloads.Channels} channels, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | p99 <= 50 ms | {toSlack.Measured} | {toSlack.Verdict} | {LoadText("slack")} |");
@@ -540,7 +542,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
 
     /// <summary>Open loop: sends at fixed intended times, latency from the intended time (no coordinated omission).</summary>
     private async Task<(List<double> Latencies, Dictionary<int, int> Statuses, List<(long Id, long Intended)> Sent)> OpenLoopAsync(
-        ServiceCluster service, int rate, TimeSpan duration, int alerts)
+        ServiceCluster service, int rate, TimeSpan duration, int alerts, Func<int, byte[]>? nextBody = null)
     {
         var count = (int)(rate * duration.TotalSeconds);
         var latencies = new double[count];
@@ -558,7 +560,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             sent[i] = (id, intended);
             tasks[i] = Task.Run(async () =>
             {
-                statuses[index] = await PostAsync(service, Payloads.Notification(id, alerts, (int)(id % Payloads.Channels)));
+                statuses[index] = await PostAsync(service, nextBody?.Invoke(index) ?? Payloads.Notification(id, alerts, (int)(id % Payloads.Channels)));
                 latencies[index] = Stats.Ms(intended, Stopwatch.GetTimestamp());
             });
         }
@@ -614,11 +616,15 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// copies of a body already sent (the HA peer's, or a retry). Reports what was accepted, applied by the state machine (repeats and
     /// changes included; copies are dropped at the journal) and opened, per second.
     /// </summary>
-    private async Task<Outcome> MixAsync(ServiceCluster service)
+    /// <summary>
+    /// The mix's bodies, in order: of every 20, 1 opens an incident, 3 change one (an alert joins its group), 8 repeat one
+    /// (the same alerts, a fresher summary) and 8 are copies of a body already sent. Safe to call from several senders.
+    /// </summary>
+    private static Func<int, byte[]> MixBodies()
     {
         var groups = new List<(long Id, int Alerts, byte[] Last)>();
         var gate = new object();
-        byte[] Next(int sequence)
+        return sequence =>
         {
             var kind = sequence % 20;
             lock (gate)
@@ -646,7 +652,70 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                 }
                 return last;
             }
+        };
+    }
+
+    private const int MixRatePerSecond = 1_000;
+    private const double KeepUpSeconds = 2;
+
+    /// <summary>
+    /// The mix of <see cref="MixBodies"/>, open loop at <see cref="MixRatePerSecond"/> (latency from the intended send time):
+    /// does processing keep up with intake at that rate? Every half second the unapplied backlog (accepted and journaled, not yet
+    /// applied by the state machine: received minus processed) is read from /metrics; it keeps up when everything accepted is applied
+    /// within <see cref="KeepUpSeconds"/> of the last send, so the backlog cannot grow without bound at this rate.
+    /// </summary>
+    private async Task<Outcome> MixRateAsync(ServiceCluster service)
+    {
+        var before = await MetricsAsync(service);
+        double Backlog(string after) =>
+            Counter(after, "b25_alerting_notifications_received_total") - Counter(before, "b25_alerting_notifications_received_total")
+            - (Counter(after, "b25_alerting_notifications_processed_total") - Counter(before, "b25_alerting_notifications_processed_total"));
+        using var stop = new CancellationTokenSource();
+        var samples = new List<(double At, double Backlog)>();
+        var started = Stopwatch.GetTimestamp();
+        var sampler = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { samples.Add((Stats.Ms(started, Stopwatch.GetTimestamp()) / 1000, Backlog(await MetricsAsync(service)))); }
+                catch (HttpRequestException) { }
+                try { await Task.Delay(500, stop.Token); } catch (OperationCanceledException) { }
+            }
+        });
+        var (latencies, statuses, _) = await OpenLoopAsync(service, MixRatePerSecond, Seconds(20), 10, MixBodies());
+        var lastSend = Stopwatch.GetTimestamp();
+        var atEnd = Backlog(await MetricsAsync(service));
+        var backlog = atEnd;
+        while (backlog > 0 && Stats.Ms(lastSend, Stopwatch.GetTimestamp()) < 90_000)
+        {
+            await Task.Delay(100);
+            backlog = Backlog(await MetricsAsync(service));
         }
+        var drain = Stats.Ms(lastSend, Stopwatch.GetTimestamp()) / 1000;
+        await stop.CancelAsync();
+        await sampler;
+        var after = await MetricsAsync(service);
+        double Delta(string name) => Counter(after, name) - Counter(before, name);
+        var seconds = Stats.Ms(started, Stopwatch.GetTimestamp()) / 1000;
+        latencies.Sort();
+        var maxBacklog = samples.Count == 0 ? atEnd : Math.Max(atEnd, samples.Max(x => x.Backlog));
+        var handled = Delta("b25_alerting_notifications_processed_total") + Delta("b25_alerting_duplicates_dropped_total");
+        _notes.Add($"2d (mix at {MixRatePerSecond:N0}/s, open loop): {latencies.Count} sent, statuses {StatusText(statuses)}; accept latency from the intended send time {Stats.Summary(latencies)}; " +
+                   $"{Delta("b25_alerting_notifications_received_total"):F0} journaled and {Delta("b25_alerting_notifications_processed_total"):F0} applied by the state machine, " +
+                   $"{Delta("b25_alerting_duplicates_dropped_total"):F0} copies and repeats recognised as known at the journal, {Delta("b25_alerting_incidents_opened_total"):F0} incidents opened; " +
+                   $"unapplied backlog sampled every 0.5 s: max {maxBacklog:F0}, {atEnd:F0} at the last send, all applied {drain:F1} s after it " +
+                   $"({handled / seconds:F0} notifications/s applied or recognised as known, first send to last applied); backlog over time (s: n): " +
+                   string.Join(", ", samples.Where((_, i) => i % 4 == 0).Select(x => $"{x.At:F0}: {x.Backlog:F0}")) + ".");
+        var ok = statuses.GetValueOrDefault(200) == latencies.Count;
+        var keepsUp = backlog <= 0 && drain <= KeepUpSeconds;
+        return new Outcome(
+            $"{(keepsUp ? "keeps up" : "falls behind")}: all applied {drain:F1} s after the last send; accept {Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(Stats.Percentile(latencies, 99))} / {Stats.F(latencies[^1])} ms; backlog at most {maxBacklog:F0}",
+            !ok ? "**errors**, see notes" : keepsUp ? "met" : "**missed**");
+    }
+
+    private async Task<Outcome> MixAsync(ServiceCluster service)
+    {
+        var Next = MixBodies();
         var before = await MetricsAsync(service);
         var started = Stopwatch.GetTimestamp();
         var accepted = await ClosedLoopAsync(service, "2c (realistic mix: 5 % new, 15 % changes, 40 % repeats, 40 % copies)", Next);
