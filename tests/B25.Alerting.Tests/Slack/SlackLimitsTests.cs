@@ -327,7 +327,7 @@ public sealed class SlackFallbackDeliveryTests : IDisposable
         try
         {
             var client = Start(new() { ["Templates:Path"] = templates });
-            // The warm-up renders with the same broken template: its fallback counts too, so "before" is read after it.
+            // The warm-up renders with the same broken template (and counts nothing); "before" is read once the start is over.
             await _factory!.WarmedUpAsync();
             var before = await Fallbacks(client, "post");
 
