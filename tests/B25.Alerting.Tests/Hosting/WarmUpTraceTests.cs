@@ -65,38 +65,22 @@ public sealed class WarmUpMetricsTests : IDisposable
     public async Task The_warm_up_leaves_every_service_metric_as_it_found_it_even_with_a_broken_template()
     {
         // A template that renders no valid blocks: the sample page goes out minimal, which a real page counts as a fallback.
-        var templates = Path.Combine(Path.GetTempPath(), $"b25-templates-{Guid.NewGuid():N}");
-        CopyFolder(Path.Combine(AppContext.BaseDirectory, "templates"), templates);
-        File.WriteAllText(Path.Combine(templates, "slack", "incident.sbn"), """[{"type": "header", """);
-        try
-        {
-            string? before = null, after = null;
-            using var factory = new AlertingFactory(_slack, new() { ["Templates:Path"] = templates });
-            using var service = factory.WithWebHostBuilder(b => b.Around(
-                async _ =>
-                {
-                    // The fallback counter is born (at 0) with the notifier's type: born before "before", so only a count shows.
-                    System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(B25.Alerting.Delivery.Slack.SlackNotifier).TypeHandle);
-                    before = await ServiceMetricsAsync();
-                },
-                async _ => after = await ServiceMetricsAsync()));
-            await AroundWarmUp.DoneAsync(service.Services);
+        using var templates = new BrokenSlackTemplates();
+        string? before = null, after = null;
+        using var factory = new AlertingFactory(_slack, new() { ["Templates:Path"] = templates.Path });
+        using var service = factory.WithWebHostBuilder(b => b.Around(
+            async _ =>
+            {
+                // The fallback counter is born (at 0) with the notifier's type: born before "before", so only a count shows.
+                System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(B25.Alerting.Delivery.Slack.SlackNotifier).TypeHandle);
+                before = await ServiceMetricsAsync();
+            },
+            async _ => after = await ServiceMetricsAsync()));
+        await AroundWarmUp.DoneAsync(service.Services);
 
-            Assert.NotNull(before);
-            Assert.Contains("b25_alerting_slack_fallback_total{operation=\"post\"}", before);
-            Assert.Equal(before, after);
-        }
-        finally
-        {
-            Directory.Delete(templates, recursive: true);
-        }
-    }
-
-    private static void CopyFolder(string from, string to)
-    {
-        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(dir.Replace(from, to));
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories)) File.Copy(file, file.Replace(from, to));
+        Assert.NotNull(before);
+        Assert.Contains("b25_alerting_slack_fallback_total{operation=\"post\"}", before);
+        Assert.Equal(before, after);
     }
 }
 
