@@ -30,7 +30,7 @@ dotnet test B25.Alerting.sln --nologo -v q -c Release "$@"
 # the tests start a throwaway PostgreSQL 15 on 127.0.0.1 and stop it. SQLite-only tests are left out.
 echo "== behaviour tests on PostgreSQL"
 B25_TEST_STORAGE=postgres dotnet test tests/B25.Alerting.Tests --no-build --nologo -v q -c Release \
-  --filter "FullyQualifiedName~IncidentProcessorTests|FullyQualifiedName~JournalRetentionTests|FullyQualifiedName~RecoverySweepTests|FullyQualifiedName~IncidentLifecycleTests|FullyQualifiedName~SlackDeliveryTests|FullyQualifiedName~SlackReconciliationTests|FullyQualifiedName~EmailDeliveryTests|FullyQualifiedName~PagerDutyDeliveryTests|FullyQualifiedName~PagerDutyNotifierTests|FullyQualifiedName~EmergencyStop|FullyQualifiedName~WatchdogTests|FullyQualifiedName~WebhookInputTests|FullyQualifiedName~LargeNotificationTests|FullyQualifiedName~B25.Alerting.Tests.Acknowledgement" \
+  --filter "FullyQualifiedName~IncidentProcessorTests|FullyQualifiedName~JournalRetentionTests|FullyQualifiedName~RecoverySweepTests|FullyQualifiedName~IncidentLifecycleTests|FullyQualifiedName~SlackDeliveryTests|FullyQualifiedName~SlackReconciliationTests|FullyQualifiedName~EmailDeliveryTests|FullyQualifiedName~PagerDutyDeliveryTests|FullyQualifiedName~PagerDutyNotifierTests|FullyQualifiedName~EmergencyStop|FullyQualifiedName~WatchdogTests|FullyQualifiedName~WebhookInputTests|FullyQualifiedName~LargeNotificationTests|FullyQualifiedName~B25.Alerting.Tests.Acknowledgement|FullyQualifiedName~WarmUpStorageTests" \
   "$@"
 
 shopt -s nullglob

@@ -243,6 +243,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         if (retry is { RetryAfter: { } floor, OutcomeUnknown: false })
             await _outbox.HoldAsync(channel, target, (now + floor).ToUnixTimeMilliseconds(), cancellationToken);
 
+        if (!MetricsScope.Counts) return;
         foreach (var outcome in outcomeList)
         {
             AlertingMetrics.Deliveries.WithLabels(channel, Label(outcome.Kind)).Inc();

@@ -4,14 +4,22 @@ using System.Text.Json;
 using B25.Alerting.Delivery;
 using B25.Alerting.Delivery.Email;
 using B25.Alerting.Delivery.Slack;
+using B25.Alerting.Enrichment;
+using B25.Alerting.Enrichment.Grafana;
+using B25.Alerting.Enrichment.Logs;
+using B25.Alerting.Enrichment.PromQl;
 using B25.Alerting.Incidents;
+using B25.Alerting.Observability;
 using B25.Alerting.Pipeline;
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
+using Dapper;
 using MassTransit;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.Hosting;
 
@@ -21,10 +29,12 @@ internal sealed record WarmUpStep(string Name, Func<IServiceProvider, Cancellati
 /// <summary>
 /// Runs, once the service listens and before <c>/health/ready</c> says ready, what the first notification after a
 /// start would otherwise pay for: the JIT of intake, journal, state machine, routing, delivery planning and rendering,
-/// the queries' first use (Dapper builds a reader per query and type), the storage connection, a bus round trip, the
-/// HTTP server's routing and the Slack connection (the readiness check's auth.test goes through the delivery's client).
-/// Nothing reaches a channel and nothing is stored: the sample notification is applied inside a transaction that is rolled
-/// back, rendered in memory, and its bus message names a notification the journal does not hold. A step that fails or
+/// the delivery dispatcher's claim, send mark and record around a Slack post, edit and reply, the queries' first use
+/// (Dapper builds a reader per query and type), the storage connection, a bus round trip, the HTTP server's routing and
+/// the Slack connection (the readiness check's auth.test goes through the delivery's client).
+/// Nothing reaches a channel, nothing is stored and nothing counts in the service's metrics: the sample notification is
+/// applied, and the sample delivery dispatched, inside transactions that are rolled back, the Slack calls are answered in
+/// this process, and its bus message names a notification the journal does not hold. A step that fails or
 /// takes too long is logged and skipped: a page without warm-up beats a replica that never reports ready.
 /// </summary>
 internal sealed partial class StartupWarmUp(
@@ -115,7 +125,7 @@ internal sealed partial class StartupWarmUp(
         new("bus", BusAsync),
         new("render", RenderAsync),
         new("delivery reads", DeliveryReadsAsync),
-        new("slack calls", SlackCallsAsync),
+        new("delivery", DeliveryAsync),
         new("slack connection", SlackAsync),
     ];
 
@@ -205,32 +215,97 @@ internal sealed partial class StartupWarmUp(
                 break;
             }
         _ = await services.GetRequiredService<IIncidentReadModel>().DeliveriesAsync(none, cancellationToken);
-        var outbox = services.GetRequiredService<IDeliveryOutbox>();
-        _ = await outbox.MessageAsync(none, "slack", "#warm-up", cancellationToken);
-        _ = await outbox.DueAsync("slack", none, services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds(), 1, cancellationToken);
     }
 
     /// <summary>
-    /// What a Slack channel worker runs for a first post, then an edit and a thread reply: the notifier (its send budget and
-    /// circuit breaker, rendering, message metadata) over the Web API client, with a throwaway notifier whose client's handler
-    /// answers in this process (nothing leaves it) and a recorder that records nothing.
+    /// What a real delivery runs, through the dispatcher itself: a first Slack post, then an edit and a thread reply, each
+    /// taking the target's claim, reading the due deliveries, the incident and its message, marking the send and recording
+    /// its outcome. The sample incident and its deliveries go to a target no route names, inside one write transaction that
+    /// is rolled back (<see cref="RolledBackStorage"/>): nothing is stored, and other replicas never see its rows or its
+    /// claim. The Slack calls go to a throwaway notifier whose client answers in this process, and nothing is counted.
     /// </summary>
-    private static async Task SlackCallsAsync(IServiceProvider services, CancellationToken cancellationToken)
+    private static async Task DeliveryAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
         var sample = Parse(services);
         var time = services.GetRequiredService<TimeProvider>();
-        var view = RenderCommand.ViewOf(sample.Notification, time.GetUtcNow()) with { Id = "warm-up" };
-        var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SlackOptions>>();
+        var slackOptions = services.GetRequiredService<IOptions<SlackOptions>>();
+        var renderer = services.GetRequiredService<SlackRenderer>();
+        var storageOptions = services.GetRequiredService<IOptions<StorageOptions>>();
+        // No enrichment: it would query the real sources and store what they said.
+        var noEnrichment = new EnrichmentStage(services.GetRequiredService<IIncidentEnricher>(), services.GetRequiredService<IEnrichmentStore>(),
+            Options.Create(new PrometheusOptions()), Options.Create(new LokiOptions()), Options.Create(new GrafanaOptions()), time,
+            NullLogger<EnrichmentStage>.Instance);
+        var provider = services.GetRequiredService<IStorageProvider>();
+        MetricsScope.StopCountingHere();
+
         using var http = new HttpClient(new InProcessSlack()) { BaseAddress = new Uri("http://slack.warm-up.invalid/api/") };
-        var notifier = new SlackNotifier(new SlackWebApi(http, options), services.GetRequiredService<SlackRenderer>(), options, time,
-            Microsoft.Extensions.Logging.Abstractions.NullLogger<SlackNotifier>.Instance);
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var change = JsonSerializer.Serialize(new ChangeSummary("open", 1, 0, ["B25AlertingWarmUp"], []), DeliveryJsonContext.Default.ChangeSummary);
-        PendingDelivery Pending(long id, string kind) => new(id, view.Id, "slack", "#warm-up", kind, 1, "", change, 0, now);
-        var posted = await notifier.DeliverAsync(view, "#warm-up", [Pending(1, "post")], null, NoDeliveryRecorder.Instance, cancellationToken);
-        var message = posted.NewMessage ?? new DeliveredMessage("C0WARMUP", "1764000000.000100");
-        _ = await notifier.DeliverAsync(view with { Revision = 2 }, "#warm-up", [Pending(2, "update"), Pending(3, "reply")], message,
-            NoDeliveryRecorder.Instance, cancellationToken);
+        var notifier = new SlackNotifier(new SlackWebApi(http, slackOptions), renderer, slackOptions, time, NullLogger<SlackNotifier>.Instance);
+        await using var storage = await RolledBackStorage.BeginAsync(provider, cancellationToken);
+        var dispatcher = new DeliveryDispatcher(new DeliveryOutbox(storage, storageOptions, time), new IncidentReadModel(storage), storage,
+            new DeliverySignal(time), [notifier], time, new StorageStatus(storage, time), noEnrichment, NullLogger<DeliveryDispatcher>.Instance);
+
+        var unique = Guid.NewGuid().ToString("N");
+        var target = $"#b25-warm-up-{unique}";
+        var queue = new SampleQueue(storage, $"warm-up-{unique}", target, time.GetUtcNow().ToUnixTimeMilliseconds());
+        await queue.IncidentAsync(sample, cancellationToken);
+        await queue.DeliveriesAsync(1, ["post"], cancellationToken);
+        await dispatcher.DeliverDueAsync("slack", target, cancellationToken);
+        await queue.DeliveriesAsync(2, ["update", "reply"], cancellationToken);
+        await dispatcher.DeliverDueAsync("slack", target, cancellationToken);
+        // A path that failed warmed less than it should: say so in the warm-up's report.
+        if (await queue.NotSentAsync(cancellationToken) is { Length: > 0 } notSent)
+            throw new InvalidOperationException($"the sample deliveries were not all sent ({notSent})");
+    }
+
+    /// <summary>The sample incident and its Slack deliveries, written in the rolled-back transaction.</summary>
+    private sealed class SampleQueue(RolledBackStorage storage, string incidentId, string target, long now)
+    {
+        // Ids of their own (negative: never a real one), so no sequence moves: a sequence is not rolled back.
+        private readonly long _firstId = -Random.Shared.NextInt64(1L << 40, 1L << 60);
+        private int _queued;
+
+        public async Task IncidentAsync(Sample sample, CancellationToken cancellationToken)
+        {
+            var n = sample.Notification;
+            var alert = n.Alerts![0];
+            var labels = JsonSerializer.Serialize(alert.Labels ?? [], WebhookJsonContext.Default.DictionaryStringString);
+            await using var connection = await storage.OpenAsync(cancellationToken);
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels,
+                                       common_annotations, external_url)
+                VALUES (@incidentId, @incidentId, @Receiver, @GroupKey, 'open', 1, @now, @now, @labels, @labels, @annotations, @ExternalUrl);
+                INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, labels, annotations, generator_url, updated_at)
+                VALUES (@incidentId, @Fingerprint, @startsAt, 'firing', @incidentId, @labels, @annotations, @GeneratorUrl, @now);
+                """,
+                new
+                {
+                    incidentId, n.Receiver, n.GroupKey, now, labels, n.ExternalUrl, alert.Fingerprint, alert.GeneratorUrl,
+                    startsAt = alert.StartsAt?.ToString("O"),
+                    annotations = JsonSerializer.Serialize(alert.Annotations ?? [], WebhookJsonContext.Default.DictionaryStringString),
+                });
+        }
+
+        public async Task DeliveriesAsync(long revision, string[] kinds, CancellationToken cancellationToken)
+        {
+            var change = JsonSerializer.Serialize(new ChangeSummary("open", 1, 0, ["B25AlertingWarmUp"], []), DeliveryJsonContext.Default.ChangeSummary);
+            var overriding = storage.Kind == StorageProviderKind.Postgres ? "OVERRIDING SYSTEM VALUE" : "";
+            await using var connection = await storage.OpenAsync(cancellationToken);
+            foreach (var kind in kinds)
+                await connection.ExecuteAsync(
+                    $"""
+                    INSERT INTO deliveries (id, incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
+                    {overriding} VALUES (@id, @incidentId, 'slack', @target, @kind, @revision, @change, 'pending', @now, @now, @now)
+                    """, new { id = _firstId + _queued++, incidentId, target, kind, revision, change, now });
+        }
+
+        /// <summary>The kinds of the sample deliveries still pending, or empty.</summary>
+        public async Task<string> NotSentAsync(CancellationToken cancellationToken)
+        {
+            await using var connection = await storage.OpenAsync(cancellationToken);
+            return string.Join(", ", await connection.QueryAsync<string>(
+                "SELECT kind || ': ' || status FROM deliveries WHERE incident_id = @incidentId AND status <> 'sent'", new { incidentId }));
+        }
     }
 
     /// <summary>Answers every Slack call as Slack answers a successful one; nothing leaves the process.</summary>

@@ -65,7 +65,12 @@ internal interface IStorageProvider
 }
 
 /// <summary>A write transaction; for SQLite it also holds this process's write turn.</summary>
-internal sealed class StorageTransaction(DbConnection connection, DbTransaction transaction, Action? release = null) : IAsyncDisposable
+/// <param name="enclosed">
+/// A write inside a transaction someone else owns (the warm-up's, which is rolled back): committing and disposing it leave
+/// that transaction as it is.
+/// </param>
+internal sealed class StorageTransaction(DbConnection connection, DbTransaction transaction, Action? release = null, bool enclosed = false)
+    : IAsyncDisposable
 {
     private int _released;
 
@@ -73,10 +78,11 @@ internal sealed class StorageTransaction(DbConnection connection, DbTransaction 
 
     public DbTransaction Transaction { get; } = transaction;
 
-    public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
+    public Task CommitAsync(CancellationToken cancellationToken = default) => enclosed ? Task.CompletedTask : Transaction.CommitAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
+        if (enclosed) return;
         await Transaction.DisposeAsync();
         if (Interlocked.Exchange(ref _released, 1) == 0) release?.Invoke();
     }

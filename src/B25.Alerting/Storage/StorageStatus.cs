@@ -25,7 +25,7 @@ internal sealed class StorageStatus(IStorageProvider storage, TimeProvider time)
             _since ??= time.GetUtcNow();
             _fault = $"{where}: {exception.GetType().Name}: {exception.Message}";
         }
-        Observability.AlertingMetrics.StorageWriteFault.Set(1);
+        if (Observability.MetricsScope.Counts) Observability.AlertingMetrics.StorageWriteFault.Set(1);
     }
 
     public void ReportSuccess()
@@ -35,6 +35,6 @@ internal sealed class StorageStatus(IStorageProvider storage, TimeProvider time)
             _fault = null;
             _since = null;
         }
-        Observability.AlertingMetrics.StorageWriteFault.Set(0);
+        if (Observability.MetricsScope.Counts) Observability.AlertingMetrics.StorageWriteFault.Set(0);
     }
 }

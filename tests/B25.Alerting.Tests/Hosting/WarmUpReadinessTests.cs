@@ -46,7 +46,7 @@ public sealed class WarmUpReadinessTests : IDisposable
         gate.SetResult();
         await Eventually.True(async () => (await ReadyAsync(client)).Code == HttpStatusCode.OK, "ready once the warm-up is done");
         var done = (await ReadyAsync(client)).Body.GetProperty("checks").GetProperty("warm-up").GetProperty("description").GetString()!;
-        foreach (var step in new[] { "intake", "journal", "state machine", "bus", "render", "delivery reads", "slack connection", "test gate" })
+        foreach (var step in new[] { "intake", "journal", "state machine", "bus", "render", "delivery reads", "delivery", "slack connection", "test gate" })
             Assert.Contains(step + " ", done);
         Assert.DoesNotContain("failed", done);
         Assert.DoesNotContain("gave up", done);

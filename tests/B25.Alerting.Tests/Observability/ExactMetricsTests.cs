@@ -21,7 +21,7 @@ public sealed class ExactMetricsTests : SlackScenario
 {
     private async Task<double> Read(string series)
     {
-        await Factory.WarmedUpAsync(); // it runs the Slack notifier once: nothing it counts may fall between "before" and "after"
+        await Factory.WarmedUpAsync(); // the start is over: nothing of it falls between "before" and "after"
         return await MetricsText.ReadAsync(Client, series);
     }
 

@@ -321,13 +321,11 @@ public sealed class SlackFallbackDeliveryTests : IDisposable
     [Fact]
     public async Task A_template_that_renders_no_valid_blocks_still_gets_the_page_out_minimal()
     {
-        var templates = Path.Combine(Path.GetTempPath(), $"b25-templates-{Guid.NewGuid():N}");
-        CopyFolder(Path.Combine(AppContext.BaseDirectory, "templates"), templates);
-        File.WriteAllText(Path.Combine(templates, "slack", "incident.sbn"), """[{"type": "header", """);
+        using var templates = new BrokenSlackTemplates();
         try
         {
-            var client = Start(new() { ["Templates:Path"] = templates });
-            // The warm-up renders with the same broken template: its fallback counts too, so "before" is read after it.
+            var client = Start(new() { ["Templates:Path"] = templates.Path });
+            // The warm-up renders with the same broken template (and counts nothing); "before" is read once the start is over.
             await _factory!.WarmedUpAsync();
             var before = await Fallbacks(client, "post");
 
@@ -344,17 +342,6 @@ public sealed class SlackFallbackDeliveryTests : IDisposable
         {
             foreach (var owned in Enumerable.Reverse(_owned)) owned.Dispose();
             _owned.Clear();
-            Directory.Delete(templates, recursive: true);
-        }
-    }
-
-    private static void CopyFolder(string from, string to)
-    {
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
         }
     }
 

@@ -64,8 +64,8 @@ public sealed class AlertingFactory : WebApplicationFactory<Program>
         Services.GetRequiredService<B25.Alerting.Storage.IStorageProvider>().OpenAsync();
 
     /// <summary>
-    /// Waits for the start's warm-up to end. It runs the Slack notifier once against an in-process answer, which counts in
-    /// the process-wide metrics (a fallback, when the templates are broken): read a counter's "before" after this.
+    /// Waits for the start's warm-up to end. It counts nowhere (WarmUpMetricsTests), but its steps run alongside a test's
+    /// first requests: wait for it before reading a "before" to keep the start's own work out of a count.
     /// </summary>
     public Task WarmedUpAsync() => Services.GetRequiredService<B25.Alerting.Hosting.StartupWarmUp>().Done.WaitAsync(TimeSpan.FromSeconds(60));
 

@@ -244,7 +244,7 @@ internal sealed partial class SlackWebApi(HttpClient http, IOptions<SlackOptions
             if (node?["ok"]?.GetValue<bool>() == true)
                 return new Answer(SlackCallStatus.Ok, node);
             var error = node?["error"]?.GetValue<string>() ?? "unknown_error";
-            if (AuthErrors.Contains(error))
+            if (AuthErrors.Contains(error) && MetricsScope.Counts)
                 AlertingMetrics.SlackAuthFailures.Inc();
             if (!idempotent && MayHaveActedErrors.Contains(error))
                 return new Answer(SlackCallStatus.Unknown, Error: error, RetryAfter: retryAfter);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using B25.Alerting.Incidents;
+using B25.Alerting.Observability;
 using B25.Alerting.Routing;
 using B25.Alerting.Webhooks;
 using Microsoft.Extensions.Options;
@@ -204,7 +205,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         {
             reason = "render_error";
         }
-        Fallbacks.WithLabels(operation).Inc();
+        if (MetricsScope.Counts) Fallbacks.WithLabels(operation).Inc();
         LogFallback(target, incident.Id, operation, reason);
         var minimal = SlackFallbackMessage.Render(Presentation.ControlCharacters.Escape(incident), refusedBySlack: rich is not null);
         return await CallAsync(target, ct => send(minimal, ct), cancellationToken);
