@@ -1,3 +1,4 @@
+using System.Text.Json;
 using B25.Alerting.Delivery;
 using B25.Alerting.Incidents;
 using B25.Alerting.Routing;
@@ -247,6 +248,31 @@ public sealed class IncidentProcessorTests : IAsyncLifetime
         Assert.Equal(IncidentProcessor.MaxAttempts, attempts);
         Assert.Contains("JsonException", error);
         Assert.Equal([("#crit", "post", 1L)], (await Deliveries()).Where(d => d.Target == "#crit"));
+    }
+
+    [Fact]
+    public async Task A_large_notification_is_read_from_the_journal_as_a_stream_and_applied_whole()
+    {
+        // Megabytes of body, bound from the journal's stream (SQLite blob I/O, PostgreSQL sequential access) across many of
+        // the reader's chunks: every alert is stored with the labels and annotations it was sent with.
+        var alerts = Enumerable.Range(0, 3_000).Select(i => Firing($"big{i:D4}") with
+        {
+            Labels = new() { ["alertname"] = "HighErrorRate", ["severity"] = "critical", ["instance"] = $"host-{i}:9100", ["注文"] = "😀 \"q\"" },
+            Annotations = new() { ["summary"] = $"Error rate above 5% on host-{i} {new string('x', i % 700)}", ["runbook_url"] = "http://alerting.test/r" },
+        }).ToArray();
+        Assert.True(Body("g-big", alerts).Length > 1_000_000);
+
+        Assert.Equal(ProcessOutcome.Opened, await Process("g-big", alerts));
+
+        await using var connection = await _database.OpenAsync();
+        var stored = (await connection.QueryAsync<(string Fingerprint, string Labels, string Annotations)>(
+            "SELECT fingerprint, labels, annotations FROM alerts")).ToDictionary(a => a.Fingerprint);
+        Assert.Equal(alerts.Length, stored.Count);
+        foreach (var alert in alerts)
+        {
+            Assert.Equal(JsonSerializer.Serialize(alert.Labels, WebhookJsonContext.Default.DictionaryStringString), stored[alert.Fingerprint].Labels);
+            Assert.Equal(JsonSerializer.Serialize(alert.Annotations, WebhookJsonContext.Default.DictionaryStringString), stored[alert.Fingerprint].Annotations);
+        }
     }
 
     [Fact]

@@ -173,6 +173,63 @@ public sealed class NotificationParserTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Repeated_strings_bind_as_the_serializer_binds_them()
+    {
+        // RepeatedStrings shares equal label, annotation, status and URL text between alerts: what it binds must be what the
+        // serializer's own converters bind, for every body the intake accepts, whether the text was seen before or not.
+        var alerts = Enumerable.Range(0, 50).Select(i => Firing($"r{i}", severity: i % 2 == 0 ? "critical" : "warning") with
+        {
+            Labels = new()
+            {
+                ["alertname"] = "HighErrorRate", ["severity"] = i % 2 == 0 ? "critical" : "warning", ["instance"] = $"host-{i}",
+                ["quoted \"name\""] = "a \"value\" <&>", ["long"] = new string('x', 100 + i * 3), ["empty"] = "",
+                ["注文"] = "😀",
+            },
+        }).ToArray();
+        var bodies = Corpus().Select(c => (c.Case, c.Body))
+            .Append(("many alerts", Encoding.UTF8.GetBytes(Body("g-many", alerts))))
+            .Append(("escaped repeats", Encoding.UTF8.GetBytes(Body("g-many", alerts).Replace("HighErrorRate", "High\\u0045rrorRate"))))
+            .Where(c => NotificationParser.Parse(c.Item2).Error is null)
+            .ToList();
+        var failures = new List<string>();
+        for (var pass = 0; pass < 2; pass++)
+        {
+            foreach (var (name, body) in bodies)
+            {
+                var bound = JsonSerializer.Deserialize(body, WebhookJsonContext.Default.AlertmanagerNotification)!.Alerts!;
+                var plain = JsonSerializer.Deserialize(body, PlainJsonContext.Default.PlainNotification)!.Alerts!;
+                for (var i = 0; i < plain.Count; i++)
+                {
+                    var (b, p) = (bound[i], plain[i]);
+                    if (b.Status != p.Status || b.GeneratorUrl != p.GeneratorUrl || !SameMap(b.Labels, p.Labels) || !SameMap(b.Annotations, p.Annotations))
+                        failures.Add($"{name}, pass {pass}: alerts[{i}] binds otherwise");
+                }
+            }
+        }
+        Assert.True(bodies.Count > 20, $"bodies checked: {bodies.Count}");
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+
+        static bool SameMap(Dictionary<string, string>? a, Dictionary<string, string>? b) =>
+            a is null ? b is null : b is not null && a.Count == b.Count && a.All(e => b.TryGetValue(e.Key, out var v) && v == e.Value);
+    }
+
+    [Fact]
+    public void The_notification_id_is_the_hash_of_its_group_and_sorted_alert_identities()
+    {
+        // The identity journaled notifications are known by: it must not change between versions (a retry after an upgrade
+        // is still a duplicate), so it is checked against the text it is defined as.
+        var body = Encoding.UTF8.GetBytes(Body("{}:{alertname=\"注文\"}", Firing("b\u00e9", startsAt: T0.AddMilliseconds(1)), Resolved("a"),
+            Firing("a|x", startsAt: T0.ToOffset(TimeSpan.FromHours(2)))));
+        var notification = NotificationParser.Parse(body).Notification!;
+        var text = new StringBuilder($"{notification.Receiver}\n{notification.GroupKey}\n");
+        foreach (var line in notification.Alerts.Select(a => $"{a.Fingerprint}|{AlertKey.Format(a.StartsAt)}|{a.Status}").Order(StringComparer.Ordinal))
+            text.Append(line).Append('\n');
+
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()))),
+            NotificationIdentity.NotificationId(notification));
+    }
+
+    [Fact]
     public void Rejections_name_where_the_text_is_wrong()
     {
         var json = Valid().Replace("\"instance\":\"a1\"", "\"instance\":\"\\udc00\"");
@@ -210,3 +267,21 @@ public sealed class NotificationParserTests(ITestOutputHelper output)
         output.WriteLine($"{body.Length} bytes: Parse {parse.TotalMilliseconds:F0} ms, JsonDocument.Parse alone {documentOnly.TotalMilliseconds:F0} ms");
     }
 }
+
+/// <summary>The webhook payload as the serializer binds it by itself: the reference for the service's converters.</summary>
+internal sealed class PlainNotification
+{
+    [System.Text.Json.Serialization.JsonPropertyName("alerts")] public List<PlainAlert>? Alerts { get; set; }
+}
+
+internal sealed class PlainAlert
+{
+    [System.Text.Json.Serialization.JsonPropertyName("status")] public string? Status { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("labels")] public Dictionary<string, string>? Labels { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
+    [System.Text.Json.Serialization.JsonPropertyName("generatorURL")] public string? GeneratorUrl { get; set; }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(PlainNotification))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip)]
+internal sealed partial class PlainJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -143,10 +143,13 @@ internal sealed partial class IncidentProcessor(
             // On SQLite: read and decide outside the write lock, so a large notification does not hold up
             // the journal. Notifications of one group are applied one at a time (the group gate), so what
             // was read still holds when the write starts; the checks below catch it if not.
-            var row = await work.LoadNotificationAsync(notificationId);
+            var row = await work.LoadNotificationAsync(notificationId, withBody: false);
             if (row is null) return ProcessOutcome.NotFound;
             if (row.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
-            var notification = JsonSerializer.Deserialize(row.Body, WebhookJsonContext.Default.AlertmanagerNotification)
+            // Bound from the journal's stream: a storm's body (megabytes) is never held whole next to its alerts.
+            var notification = await work.ReadBodyAsync(row.Seq,
+                                   (body, ct) => JsonSerializer.DeserializeAsync(body, WebhookJsonContext.Default.AlertmanagerNotification, ct),
+                                   cancellationToken)
                                ?? throw new JsonException("The journaled body is JSON null.");
             if (notification.Alerts is null) throw new JsonException("The journaled body has no 'alerts'.");
             var snapshot = await ReadAsync(work, notification);

@@ -40,6 +40,12 @@ internal interface IGroupWork : IAsyncDisposable
 {
     Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true);
 
+    /// <summary>
+    /// Reads the journaled body of the notification <paramref name="seq"/> through <paramref name="read"/> as a stream, so a
+    /// storm's body is not held whole in memory while it is bound (null when the row is gone).
+    /// </summary>
+    Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken);
+
     Task<OpenIncident?> OpenIncidentAsync();
 
     Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId);
@@ -103,6 +109,9 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             connection.QuerySingleOrDefaultAsync<JournalRow?>(
                 $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : "substr(body, 1, 0)")} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
                 new { notificationId }, Tx);
+
+        public Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
+            storage.ReadNotificationBodyAsync(connection, Tx, seq, read, cancellationToken);
 
         public Task<OpenIncident?> OpenIncidentAsync() =>
             connection.QuerySingleOrDefaultAsync<OpenIncident?>(

@@ -57,6 +57,14 @@ internal interface IStorageProvider
     /// <summary>Creates or upgrades the schema; safe when several replicas start at once.</summary>
     Task MigrateAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Reads the journaled body of notification <paramref name="seq"/> as a stream, without holding all of it in memory at
+    /// once (a storm's notification is megabytes): SQLite reads the blob incrementally, PostgreSQL streams the column.
+    /// <paramref name="read"/> must be done with the stream when its task completes. Null when there is no such row.
+    /// </summary>
+    Task<T?> ReadNotificationBodyAsync<T>(DbConnection connection, DbTransaction? transaction, long seq,
+        Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken);
+
     /// <summary>The database was busy (a lock held by another writer past the wait), not broken.</summary>
     bool IsBusy(Exception exception);
 

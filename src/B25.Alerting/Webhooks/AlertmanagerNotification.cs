@@ -40,17 +40,94 @@ internal sealed class UInt64CountConverter : JsonConverter<long?>
     }
 }
 
+// The alerts of one notification repeat most of their strings (label names; the values the group shares, such as alertname,
+// job or severity; status; the rule's generator URL): bound through RepeatedStrings, a storm's 20,000 alerts share them
+// instead of holding tens of thousands of copies while the notification is applied (issue 11).
 internal sealed class AlertmanagerAlert
 {
-    [JsonPropertyName("status")] public string? Status { get; set; }
-    [JsonPropertyName("labels")] public Dictionary<string, string>? Labels { get; set; }
-    [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
+    [JsonPropertyName("status"), JsonConverter(typeof(RepeatedStringConverter))] public string? Status { get; set; }
+    [JsonPropertyName("labels"), JsonConverter(typeof(RepeatedStringMapConverter))] public Dictionary<string, string>? Labels { get; set; }
+    [JsonPropertyName("annotations"), JsonConverter(typeof(RepeatedStringMapConverter))] public Dictionary<string, string>? Annotations { get; set; }
     [JsonPropertyName("startsAt")] public DateTimeOffset? StartsAt { get; set; }
     [JsonPropertyName("endsAt")] public DateTimeOffset? EndsAt { get; set; }
-    [JsonPropertyName("generatorURL")] public string? GeneratorUrl { get; set; }
+    [JsonPropertyName("generatorURL"), JsonConverter(typeof(RepeatedStringConverter))] public string? GeneratorUrl { get; set; }
     [JsonPropertyName("fingerprint")] public string? Fingerprint { get; set; }
 
     public bool IsFiring => Status == "firing";
+}
+
+/// <summary>
+/// Returns one string instance for text that was read recently: a small lossy table (a slot per hash; a newer string
+/// replaces an older one) shared by every thread, safe without locks since a slot holds an immutable string or null.
+/// Only short, unescaped text is shared; the rest is read as usual. Bounded: at most <see cref="Slots"/> strings of at most
+/// <see cref="MaxBytes"/> bytes stay referenced.
+/// </summary>
+internal static class RepeatedStrings
+{
+    private const int Slots = 4096;
+    private const int MaxBytes = 128;
+    private static readonly string?[] Table = new string?[Slots];
+
+    public static string Read(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > MaxBytes) return reader.GetString()!;
+        var hash = new HashCode();
+        hash.AddBytes(reader.ValueSpan);
+        var slot = (hash.ToHashCode() & int.MaxValue) % Slots;
+        var known = Volatile.Read(ref Table[slot]);
+        if (known is not null && reader.ValueTextEquals(known)) return known;
+        var text = reader.GetString()!;
+        Volatile.Write(ref Table[slot], text);
+        return text;
+    }
+}
+
+/// <summary>A JSON string, through <see cref="RepeatedStrings"/> (JSON null is bound by the serializer, as before).</summary>
+internal sealed class RepeatedStringConverter : JsonConverter<string>
+{
+    public override string Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.String
+            ? RepeatedStrings.Read(ref reader)
+            : throw new JsonException($"expected a string, found {reader.TokenType}");
+
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
+}
+
+/// <summary>
+/// An object of strings (labels, annotations), names and values through <see cref="RepeatedStrings"/>; bound as the
+/// serializer binds a <c>Dictionary&lt;string, string&gt;</c>: a null value stays null, a repeated name keeps the last value.
+/// </summary>
+internal sealed class RepeatedStringMapConverter : JsonConverter<Dictionary<string, string>>
+{
+    public override Dictionary<string, string> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException($"expected an object of strings, found {reader.TokenType}");
+        var map = new Dictionary<string, string>();
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.EndObject) return map;
+            var name = RepeatedStrings.Read(ref reader);
+            reader.Read();
+            map[name] = reader.TokenType switch
+            {
+                JsonTokenType.String => RepeatedStrings.Read(ref reader),
+                JsonTokenType.Null => null!,
+                _ => throw new JsonException($"expected a string for '{name}', found {reader.TokenType}"),
+            };
+        }
+        throw new JsonException("the object of strings does not end");
+    }
+
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, string> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        foreach (var (name, text) in value)
+        {
+            if (text is null) writer.WriteNull(name);
+            else writer.WriteString(name, text);
+        }
+        writer.WriteEndObject();
+    }
 }
 
 [JsonSerializable(typeof(AlertmanagerNotification))]

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -19,15 +20,29 @@ internal static class NotificationIdentity
     /// </summary>
     public static string NotificationId(NotificationEnvelope notification)
     {
-        var builder = new StringBuilder();
-        builder.Append(notification.Receiver).Append('\n').Append(notification.GroupKey).Append('\n');
+        // Hashed piece by piece, the same bytes as the whole text: a storm's 20,000 alerts would make that text megabytes
+        // long, and its UTF-8 copy again, both on the large-object heap.
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Append(hash, notification.Receiver);
+        Append(hash, "\n");
+        Append(hash, notification.GroupKey);
+        Append(hash, "\n");
         foreach (var alert in notification.Alerts
                      .Select(a => $"{a.Fingerprint}|{AlertKey.Format(a.StartsAt)}|{a.Status}")
                      .Order(StringComparer.Ordinal))
         {
-            builder.Append(alert).Append('\n');
+            Append(hash, alert);
+            Append(hash, "\n");
         }
-        return Hash(builder.ToString());
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static void Append(IncrementalHash hash, string text)
+    {
+        var rented = text.Length > 128 ? ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length)) : null;
+        Span<byte> buffer = rented ?? stackalloc byte[Encoding.UTF8.GetMaxByteCount(128)];
+        hash.AppendData(buffer[..Encoding.UTF8.GetBytes(text, buffer)]);
+        if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
     }
 
     public static Guid PartitionKey(string groupId) => new(Convert.FromHexString(groupId.AsSpan(0, 32)));

@@ -127,6 +127,19 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         }
     }
 
+    public async Task<T?> ReadNotificationBodyAsync<T>(DbConnection connection, DbTransaction? transaction, long seq,
+        Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken)
+    {
+        // Sequential access: the column is streamed from the connection's buffer instead of being read into one byte[].
+        await using var command = new NpgsqlCommand("SELECT body FROM notifications WHERE seq = @seq", (NpgsqlConnection)connection,
+            (NpgsqlTransaction?)transaction);
+        command.Parameters.AddWithValue("seq", seq);
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess | CommandBehavior.SingleRow, cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return default;
+        await using var stream = await reader.GetStreamAsync(0, cancellationToken);
+        return await read(stream, cancellationToken);
+    }
+
     // lock_not_available (lock_timeout), query_canceled (statement_timeout).
     public bool IsBusy(Exception exception) => exception is PostgresException { SqlState: "55P03" or "57014" };
 

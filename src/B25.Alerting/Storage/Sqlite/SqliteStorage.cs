@@ -79,6 +79,56 @@ internal sealed class SqliteStorage : IStorageProvider
 
     public Task LockAsync(StorageTransaction transaction, IReadOnlyList<string> keys, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
+    public async Task<T?> ReadNotificationBodyAsync<T>(DbConnection connection, DbTransaction? transaction, long seq,
+        Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken)
+    {
+        // Incremental blob I/O (seq is the rowid): reading the column would copy the whole body into SQLite's memory and then
+        // into a byte[] of ours; the blob hands it out in the reader's chunks. It reads the row as the connection sees it
+        // (inside the transaction, when there is one).
+        SqliteBlob blob;
+        try
+        {
+            blob = new SqliteBlob((SqliteConnection)connection, "notifications", "body", seq, readOnly: true);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == 1 && ex.Message.Contains("no such rowid", StringComparison.Ordinal))
+        {
+            return default;
+        }
+        await using var stream = new SynchronousReads(blob);
+        return await read(stream, cancellationToken);
+    }
+
+    /// <summary>
+    /// A local file's blob read synchronously: the base stream's ReadAsync would hop to the thread pool for every chunk.
+    /// </summary>
+    private sealed class SynchronousReads(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Task.FromResult(inner.Read(buffer, offset, count));
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult(inner.Read(buffer.Span));
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
     // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the write lock past the busy timeout.
     public bool IsBusy(Exception exception) => exception is SqliteException { SqliteErrorCode: 5 or 6 };
 
