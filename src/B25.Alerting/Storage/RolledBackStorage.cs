@@ -55,6 +55,11 @@ internal sealed class RolledBackStorage : IStorageProvider, IAsyncDisposable
     public Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default) =>
         _storage.LockAsync(_transaction, key, cancellationToken);
 
+    // The provider reads a body on its own connection type (SQLite's blob I/O): the real connection, in the same transaction.
+    public Task<T?> ReadNotificationBodyAsync<T>(DbConnection connection, DbTransaction? transaction, long seq,
+        Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
+        _storage.ReadNotificationBodyAsync(_connection, _transaction.Transaction, seq, read, cancellationToken);
+
     public Task LockAsync(StorageTransaction transaction, IReadOnlyList<string> keys, CancellationToken cancellationToken = default) =>
         _storage.LockAsync(_transaction, keys, cancellationToken);
 
