@@ -28,6 +28,21 @@ public sealed class ReplicaTests
     }
 
     [Fact]
+    public async Task A_replica_starting_on_a_current_schema_does_not_wait_for_the_migration_lock()
+    {
+        await using var store = await TestStores.CreatePostgresAsync();
+        // Another replica holds the lock: migrating, or cut off from the database while its session keeps the lock.
+        await using var holder = await store.OpenAsync();
+        await holder.ExecuteAsync("SELECT pg_advisory_lock(@key)", new { key = StorageKeys.Hash("b25-alerting:migrate") });
+        await using var starting = store.Replica("starting");
+
+        await starting.Provider.MigrateAsync().WaitAsync(TimeSpan.FromSeconds(20));
+
+        await using var connection = await store.OpenAsync();
+        Assert.Equal(PostgresStorage.SchemaVersion, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM b25_schema"));
+    }
+
+    [Fact]
     public async Task The_emergency_stop_cap_holds_for_replicas_asking_at_the_same_moment()
     {
         await using var store = await TestStores.CreatePostgresAsync();

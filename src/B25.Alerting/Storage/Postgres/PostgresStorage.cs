@@ -161,6 +161,11 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        // A schema that is already current needs no lock: a replica starting while another holds the lock (migrating, or cut
+        // off from the database with the lock held until its session is gone) must not wait for it.
+        if (await connection.ExecuteScalarAsync<bool>("SELECT to_regclass('b25_schema') IS NOT NULL")
+            && await connection.ExecuteScalarAsync<long?>("SELECT MAX(version) FROM b25_schema") >= Migrations.Length)
+            return;
         var key = StorageKeys.Hash("b25-alerting:migrate");
         await connection.ExecuteAsync("SELECT pg_advisory_lock(@key)", new { key });
         try
