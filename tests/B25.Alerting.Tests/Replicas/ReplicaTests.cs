@@ -96,6 +96,44 @@ public sealed class ReplicaTests
     }
 
     [Fact]
+    public async Task A_send_mark_that_took_half_the_lease_to_commit_is_not_followed_by_a_send()
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        var step = a.Options.ClaimLease / 3; // each read of the clock: as if every round trip took a third of the lease
+        await using var slow = a.Replica("a", new SteppingClock(time, step));
+        await using (var connection = await a.OpenAsync())
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
+                VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
+                INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
+                VALUES ('inc', 'slack', '#ops', 'post', 1, '{}', 'pending', 0, 0, 0);
+                """);
+        long id;
+        await using (var connection = await a.OpenAsync())
+            id = await connection.ExecuteScalarAsync<long>("SELECT id FROM deliveries");
+
+        // On time: marked, and the caller may send.
+        await a.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None);
+        // Slow: the mark commits, but the caller is told not to send; whoever sends next finds the mark and reconciles first.
+        await Assert.ThrowsAsync<ClaimLostException>(() =>
+            slow.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None));
+        await using var check = await a.OpenAsync();
+        Assert.NotNull(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id }));
+    }
+
+    /// <summary>A clock that moves on by <paramref name="step"/> every time it is read.</summary>
+    private sealed class SteppingClock(FakeTimeProvider inner, TimeSpan step) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow()
+        {
+            inner.Advance(step);
+            return inner.GetUtcNow();
+        }
+    }
+
+    [Fact]
     public async Task A_retry_after_holds_the_target_for_the_replica_that_takes_it_over()
     {
         var time = new FakeTimeProvider(T0);
