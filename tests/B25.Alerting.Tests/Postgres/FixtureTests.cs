@@ -210,7 +210,8 @@ public sealed class TcpProxyTests(PostgresServer server) : IAsyncLifetime
         Assert.IsType<TimeoutException>(failure.InnerException);
         Assert.InRange(waiting.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
         // The kernel completes the handshake before the proxy accepts: on a busy machine the client can give up first.
-        await Eventually.True(() => _proxy.Held == 1, $"the blackhole holds the connection (accepted {_proxy.Accepted}, held {_proxy.Held}, refused {_proxy.Refused}, forwarded {_proxy.Forwarded}, accept errors {_proxy.AcceptErrors}) after {waiting.Elapsed}");
+        await Eventually.True(() => _proxy.Held == 1, $"the blackhole holds the connection (accepted {_proxy.Accepted}, held {_proxy.Held}, refused {_proxy.Refused}, forwarded {_proxy.Forwarded}, accept errors {_proxy.AcceptErrors}) after {waiting.Elapsed}",
+            timeoutMs: 30_000); // a heavily loaded machine (load 40) once took over 10 s to run the accept thread
         Assert.Equal(0, _proxy.Forwarded);
 
         _proxy.Restore();
