@@ -107,19 +107,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     public async Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken)
     {
         var started = time.GetUtcNow();
-        await using (var connection = await storage.OpenAsync(cancellationToken))
-            await MarkSendingAsync(connection, channel, target, deliveryIds, now, cancellationToken);
-        // The claim was renewed in that transaction, but a commit that took long (a replica cut off from the database: its
-        // commit's answer held until the network heals) leaves little of the lease: another replica may take the target over
-        // while the call is still running and send the same message. Not sending now is safe: the mark stands, so whoever
-        // sends next reconciles with the vendor first.
-        if (!storage.SingleProcess && time.GetUtcNow() - started > TimeSpan.FromMilliseconds(_leaseMs / 2))
-            throw new ClaimLostException(channel, target);
-    }
-
-    private async Task MarkSendingAsync(DbConnection connection, string channel, string target, IReadOnlyCollection<long> deliveryIds, long now,
-        CancellationToken cancellationToken)
-    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         // The mark and the claim in one transaction: while the mark stands this replica owns the target
         // for a whole lease, so no other replica sends the same message meanwhile.
@@ -129,6 +117,12 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
             await connection.ExecuteAsync(
                 "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'", new { now, id }, write.Transaction);
         await write.CommitAsync(cancellationToken);
+        // The claim was renewed in that transaction, but a commit that took long (a replica cut off from the database: its
+        // commit's answer held until the network heals) leaves little of the lease: another replica may take the target over
+        // while the call is still running and send the same message. Not sending now is safe: the mark stands, so whoever
+        // sends next reconciles with the vendor first.
+        if (!storage.SingleProcess && time.GetUtcNow() - started > TimeSpan.FromMilliseconds(_leaseMs / 2))
+            throw new ClaimLostException(channel, target);
     }
 
     public async Task RecordAsync(DeliveryRecord record, CancellationToken cancellationToken)
