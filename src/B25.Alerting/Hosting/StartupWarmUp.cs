@@ -214,7 +214,7 @@ internal sealed partial class StartupWarmUp(
                 _ = await readModel.LoadAsync(id, 50, cancellationToken);
                 break;
             }
-        _ = await services.GetRequiredService<IIncidentReadModel>().DeliveriesAsync(none, cancellationToken);
+        _ = await readModel.DeliveriesAsync(none, cancellationToken);
     }
 
     /// <summary>

@@ -191,7 +191,10 @@ internal sealed partial class IncidentProcessor(
     internal async Task WarmUpAsync(string notificationId, string groupId, AlertmanagerNotification notification, CancellationToken cancellationToken)
     {
         await using var work = await incidents.OpenGroupAsync(groupId, cancellationToken);
-        _ = await work.LoadNotificationAsync(notificationId);
+        // The reads ApplyAsync makes: the row without its body, then the body as a stream (no such row: nothing is read).
+        _ = await work.LoadNotificationAsync(notificationId, withBody: false);
+        _ = await work.ReadBodyAsync(-1,
+            (body, ct) => JsonSerializer.DeserializeAsync(body, WebhookJsonContext.Default.AlertmanagerNotification, ct), cancellationToken);
         var snapshot = await ReadAsync(work, notification);
         await work.BeginWriteAsync(cancellationToken);
         _ = await work.LoadNotificationAsync(notificationId, withBody: false);
