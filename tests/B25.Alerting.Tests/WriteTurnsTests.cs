@@ -37,4 +37,52 @@ public sealed class WriteTurnsTests
 
         Assert.Equal(["processor", "journal"], order);
     }
+
+    [Fact]
+    public async Task Waiting_writers_are_handed_their_turns_in_order_on_the_hand_on_thread_without_the_thread_pool()
+    {
+        var turns = new WriteTurns();
+        await turns.EnterAsync(urgent: false);
+        var order = new List<int>();
+        var threads = new HashSet<string?>();
+        // 2,000 waiting writers, each giving its turn up at once: handed on one after another on one thread, with a flat stack.
+        // Started outside xunit's synchronization context, as the service's writers run.
+        var writers = await Task.Run(() => Enumerable.Range(0, 2_000).Select(i => Writer(i)).ToList());
+        async Task Writer(int i)
+        {
+            await turns.EnterAsync(urgent: false);
+            order.Add(i); // only the turn's holder runs here
+            threads.Add(Thread.CurrentThread.IsThreadPoolThread ? "a thread pool thread" : Thread.CurrentThread.Name);
+            turns.Exit();
+        }
+
+        Assert.Empty(order);
+        turns.Exit();
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(Enumerable.Range(0, 2_000), order);
+        Assert.Equal(["SQLite write turns"], threads);
+    }
+
+    [Fact]
+    public async Task A_writer_handed_its_turn_leaves_the_hand_on_thread_when_its_transaction_ends()
+    {
+        var turns = new WriteTurns();
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=:memory:");
+        await connection.OpenAsync();
+        await turns.EnterAsync(urgent: false);
+        var next = Task.Run(async () =>
+        {
+            await turns.EnterAsync(urgent: false);
+            var onHandOn = WriteTurns.OnHandOnThread;
+            await using (new StorageTransaction(connection, connection.BeginTransaction(), turns.Exit)) { }
+            return (onHandOn, after: WriteTurns.OnHandOnThread);
+        });
+        while (turns.Waiting == 0) await Task.Delay(10);
+        turns.Exit();
+        var (onHandOn, after) = await next.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(onHandOn, "the waiting writer ran on the hand-on thread");
+        Assert.False(after, "once its turn was given up it went on elsewhere");
+    }
 }
