@@ -145,7 +145,10 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             return found;
         }
 
-        private const int Chunk = 400;
+        // Parameters per statement: few on SQLite, which finds each bound parameter's name by a linear search through the
+        // statement's names, so binding costs the square of their number (see JournalStore's InsertChunk); PostgreSQL: many,
+        // each statement is a round trip.
+        private int Chunk => storage.Kind == StorageProviderKind.Sqlite ? 100 : 400;
 
         public async Task BeginWriteAsync(CancellationToken cancellationToken)
         {
@@ -179,7 +182,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         public async Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now)
         {
             // Many rows per statement: one round trip per chunk, not per alert.
-            foreach (var chunk in alerts.Chunk(Chunk / 4))
+            foreach (var chunk in alerts.Chunk(AlertRowsPerInsert))
             {
                 var parameters = new DynamicParameters(new { groupId, incidentId, now });
                 var rows = new string[chunk.Length];
@@ -203,6 +206,8 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                     """, parameters, Write);
             }
         }
+
+        private int AlertRowsPerInsert => storage.Kind == StorageProviderKind.Sqlite ? 8 : 100;
 
         public async Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)
         {

@@ -38,13 +38,25 @@ internal sealed class SqliteStorage : IStorageProvider
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        // Per-connection settings (pooled connections keep them, so set every one each time); journal_mode=WAL
-        // is persistent and set by the migration.
+        // Per-connection settings; journal_mode=WAL is persistent and set by the migration. A pooled connection keeps what
+        // it was set to, so they are set only when they differ: parsing three PRAGMAs on every open was a measurable share
+        // of the service's SQLite work (several opens per incident).
         var busy = (int)(lockWait ?? TimeSpan.FromSeconds(30)).TotalMilliseconds;
-        await connection.ExecuteAsync(
-            $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout={busy}; PRAGMA foreign_keys=ON;");
+        var wanted = new ConnectionSettings(durable, busy);
+        var handle = connection.Handle!;
+        if (!Applied.TryGetValue(handle, out var current) || current != wanted)
+        {
+            await connection.ExecuteAsync(
+                $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout={busy}; PRAGMA foreign_keys=ON;");
+            Applied.AddOrUpdate(handle, wanted);
+        }
         return connection;
     }
+
+    private sealed record ConnectionSettings(bool Durable, int BusyMs);
+
+    // What each open SQLite handle (the pool's connections) was last set to; an entry goes with its handle.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, ConnectionSettings> Applied = new();
 
     // SQLite has one writer at a time. Writers of this process queue here, woken in order (the journal
     // first), instead of meeting in SQLite's busy handler, which polls with sleeps of up to 100 ms.
