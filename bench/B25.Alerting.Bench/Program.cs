@@ -156,7 +156,7 @@ internal sealed record BenchOptions(string[] Transports, string? ServiceDll, str
         var pgSettings = new Dictionary<string, string>();
         var firstPageRuns = 5;
         var readyToRun = false;
-        string[] phases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "big", "slack", "channels"];
+        string[] phases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "new-rate", "big", "slack", "channels"];
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -237,7 +237,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// <summary>A label for console lines and folder names.</summary>
     private string Run => postgres is null && replicas == 1 ? transport : $"{transport}-{options.Storage}-{replicas}r";
 
-    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "big", "slack"];
+    private static readonly string[] ServicePhases = ["accept", "throughput", "duplicates", "mix", "mix-rate", "new-rate", "big", "slack"];
 
     public const string Token = "bench-token";
     private const int RatePerSecond = 200;
@@ -266,6 +266,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         var duplicates = await PhaseAsync("duplicates", DuplicatesAsync);
         var mix = await PhaseAsync("mix", MixAsync);
         var mixRate = await PhaseAsync("mix-rate", MixRateAsync);
+        var newRate = await PhaseAsync("new-rate", NewRateAsync);
         var big = await PhaseAsync("big", BigAsync);
         var toSlack = await PhaseAsync("slack", SlackLatencyAsync);
         foreach (var run in ChannelRuns)
@@ -297,6 +298,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} | {LoadText("throughput")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2c | realistic mix, closed loop {Senders} senders: 5 % new incidents, 15 % changes, 40 % repeats, 40 % copies; notifications applied by the state machine per second | >= 1,000 applied/s | {mix.Measured} | {mix.Verdict} | {LoadText("mix")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2d | the same mix, open loop at {MixRatePerSecond:N0} notifications/s for {Seconds(20).TotalSeconds:F0} s: does processing keep up (every accepted notification applied or recognised as known within {KeepUpSeconds:F0} s of the last send; accept p50 / p99 / max; unapplied backlog at most) | keeps up at >= 1,000 /s | {mixRate.Measured} | {mixRate.Verdict} | {LoadText("mix-rate")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 2e | new incidents only (10 alerts each, one Slack post each), open loop at {NewRatePerSecond:N0} notifications/s for {Seconds(20).TotalSeconds:F0} s: does processing keep up (as 2d; and when the last Slack post arrived) | keeps up at >= 500 new incidents/s | {newRate.Measured} | {newRate.Verdict} | {LoadText("new-rate")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2b | diagnostic: the same closed loop re-sending journaled notifications (duplicates: parse + hash + journal transaction, no processing, no Slack) | none | {duplicates.Measured} | | {LoadText("duplicates")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 3 | one {BigAlerts:N0}-alert notification: time to 200 (worst of 3) | <= 2 s | {big.Measured} | {big.Verdict} | {LoadText("big")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 4 | notification to Slack stand-in (first chat.postMessage), {SlackRatePerSecond} new incidents/s over {Payloads.Channels} channels, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | p99 <= 50 ms | {toSlack.Measured} | {toSlack.Verdict} | {LoadText("slack")} |");
@@ -664,7 +666,24 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     /// applied by the state machine: received minus processed) is read from /metrics; it keeps up when everything accepted is applied
     /// within <see cref="KeepUpSeconds"/> of the last send, so the backlog cannot grow without bound at this rate.
     /// </summary>
-    private async Task<Outcome> MixRateAsync(ServiceCluster service)
+    private Task<Outcome> MixRateAsync(ServiceCluster service) =>
+        KeepUpAsync(service, "2d", $"mix at {MixRatePerSecond:N0}/s", MixRatePerSecond, MixBodies());
+
+    private const int NewRatePerSecond = 500;
+
+    /// <summary>
+    /// Every notification a new incident (10 alerts, one Slack post), open loop at <see cref="NewRatePerSecond"/>: does the state
+    /// machine keep up with new incidents at that rate (issue 11: >= 500 new incidents/s), as <see cref="MixRateAsync"/> asks of
+    /// the mix; it also reports when the last of their Slack posts reached the stand-in.
+    /// </summary>
+    private Task<Outcome> NewRateAsync(ServiceCluster service) =>
+        KeepUpAsync(service, "2e", $"new incidents at {NewRatePerSecond:N0}/s", NewRatePerSecond, _ =>
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            return Payloads.Notification(id, 10, (int)(id % Payloads.Channels));
+        }, countPosts: true);
+
+    private async Task<Outcome> KeepUpAsync(ServiceCluster service, string row, string label, int rate, Func<int, byte[]> bodies, bool countPosts = false)
     {
         var before = await MetricsAsync(service);
         double Backlog(string after) =>
@@ -682,7 +701,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                 try { await Task.Delay(500, stop.Token); } catch (OperationCanceledException) { }
             }
         });
-        var (latencies, statuses, _) = await OpenLoopAsync(service, MixRatePerSecond, Seconds(20), 10, MixBodies());
+        var postsBefore = slack.Posts;
+        var (latencies, statuses, _) = await OpenLoopAsync(service, rate, Seconds(20), 10, bodies);
         var lastSend = Stopwatch.GetTimestamp();
         var atEnd = Backlog(await MetricsAsync(service));
         var backlog = atEnd;
@@ -692,6 +712,14 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             backlog = Backlog(await MetricsAsync(service));
         }
         var drain = Stats.Ms(lastSend, Stopwatch.GetTimestamp()) / 1000;
+        var postsText = "";
+        if (countPosts)
+        {
+            // Every accepted notification here opens an incident with one Slack post.
+            var wanted = latencies.Count;
+            while (slack.Posts - postsBefore < wanted && Stats.Ms(lastSend, Stopwatch.GetTimestamp()) < 120_000) await Task.Delay(100);
+            postsText = $"; {slack.Posts - postsBefore} of {wanted} Slack posts arrived, the last {Stats.Ms(lastSend, Stopwatch.GetTimestamp()) / 1000:F1} s after the last send";
+        }
         await stop.CancelAsync();
         await sampler;
         var after = await MetricsAsync(service);
@@ -700,16 +728,16 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         latencies.Sort();
         var maxBacklog = samples.Count == 0 ? atEnd : Math.Max(atEnd, samples.Max(x => x.Backlog));
         var handled = Delta("b25_alerting_notifications_processed_total") + Delta("b25_alerting_duplicates_dropped_total");
-        _notes.Add($"2d (mix at {MixRatePerSecond:N0}/s, open loop): {latencies.Count} sent, statuses {StatusText(statuses)}; accept latency from the intended send time {Stats.Summary(latencies)}; " +
+        _notes.Add($"{row} ({label}, open loop): {latencies.Count} sent, statuses {StatusText(statuses)}; accept latency from the intended send time {Stats.Summary(latencies)}; " +
                    $"{Delta("b25_alerting_notifications_received_total"):F0} journaled and {Delta("b25_alerting_notifications_processed_total"):F0} applied by the state machine, " +
                    $"{Delta("b25_alerting_duplicates_dropped_total"):F0} copies and repeats recognised as known at the journal, {Delta("b25_alerting_incidents_opened_total"):F0} incidents opened; " +
                    $"unapplied backlog sampled every 0.5 s: max {maxBacklog:F0}, {atEnd:F0} at the last send, all applied {drain:F1} s after it " +
                    $"({handled / seconds:F0} notifications/s applied or recognised as known, first send to last applied); backlog over time (s: n): " +
-                   string.Join(", ", samples.Where((_, i) => i % 4 == 0).Select(x => $"{x.At:F0}: {x.Backlog:F0}")) + ".");
+                   string.Join(", ", samples.Where((_, i) => i % 4 == 0).Select(x => $"{x.At:F0}: {x.Backlog:F0}")) + postsText + ".");
         var ok = statuses.GetValueOrDefault(200) == latencies.Count;
         var keepsUp = backlog <= 0 && drain <= KeepUpSeconds;
         return new Outcome(
-            $"{(keepsUp ? "keeps up" : "falls behind")}: all applied {drain:F1} s after the last send; accept {Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(Stats.Percentile(latencies, 99))} / {Stats.F(latencies[^1])} ms; backlog at most {maxBacklog:F0}",
+            $"{(keepsUp ? "keeps up" : "falls behind")}: all applied {drain:F1} s after the last send; accept {Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(Stats.Percentile(latencies, 99))} / {Stats.F(latencies[^1])} ms; backlog at most {maxBacklog:F0}{postsText}",
             !ok ? "**errors**, see notes" : keepsUp ? "met" : "**missed**");
     }
 
