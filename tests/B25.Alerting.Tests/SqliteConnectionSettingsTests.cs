@@ -50,4 +50,37 @@ public sealed class SqliteConnectionSettingsTests
         await using var fresh = await stores.Provider.OpenAsync(durable: true);
         Assert.Equal(2L, await fresh.ExecuteScalarAsync<long>("PRAGMA synchronous"));
     }
+
+    [Fact]
+    public async Task Write_transactions_run_on_one_writer_connection_with_the_durability_and_lock_wait_their_caller_opened_with()
+    {
+        await using var stores = await TestStores.CreateAsync();
+        if (stores.Provider.Kind != StorageProviderKind.Sqlite) return;
+        var provider = stores.Provider;
+
+        async Task<(long Synchronous, long BusyMs, object Handle)> WriteAndRead(bool durable, TimeSpan? lockWait, string name)
+        {
+            await using var connection = await provider.OpenAsync(durable: durable, lockWait: lockWait);
+            await using var write = await provider.BeginWriteAsync(connection);
+            Assert.NotSame(connection, write.Connection);
+            await write.Connection.ExecuteAsync("INSERT INTO heartbeats (name, at) VALUES (@name, 1)", new { name }, write.Transaction);
+            var settings = (await write.Connection.ExecuteScalarAsync<long>("PRAGMA synchronous", transaction: write.Transaction),
+                await write.Connection.ExecuteScalarAsync<long>("PRAGMA busy_timeout", transaction: write.Transaction),
+                (object)((SqliteConnection)write.Connection).Handle!);
+            await write.CommitAsync();
+            return settings;
+        }
+
+        var journal = await WriteAndRead(durable: true, TimeSpan.FromSeconds(5), "a");
+        var other = await WriteAndRead(durable: false, null, "b");
+        var journalAgain = await WriteAndRead(durable: true, TimeSpan.FromSeconds(5), "c");
+
+        Assert.Same(journal.Handle, other.Handle);
+        Assert.Same(journal.Handle, journalAgain.Handle);
+        Assert.Equal((2L, 5_000L), (journal.Synchronous, journal.BusyMs)); // FULL: the journal's promise behind a 2xx
+        Assert.Equal((1L, 30_000L), (other.Synchronous, other.BusyMs));
+        Assert.Equal((2L, 5_000L), (journalAgain.Synchronous, journalAgain.BusyMs));
+        await using var reader = await provider.OpenAsync();
+        Assert.Equal(["a", "b", "c"], (await reader.QueryAsync<string>("SELECT name FROM heartbeats ORDER BY name")).ToList());
+    }
 }

@@ -32,7 +32,7 @@ internal static class Claims
         if (storage.SingleProcess) return; // the in-process guard keeps it
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync(
+        await write.Connection.ExecuteAsync(
             "UPDATE claims SET not_before = CASE WHEN not_before < @until THEN @until ELSE not_before END WHERE scope = @scope AND name = @name",
             new { scope, name, until }, write.Transaction);
         await write.CommitAsync(cancellationToken);
@@ -48,7 +48,7 @@ internal static class Claims
         if (storage.SingleProcess) return true;
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var notBefore = await TakeAsync(connection, write.Transaction, scope, name, owner, leaseMs, now);
+        var notBefore = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now);
         await write.CommitAsync(cancellationToken);
         return notBefore <= now;
     }

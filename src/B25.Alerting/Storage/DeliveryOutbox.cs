@@ -111,10 +111,10 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         // The mark and the claim in one transaction: while the mark stands this replica owns the target
         // for a whole lease, so no other replica sends the same message meanwhile.
-        if (!storage.SingleProcess && !await Claim(connection, write.Transaction, channel, target))
+        if (!storage.SingleProcess && !await Claim(write.Connection, write.Transaction, channel, target))
             throw new ClaimLostException(channel, target);
         foreach (var id in deliveryIds)
-            await connection.ExecuteAsync(
+            await write.Connection.ExecuteAsync(
                 "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'", new { now, id }, write.Transaction);
         await write.CommitAsync(cancellationToken);
         // The claim was renewed in that transaction, but a commit that took long (a replica cut off from the database: its
@@ -134,7 +134,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         var tx = write.Transaction;
         if (record.NewMessage is { } created)
         {
-            await connection.ExecuteAsync(
+            await write.Connection.ExecuteAsync(
                 """
                 INSERT INTO delivery_messages (incident_id, channel, target, address, message_id, created_at)
                 VALUES (@IncidentId, @Channel, @Target, @Address, @MessageId, @Now)
@@ -145,13 +145,13 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         {
             if (outcomes.TryGetValue(delivery.Id, out var outcome) && outcome.Kind != DeliveryOutcomeKind.Retry)
             {
-                await connection.ExecuteAsync(
+                await write.Connection.ExecuteAsync(
                     "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @Now, sending_since = NULL WHERE id = @Id AND status = 'pending'",
                     new { status = Label(outcome.Kind), counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, record.Now, delivery.Id }, tx);
             }
             else if (record.RetryAt is { } at)
             {
-                await connection.ExecuteAsync(
+                await write.Connection.ExecuteAsync(
                     """
                     UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at,
                         sending_since = CASE WHEN @unknown THEN sending_since ELSE NULL END

@@ -59,19 +59,19 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         var tx = write.Transaction;
         // One holder of the cap at a time, across replicas: count-then-insert is atomic.
         await storage.LockAsync(write, "emergency-stop-cap", cancellationToken);
-        var existing = await connection.QuerySingleOrDefaultAsync<string>(
+        var existing = await write.Connection.QuerySingleOrDefaultAsync<string>(
             "SELECT status FROM emergency_stops WHERE command_id = @CommandId", request, tx);
         if (existing is not null) return new StopStart(existing, 0, false);
         // Only stops whose alerts fired less than a window before or after this one can share a window with it; the cap
         // bounds how many of those count, so this is a handful of rows.
-        var near = (await connection.QueryAsync<long>(
+        var near = (await write.Connection.QueryAsync<long>(
             """
             SELECT fired_at FROM emergency_stops
             WHERE fired_at > @from AND fired_at < @to AND status NOT IN ('dry-run', 'suppressed')
             """, new { from = request.FiredAt - window, to = request.FiredAt + window }, tx)).ToList();
         var recent = StopCap.Busiest(near, request.FiredAt, window);
         var status = dryRun ? "dry-run" : recent >= cap ? "suppressed" : "requesting";
-        await connection.ExecuteAsync(
+        await write.Connection.ExecuteAsync(
             """
             INSERT INTO emergency_stops (command_id, incident_id, alert_name, fingerprint, starts_at, scope, status, requested_at, fired_at)
             VALUES (@CommandId, @IncidentId, @AlertName, @Fingerprint, @StartsAt, @Scope, @status, @now, @FiredAt)
@@ -81,9 +81,9 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         if (status != "requesting")
         {
             // Requesting shows once it is requested (or once a publish that keeps failing is paged as unanswered).
-            var queued = await AddSlackEditAsync(connection, tx, request.IncidentId, $"stop:{request.CommandId}", now);
+            var queued = await AddSlackEditAsync(write.Connection, tx, request.IncidentId, $"stop:{request.CommandId}", now);
             if (note(status, recent) is { } text)
-                queued += await DeliveryOutbox.AddSlackNoteAsync(connection, tx, request.IncidentId, $"stop:{request.CommandId}", text, now);
+                queued += await DeliveryOutbox.AddSlackNoteAsync(write.Connection, tx, request.IncidentId, $"stop:{request.CommandId}", text, now);
             if (queued > 0) await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         }
         await write.CommitAsync(cancellationToken);
@@ -95,11 +95,11 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
-        var changed = await connection.ExecuteAsync(
+        var changed = await write.Connection.ExecuteAsync(
             "UPDATE emergency_stops SET status = 'requested' WHERE command_id = @commandId AND status = 'requesting'", new { commandId }, tx);
         // A routine request costs the channel no message: the incident's own message says it (an edit, merged with a
         // post or edit still pending).
-        if (changed > 0 && await AddSlackEditAsync(connection, tx, incidentId, $"stop:{commandId}", now) > 0)
+        if (changed > 0 && await AddSlackEditAsync(write.Connection, tx, incidentId, $"stop:{commandId}", now) > 0)
             await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         await write.CommitAsync(cancellationToken);
     }
@@ -110,19 +110,19 @@ internal sealed class EmergencyStopStore(IStorageProvider storage) : IEmergencyS
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
-        var incidentId = await connection.QuerySingleOrDefaultAsync<string>(
+        var incidentId = await write.Connection.QuerySingleOrDefaultAsync<string>(
             "SELECT incident_id FROM emergency_stops WHERE command_id = @commandId", new { commandId }, tx);
         if (incidentId is null) return (null, false);
         // The first answer counts; a repeated or later answer changes nothing.
-        var changed = await connection.ExecuteAsync(
+        var changed = await write.Connection.ExecuteAsync(
             """
             UPDATE emergency_stops SET status = @status, answered_at = @answeredAt, answered_by = @by, answer = @detail
             WHERE command_id = @commandId AND status IN ('requesting', 'requested')
             """, new { status, answeredAt, by, detail, commandId }, tx);
         if (changed == 0) return (incidentId, false);
-        var queued = await AddSlackEditAsync(connection, tx, incidentId, $"answer:{commandId}", now);
+        var queued = await AddSlackEditAsync(write.Connection, tx, incidentId, $"answer:{commandId}", now);
         if (note(incidentId) is { } text)
-            queued += await DeliveryOutbox.AddSlackNoteAsync(connection, tx, incidentId, $"answer:{commandId}", text, now);
+            queued += await DeliveryOutbox.AddSlackNoteAsync(write.Connection, tx, incidentId, $"answer:{commandId}", text, now);
         if (queued > 0) await storage.WakeDeliveriesAsync(write, null, cancellationToken); // the incident's Slack targets: let the dispatchers look
         await write.CommitAsync(cancellationToken);
         return (incidentId, true);

@@ -39,14 +39,14 @@ internal sealed class EnrichmentStore(IStorageProvider storage) : IEnrichmentSto
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync(
+        await write.Connection.ExecuteAsync(
             """
             INSERT INTO enrichments (incident_id, revision, body, created_at) VALUES (@incidentId, @revision, @body, @now)
             ON CONFLICT (incident_id, revision) DO NOTHING
             """, new { incidentId, revision, body, now }, write.Transaction);
-        await connection.ExecuteAsync("DELETE FROM enrichments WHERE incident_id = @incidentId AND revision < @revision",
+        await write.Connection.ExecuteAsync("DELETE FROM enrichments WHERE incident_id = @incidentId AND revision < @revision",
             new { incidentId, revision }, write.Transaction);
-        var kept = await connection.ExecuteScalarAsync<string>(
+        var kept = await write.Connection.ExecuteScalarAsync<string>(
             "SELECT body FROM enrichments WHERE incident_id = @incidentId AND revision = @revision", new { incidentId, revision }, write.Transaction);
         await write.CommitAsync(cancellationToken);
         return kept!;

@@ -42,13 +42,13 @@ internal sealed class EscalationStore(IStorageProvider storage) : IEscalationSto
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var changed = await connection.ExecuteAsync(
+        var changed = await write.Connection.ExecuteAsync(
             """
             UPDATE incidents SET escalations = @next
             WHERE id = @incidentId AND escalations = @count AND state = 'open' AND acknowledged_at IS NULL
             """, new { incidentId, count, next = count + 1 }, write.Transaction);
         if (changed == 0) return false;
-        await DeliveryOutbox.AddSlackNoteAsync(connection, write.Transaction, incidentId, $"escalation:{count + 1}", note, now);
+        await DeliveryOutbox.AddSlackNoteAsync(write.Connection, write.Transaction, incidentId, $"escalation:{count + 1}", note, now);
         await storage.WakeDeliveriesAsync(write, null, cancellationToken);
         await write.CommitAsync(cancellationToken);
         return true;
@@ -69,15 +69,15 @@ internal sealed class EscalationStore(IStorageProvider storage) : IEscalationSto
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var changed = await connection.ExecuteAsync(
+        var changed = await write.Connection.ExecuteAsync(
             """
             UPDATE emergency_stops SET unanswered_paged_at = @now
             WHERE command_id = @commandId AND unanswered_paged_at IS NULL AND status IN ('requesting', 'requested')
             """, new { commandId, now }, write.Transaction);
         if (changed == 0) return false;
-        await DeliveryOutbox.AddSlackNoteAsync(connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", note, now);
+        await DeliveryOutbox.AddSlackNoteAsync(write.Connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", note, now);
         // The message's line for the stop says it too, so it does not go on reading "waiting for its answer".
-        await EmergencyStopStore.AddSlackEditAsync(connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", now);
+        await EmergencyStopStore.AddSlackEditAsync(write.Connection, write.Transaction, incidentId, $"stop-unanswered:{commandId}", now);
         await storage.WakeDeliveriesAsync(write, null, cancellationToken);
         await write.CommitAsync(cancellationToken);
         return true;

@@ -22,7 +22,7 @@ internal sealed class HeartbeatStore(IStorageProvider storage) : IHeartbeatStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync(
+        await write.Connection.ExecuteAsync(
             "INSERT INTO heartbeats (name, at) VALUES (@name, @at) ON CONFLICT (name) DO UPDATE SET at = excluded.at WHERE heartbeats.at < excluded.at",
             new { name, at }, write.Transaction);
         await write.CommitAsync(cancellationToken);
@@ -38,8 +38,8 @@ internal sealed class HeartbeatStore(IStorageProvider storage) : IHeartbeatStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync("INSERT INTO heartbeats (name, at) VALUES (@name, @at) ON CONFLICT (name) DO NOTHING", new { name, at }, write.Transaction);
-        var recorded = await connection.ExecuteScalarAsync<long>("SELECT at FROM heartbeats WHERE name = @name", new { name }, write.Transaction);
+        await write.Connection.ExecuteAsync("INSERT INTO heartbeats (name, at) VALUES (@name, @at) ON CONFLICT (name) DO NOTHING", new { name, at }, write.Transaction);
+        var recorded = await write.Connection.ExecuteScalarAsync<long>("SELECT at FROM heartbeats WHERE name = @name", new { name }, write.Transaction);
         await write.CommitAsync(cancellationToken);
         return recorded;
     }
@@ -48,7 +48,7 @@ internal sealed class HeartbeatStore(IStorageProvider storage) : IHeartbeatStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync("DELETE FROM heartbeats WHERE name = @name", new { name }, write.Transaction);
+        await write.Connection.ExecuteAsync("DELETE FROM heartbeats WHERE name = @name", new { name }, write.Transaction);
         await write.CommitAsync(cancellationToken);
     }
 }

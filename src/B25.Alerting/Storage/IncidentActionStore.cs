@@ -98,14 +98,14 @@ internal sealed class IncidentActionStore(IStorageProvider storage) : IIncidentA
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
         await storage.LockAsync(write, "group:" + groupId, cancellationToken);
-        var existing = await connection.QuerySingleOrDefaultAsync<ActionRow>(
+        var existing = await write.Connection.QuerySingleOrDefaultAsync<ActionRow>(
             $"SELECT {Columns} FROM incident_actions WHERE action_key = @Key", action, tx);
         if (existing is not null) return (existing, true);
 
-        var subject = (await SubjectAsync(connection, tx, action.IncidentId))!;
+        var subject = (await SubjectAsync(write.Connection, tx, action.IncidentId))!;
         var decision = decide(subject);
         var completed = decision.Result == ActionResults.Pending ? (long?)null : action.Now;
-        var id = await connection.ExecuteScalarAsync<long>(
+        var id = await write.Connection.ExecuteScalarAsync<long>(
             """
             INSERT INTO incident_actions (incident_id, action_key, action, actor, source, requested_at, result, detail, completed_at)
             VALUES (@IncidentId, @Key, @Action, @Actor, @Source, @Now, @result, @detail, @completed)
@@ -115,7 +115,7 @@ internal sealed class IncidentActionStore(IStorageProvider storage) : IIncidentA
             tx);
         var row = new ActionRow(id, action.IncidentId, action.Key, action.Action, action.Actor, action.Source, action.Now, decision.Result, decision.Detail,
             completed);
-        await ApplyAsync(connection, write, row, decision, action.Now, cancellationToken);
+        await ApplyAsync(write.Connection, write, row, decision, action.Now, cancellationToken);
         await write.CommitAsync(cancellationToken);
         return (row, false);
     }
@@ -129,14 +129,14 @@ internal sealed class IncidentActionStore(IStorageProvider storage) : IIncidentA
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
         await storage.LockAsync(write, "group:" + groupId, cancellationToken);
-        var row = await connection.QuerySingleAsync<ActionRow>($"SELECT {Columns} FROM incident_actions WHERE id = @actionId", new { actionId }, tx);
+        var row = await write.Connection.QuerySingleAsync<ActionRow>($"SELECT {Columns} FROM incident_actions WHERE id = @actionId", new { actionId }, tx);
         if (row.Result != ActionResults.Pending) return row;
-        var decision = decide((await SubjectAsync(connection, tx, incidentId))!);
-        await connection.ExecuteAsync(
+        var decision = decide((await SubjectAsync(write.Connection, tx, incidentId))!);
+        await write.Connection.ExecuteAsync(
             "UPDATE incident_actions SET result = @result, detail = @detail, completed_at = @now WHERE id = @actionId",
             new { result = decision.Result, detail = decision.Detail, now, actionId }, tx);
         row = row with { Result = decision.Result, Detail = decision.Detail, CompletedAt = now };
-        await ApplyAsync(connection, write, row, decision, now, cancellationToken);
+        await ApplyAsync(write.Connection, write, row, decision, now, cancellationToken);
         await write.CommitAsync(cancellationToken);
         return row;
     }

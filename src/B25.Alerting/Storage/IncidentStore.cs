@@ -105,20 +105,23 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
 
         private DbTransaction? Tx => _write?.Transaction;
 
+        // The group's own connection for reads; in the write transaction, the transaction's (on SQLite, the process's writer connection).
+        private DbConnection Connection => _write?.Connection ?? connection;
+
         public Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true) =>
-            connection.QuerySingleOrDefaultAsync<JournalRow?>(
+            Connection.QuerySingleOrDefaultAsync<JournalRow?>(
                 $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : "substr(body, 1, 0)")} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
                 new { notificationId }, Tx);
 
         public Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
-            storage.ReadNotificationBodyAsync(connection, Tx, seq, read, cancellationToken);
+            storage.ReadNotificationBodyAsync(Connection, Tx, seq, read, cancellationToken);
 
         public Task<OpenIncident?> OpenIncidentAsync() =>
-            connection.QuerySingleOrDefaultAsync<OpenIncident?>(
+            Connection.QuerySingleOrDefaultAsync<OpenIncident?>(
                 "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'", new { groupId }, Tx);
 
         public async Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId) =>
-            (await connection.QueryAsync<StoredAlert>(
+            (await Connection.QueryAsync<StoredAlert>(
                 "SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status FROM alerts WHERE incident_id = @incidentId",
                 new { incidentId }, Tx)).ToList();
 
@@ -137,7 +140,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                     names[i] = "@f" + i;
                     parameters.Add("f" + i, chunk[i]);
                 }
-                foreach (var (fingerprint, startsAt, status) in await connection.QueryAsync<(string, string, string)>(
+                foreach (var (fingerprint, startsAt, status) in await Connection.QueryAsync<(string, string, string)>(
                              $"SELECT fingerprint, starts_at, status FROM alerts WHERE group_id = @groupId AND fingerprint IN ({string.Join(", ", names)})",
                              parameters, Tx))
                     if (wanted.Contains((fingerprint, startsAt))) found[(fingerprint, startsAt)] = status;
@@ -153,14 +156,14 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         public async Task BeginWriteAsync(CancellationToken cancellationToken)
         {
             if (_write is not null) return;
-            _write = await storage.BeginWriteAsync(connection, cancellationToken);
+            _write = await storage.BeginWriteAsync(Connection, cancellationToken);
             await storage.LockAsync(_write, "group:" + groupId, cancellationToken);
         }
 
         private DbTransaction Write => Tx ?? throw new InvalidOperationException("BeginWriteAsync first.");
 
         public Task InsertIncidentAsync(NewIncident incident) =>
-            connection.ExecuteAsync(
+            Connection.ExecuteAsync(
                 """
                 INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at,
                                        group_labels, common_labels, common_annotations, external_url, truncated_alerts)
@@ -169,7 +172,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                 """, incident, Write);
 
         public Task UpdateIncidentAsync(IncidentUpdate update) =>
-            connection.ExecuteAsync(
+            Connection.ExecuteAsync(
                 """
                 UPDATE incidents SET revision = @Revision, updated_at = @Now,
                     state = CASE WHEN @Close THEN 'closed' ELSE state END,
@@ -198,7 +201,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                     parameters.Add("a" + i, a.Annotations);
                     parameters.Add("u" + i, a.GeneratorUrl);
                 }
-                await connection.ExecuteAsync(
+                await Connection.ExecuteAsync(
                     $"""
                     INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
                     VALUES {string.Join(", ", rows)}
@@ -212,7 +215,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         public async Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)
         {
             foreach (var a in alerts)
-                await connection.ExecuteAsync(
+                await Connection.ExecuteAsync(
                     """
                     UPDATE alerts SET status = 'resolved', ends_at = @EndsAt, annotations = @Annotations, updated_at = @now
                     WHERE group_id = @groupId AND fingerprint = @Fingerprint AND starts_at = @StartsAt
@@ -220,7 +223,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         }
 
         public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId) =>
-            (await connection.QueryAsync<(string Channel, string Target)>(
+            (await Connection.QueryAsync<(string Channel, string Target)>(
                 "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Write)).ToList();
 
         public IReadOnlyCollection<(string Channel, string Target)> QueuedTargets => _queuedTargets;
@@ -228,7 +231,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         public Task AddDeliveryAsync(NewDelivery delivery)
         {
             _queuedTargets.Add((delivery.Channel, delivery.Target));
-            return connection.ExecuteAsync(
+            return Connection.ExecuteAsync(
                 """
                 INSERT INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
                 VALUES (@IncidentId, @Channel, @Target, @Kind, @Revision, @Subject, @Payload, 'pending', @Now, @AcceptedAt, @Now)
@@ -237,7 +240,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         }
 
         public Task MarkAppliedAsync(long seq, string outcome, long now) =>
-            connection.ExecuteAsync("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", new { now, outcome, seq }, Write);
+            Connection.ExecuteAsync("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", new { now, outcome, seq }, Write);
 
         public async Task CommitAsync(bool wake, CancellationToken cancellationToken)
         {

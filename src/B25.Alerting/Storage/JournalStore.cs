@@ -74,7 +74,7 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
                 parameters.Add("b" + j, entry.Body);
             }
             sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            inserted.UnionWith(await connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+            inserted.UnionWith(await write.Connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
         }
         // The same notification twice in one batch: the first is the one stored.
         foreach (var i in taken)
@@ -106,10 +106,10 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
-        var attempts = await connection.ExecuteScalarAsync<long>(
+        var attempts = await write.Connection.ExecuteScalarAsync<long>(
             "UPDATE notifications SET attempts = attempts + 1, last_error = @error WHERE seq = @seq RETURNING attempts", new { error, seq }, tx);
         if (attempts >= quarantineAt)
-            await connection.ExecuteAsync(
+            await write.Connection.ExecuteAsync(
                 "UPDATE notifications SET processed_at = @now, outcome = 'Quarantined' WHERE seq = @seq AND processed_at IS NULL", new { now, seq }, tx);
         await write.CommitAsync(cancellationToken);
         return attempts;
@@ -133,7 +133,7 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var deleted = await connection.ExecuteAsync(
+        var deleted = await write.Connection.ExecuteAsync(
             "DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications WHERE processed_at IS NOT NULL AND processed_at < @appliedBefore LIMIT @max)",
             new { appliedBefore, max }, write.Transaction);
         await write.CommitAsync(cancellationToken);
@@ -144,7 +144,7 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken, durable: true);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        await connection.ExecuteAsync(
+        await write.Connection.ExecuteAsync(
             "INSERT INTO health_probe (id, written_at) VALUES (1, @now) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
             new { now }, write.Transaction);
         await write.CommitAsync(cancellationToken);

@@ -22,7 +22,8 @@ internal sealed class RolledBackStorage : IStorageProvider, IAsyncDisposable
         _storage = storage;
         _connection = connection;
         _transaction = transaction;
-        _enclosed = new EnclosedConnection(connection, transaction.Transaction);
+        // The transaction's connection: on SQLite that is the process's writer connection, not the one opened for it.
+        _enclosed = new EnclosedConnection(transaction.Connection, transaction.Transaction);
     }
 
     /// <summary>Opens a connection and begins the write transaction (on SQLite: takes this process's write turn until disposed).</summary>
@@ -58,7 +59,7 @@ internal sealed class RolledBackStorage : IStorageProvider, IAsyncDisposable
     // The provider reads a body on its own connection type (SQLite's blob I/O): the real connection, in the same transaction.
     public Task<T?> ReadNotificationBodyAsync<T>(DbConnection connection, DbTransaction? transaction, long seq,
         Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
-        _storage.ReadNotificationBodyAsync(_connection, _transaction.Transaction, seq, read, cancellationToken);
+        _storage.ReadNotificationBodyAsync(_transaction.Connection, _transaction.Transaction, seq, read, cancellationToken);
 
     public Task LockAsync(StorageTransaction transaction, IReadOnlyList<string> keys, CancellationToken cancellationToken = default) =>
         _storage.LockAsync(_transaction, keys, cancellationToken);
