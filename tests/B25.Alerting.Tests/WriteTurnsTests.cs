@@ -76,13 +76,54 @@ public sealed class WriteTurnsTests
             await turns.EnterAsync(urgent: false);
             var onHandOn = WriteTurns.OnHandOnThread;
             await using (new StorageTransaction(connection, connection.BeginTransaction(), turns.Exit)) { }
-            return (onHandOn, after: WriteTurns.OnHandOnThread);
+            return (onHandOn, after: WriteTurns.OnHandOnThread, where: $"{Thread.CurrentThread.Name} pool={Thread.CurrentThread.IsThreadPoolThread} id={Environment.CurrentManagedThreadId}");
         });
         while (turns.Waiting == 0) await Task.Delay(10);
         turns.Exit();
-        var (onHandOn, after) = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        var (onHandOn, after, where) = await next.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.True(onHandOn, "the waiting writer ran on the hand-on thread");
-        Assert.False(after, "once its turn was given up it went on elsewhere");
+        Assert.False(after, "once its turn was given up it went on elsewhere, not on " + where);
+    }
+
+    [Fact]
+    public async Task After_a_journal_turn_the_other_writers_go_for_as_long_as_it_took_then_the_journal()
+    {
+        long clock = 0;
+        var turns = new WriteTurns(() => clock);
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var holder = new SemaphoreSlim(0);
+        // Each writer records itself when it gets its turn and waits for the test to end it.
+        Task Writer(string name, bool urgent) => Task.Run(async () =>
+        {
+            await turns.EnterAsync(urgent);
+            order.Enqueue(name);
+            holder.Release();
+        });
+        async Task EndTurnAfter(long ticks)
+        {
+            clock += ticks;
+            turns.Exit();
+            await holder.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        await turns.EnterAsync(urgent: true); // a journal turn, 10 ticks long
+        var writers = new List<Task> { Writer("p1", false) };
+        while (turns.Waiting < 1) await Task.Delay(5);
+        writers.Add(Writer("p2", false));
+        while (turns.Waiting < 2) await Task.Delay(5);
+        writers.Add(Writer("p3", false));
+        while (turns.Waiting < 3) await Task.Delay(5);
+        writers.Add(Writer("j2", true));
+        while (turns.Waiting < 4) await Task.Delay(5);
+
+        await EndTurnAfter(10); // the journal took 10: the others go first until 20
+        await EndTurnAfter(4);  // p1 took 4 (14 < 20): p2 next
+        await EndTurnAfter(7);  // p2 took 7 (21 >= 20): the journal next, before p3
+        await EndTurnAfter(1);  // j2 took 1: p3 next
+        turns.Exit();
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(["p1", "p2", "j2", "p3"], order.ToArray());
     }
 }

@@ -3,8 +3,10 @@ namespace B25.Alerting.Storage.Sqlite;
 /// <summary>
 /// Turns at SQLite's single writer for the writers of this process, handed out in order, with the
 /// journal first: accepting a notification (what Alertmanager waits for) goes before processing,
-/// delivery bookkeeping and the rest. After a journal turn a waiting processor goes next, so a storm
-/// of accepts (each journal turn takes a whole batch) cannot starve the pages behind it.
+/// delivery bookkeeping and the rest. After a journal turn the other waiting writers go next, for as long
+/// as that journal turn took (at least one of them), so a storm of accepts (each journal turn takes a whole
+/// batch and an fsync) cannot starve the pages behind it: with one of them per journal turn, processing got
+/// about 50 new incidents/s while 500/s were accepted, since each incident takes three short writes.
 /// </summary>
 /// <remarks>
 /// A waiting writer is handed its turn on a thread of its own here (the hand-on thread), which runs the writer's
@@ -23,6 +25,14 @@ internal sealed class WriteTurns
     private readonly Queue<TaskCompletionSource> _normal = new();
     private bool _taken;
     private bool _urgentHolds;
+
+    // When the current turn began, and the other writers' share after a journal turn: until when they go first.
+    private readonly Func<long> _now;
+    private long _heldSince;
+    private long _othersUntil;
+
+    /// <param name="now">A clock in <see cref="System.Diagnostics.Stopwatch"/> ticks (tests pass their own).</param>
+    public WriteTurns(Func<long>? now = null) => _now = now ?? System.Diagnostics.Stopwatch.GetTimestamp;
 
     // The turn given up and not yet handed on (at most one: one writer holds the turn), and whether the hand-on thread runs.
     private TaskCompletionSource? _handOn;
@@ -47,6 +57,7 @@ internal sealed class WriteTurns
             {
                 _taken = true;
                 _urgentHolds = urgent;
+                _heldSince = _now();
                 return Task.CompletedTask;
             }
             // Completed only by the hand-on thread, which then runs the writer (no RunContinuationsAsynchronously).
@@ -60,8 +71,14 @@ internal sealed class WriteTurns
     {
         lock (_gate)
         {
-            var first = _urgentHolds ? _normal : _urgent;
-            var second = _urgentHolds ? _urgent : _normal;
+            var now = _now();
+            // A journal turn ends: the others go first for as long as it took. Another writer's turn ends: they go on
+            // while that share lasts, then the journal.
+            if (_urgentHolds) _othersUntil = now + (now - _heldSince);
+            var othersFirst = _urgentHolds || now < _othersUntil;
+            var first = othersFirst ? _normal : _urgent;
+            var second = othersFirst ? _urgent : _normal;
+            _heldSince = now;
             TaskCompletionSource? next;
             if (first.TryDequeue(out next))
             {
