@@ -138,6 +138,7 @@ internal sealed partial class IncidentProcessor(
         IncidentTransition? transition;
         string? incidentId;
         IReadOnlyCollection<(string Channel, string Target)> queued;
+        bool unrouted;
         await using (var work = await incidents.OpenGroupAsync(groupId, cancellationToken))
         {
             // On SQLite: read and decide outside the write lock, so a large notification does not hold up
@@ -153,15 +154,26 @@ internal sealed partial class IncidentProcessor(
                                ?? throw new JsonException("The journaled body is JSON null.");
             if (notification.Alerts is null) throw new JsonException("The journaled body has no 'alerts'.");
             var snapshot = await ReadAsync(work, notification);
+            // Decided before the write turn too (the state machine, routing, the deliveries' payloads): the turn, SQLite's single
+            // writer, only writes. What it was decided on is checked in the turn, and decided again there if it changed.
+            var plan = await PlanAsync(work, row, notificationId, notification, snapshot);
 
             await work.BeginWriteAsync(cancellationToken);
             var current = await work.LoadNotificationAsync(notificationId, withBody: false);
             if (current is null) return ProcessOutcome.NotFound;
             if (current.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
             if (await work.OpenIncidentAsync() != snapshot.Open)
+            {
                 snapshot = await ReadAsync(work, notification);
+                plan = await PlanAsync(work, row, notificationId, notification, snapshot);
+            }
+            else if (plan.ExistingTargets.Count > 0 && !await TargetsHoldAsync(work, plan))
+            {
+                plan = await PlanAsync(work, row, notificationId, notification, snapshot);
+            }
 
-            (outcome, transition, incidentId) = await ApplyAsync(work, row, notificationId, notification, snapshot);
+            await WriteAsync(work, plan);
+            (outcome, transition, incidentId, unrouted) = (plan.Outcome, plan.Transition, plan.IncidentId, plan.Unrouted);
 
             await work.MarkAppliedAsync(row.Seq, outcome.ToString(), time.GetUtcNow().ToUnixTimeMilliseconds());
             await work.CommitAsync(wake: transition.ChangesIncident, cancellationToken);
@@ -175,6 +187,7 @@ internal sealed partial class IncidentProcessor(
             case ProcessOutcome.Closed: AlertingMetrics.IncidentsClosed.Inc(); break;
             case ProcessOutcome.Repeat: AlertingMetrics.Repeats.Inc(); break;
         }
+        if (unrouted) LogUnrouted(incidentId!);
         if (transition is { ChangesIncident: true })
         {
             LogTransition(incidentId!, outcome, transition.Joined.Count, transition.Resolved.Count);
@@ -200,7 +213,7 @@ internal sealed partial class IncidentProcessor(
         _ = await work.LoadNotificationAsync(notificationId, withBody: false);
         _ = await work.OpenIncidentAsync();
         var row = new JournalRow(-1, groupId, time.GetUtcNow().ToUnixTimeMilliseconds(), null, null);
-        await ApplyAsync(work, row, notificationId, notification, snapshot);
+        await WriteAsync(work, await PlanAsync(work, row, notificationId, notification, snapshot));
         await work.MarkAppliedAsync(row.Seq, nameof(ProcessOutcome.None), row.ReceivedAt); // no row has seq -1
         // Disposed without CommitAsync: rolled back.
     }
@@ -230,8 +243,9 @@ internal sealed partial class IncidentProcessor(
         return new GroupSnapshot(open, known, openAlerts, byKey);
     }
 
-    private async Task<(ProcessOutcome, IncidentTransition, string?)> ApplyAsync(IGroupWork work, JournalRow row,
-        string notificationId, AlertmanagerNotification notification, GroupSnapshot snapshot)
+    /// <summary>What applying a notification writes, decided from what the group knows (<paramref name="snapshot"/>).</summary>
+    private async Task<ApplyPlan> PlanAsync(IGroupWork work, JournalRow row, string notificationId, AlertmanagerNotification notification,
+        GroupSnapshot snapshot)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var (open, known, openAlerts, byKey) = snapshot;
@@ -243,33 +257,41 @@ internal sealed partial class IncidentProcessor(
         var commonLabels = JsonSerializer.Serialize(notification.CommonLabels ?? [], WebhookJsonContext.Default.DictionaryStringString);
         var commonAnnotations = JsonSerializer.Serialize(notification.CommonAnnotations ?? [], WebhookJsonContext.Default.DictionaryStringString);
         var externalUrl = notification.ExternalUrl ?? "";
+        NewIncident? insert = null;
+        IncidentUpdate? update = null;
 
         switch (transition.Kind)
         {
             case TransitionKind.Open:
                 incidentId = IncidentIdFor(row.GroupId, notificationId);
                 revision = 1;
-                await work.InsertIncidentAsync(new NewIncident(incidentId, row.GroupId, notification.Receiver!, notification.GroupKey!, now,
+                insert = new NewIncident(incidentId, row.GroupId, notification.Receiver!, notification.GroupKey!, now,
                     JsonSerializer.Serialize(notification.GroupLabels ?? [], WebhookJsonContext.Default.DictionaryStringString),
-                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0));
+                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0);
                 break;
             case TransitionKind.Change:
             case TransitionKind.Close:
                 revision++;
-                await work.UpdateIncidentAsync(new IncidentUpdate(incidentId!, revision, transition.Kind == TransitionKind.Close, now,
-                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0));
+                update = new IncidentUpdate(incidentId!, revision, transition.Kind == TransitionKind.Close, now,
+                    commonLabels, commonAnnotations, externalUrl, notification.TruncatedAlerts ?? 0);
                 break;
         }
 
-        await work.InsertAlertsAsync(incidentId,
-            transition.Joined.Select(k => Record(k, "firing", byKey[k])).Concat(transition.RememberedResolved.Select(k => Record(k, "resolved", byKey[k]))),
-            now);
-        if (transition.Resolved.Count > 0)
-            await work.ResolveAlertsAsync(transition.Resolved.Select(k => Record(k, "resolved", byKey[k])), now);
+        var alerts = transition.Joined.Select(k => Record(k, "firing", byKey[k]))
+            .Concat(transition.RememberedResolved.Select(k => Record(k, "resolved", byKey[k]))).ToList();
+        var resolved = transition.Resolved.Select(k => Record(k, "resolved", byKey[k])).ToList();
 
+        // Targets that already had deliveries for this incident hear about every change (a new incident has none).
+        HashSet<DeliveryTarget> existing = [];
+        List<NewDelivery> deliveries = [];
+        var unrouted = false;
         if (transition.ChangesIncident)
-            await WriteDeliveriesAsync(work, incidentId!, (int)revision, notification.Receiver!, row.GroupId, transition, byKey, row.ReceivedAt, now,
-                notification.GroupLabels ?? []);
+        {
+            if (transition.Kind != TransitionKind.Open)
+                existing = (await work.TargetsOfAsync(incidentId!)).Select(t => new DeliveryTarget(t.Channel, t.Target)).ToHashSet();
+            (deliveries, unrouted) = PlanDeliveries(incidentId!, (int)revision, notification.Receiver!, row.GroupId, transition, byKey, row.ReceivedAt, now,
+                notification.GroupLabels ?? [], existing);
+        }
 
         var outcome = transition.Kind switch
         {
@@ -279,7 +301,20 @@ internal sealed partial class IncidentProcessor(
             TransitionKind.Repeat => ProcessOutcome.Repeat,
             _ => ProcessOutcome.None,
         };
-        return (outcome, transition, incidentId);
+        return new ApplyPlan(outcome, transition, incidentId, now, insert, update, alerts, resolved, existing, deliveries, unrouted);
+    }
+
+    /// <summary>The incident's targets are still those the plan was made for (a delivery for a new target since would change it).</summary>
+    private static async Task<bool> TargetsHoldAsync(IGroupWork work, ApplyPlan plan) =>
+        (await work.TargetsOfAsync(plan.IncidentId!)).Select(t => new DeliveryTarget(t.Channel, t.Target)).ToHashSet().SetEquals(plan.ExistingTargets);
+
+    private static async Task WriteAsync(IGroupWork work, ApplyPlan plan)
+    {
+        if (plan.Insert is not null) await work.InsertIncidentAsync(plan.Insert);
+        if (plan.Update is not null) await work.UpdateIncidentAsync(plan.Update);
+        await work.InsertAlertsAsync(plan.IncidentId, plan.Alerts, plan.Now);
+        if (plan.Resolved.Count > 0) await work.ResolveAlertsAsync(plan.Resolved, plan.Now);
+        foreach (var delivery in plan.Deliveries) await work.AddDeliveryAsync(delivery);
     }
 
     private static AlertRecord Record(AlertKey key, string status, AlertmanagerAlert alert) =>
@@ -289,13 +324,12 @@ internal sealed partial class IncidentProcessor(
             JsonSerializer.Serialize(alert.Annotations ?? [], WebhookJsonContext.Default.DictionaryStringString),
             alert.GeneratorUrl ?? "");
 
-    private async Task WriteDeliveriesAsync(IGroupWork work, string incidentId, int revision, string receiver,
-        string groupId, IncidentTransition transition, Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now,
-        IReadOnlyDictionary<string, string> groupLabels)
+    private (List<NewDelivery> Deliveries, bool Unrouted) PlanDeliveries(string incidentId, int revision, string receiver, string groupId, IncidentTransition transition,
+        Dictionary<AlertKey, AlertmanagerAlert> byKey, long acceptedAt, long now, IReadOnlyDictionary<string, string> groupLabels,
+        HashSet<DeliveryTarget> existing)
     {
         // Targets that already had deliveries for this incident hear about every change; a target that
         // a joining alert routes to for the first time starts there (e.g. a first Slack message).
-        var existing = (await work.TargetsOfAsync(incidentId)).Select(t => new DeliveryTarget(t.Channel, t.Target)).ToHashSet();
         var joinedByTarget = new Dictionary<DeliveryTarget, List<AlertmanagerAlert>>();
         foreach (var key in transition.Joined)
         {
@@ -309,6 +343,7 @@ internal sealed partial class IncidentProcessor(
 
         var change = new IncidentChange(incidentId, revision, transition.Kind, receiver, groupId, ChangeSummary.Of(transition, byKey, _naming, groupLabels));
         var planned = 0;
+        var deliveries = new List<NewDelivery>();
         var implicitTargets = notifiers.Values.Where(n => n.EveryIncident).Select(n => new DeliveryTarget(n.Channel, n.Channel));
         foreach (var target in existing.Union(joinedByTarget.Keys).Union(implicitTargets))
         {
@@ -316,13 +351,12 @@ internal sealed partial class IncidentProcessor(
             var joinedHere = joinedByTarget.TryGetValue(target, out var list) ? list : [];
             foreach (var delivery in notifier.Plan(change, target, !existing.Contains(target), joinedHere))
             {
-                await work.AddDeliveryAsync(new NewDelivery(incidentId, target.Channel, target.Target, delivery.Kind, revision, delivery.Subject,
+                deliveries.Add(new NewDelivery(incidentId, target.Channel, target.Target, delivery.Kind, revision, delivery.Subject,
                     delivery.Payload, acceptedAt, now));
                 if (!notifier.EveryIncident) planned++;
             }
         }
-        if (planned == 0 && transition.Kind == TransitionKind.Open)
-            LogUnrouted(incidentId);
+        return (deliveries, Unrouted: planned == 0 && transition.Kind == TransitionKind.Open);
     }
 
     private static string IncidentIdFor(string groupId, string notificationId) =>
@@ -346,6 +380,10 @@ internal sealed partial class IncidentProcessor(
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Notification {NotificationId} applied ({Outcome}) before a human action on its group: the action comes after it in the group's order")]
     private partial void LogAppliedBeforeAction(string notificationId, ProcessOutcome outcome);
+
+    private sealed record ApplyPlan(ProcessOutcome Outcome, IncidentTransition Transition, string? IncidentId, long Now, NewIncident? Insert,
+        IncidentUpdate? Update, List<AlertRecord> Alerts, List<AlertRecord> Resolved, HashSet<DeliveryTarget> ExistingTargets,
+        List<NewDelivery> Deliveries, bool Unrouted);
 
     private sealed record GroupSnapshot(OpenIncident? Open, Dictionary<AlertKey, AlertState> Known, List<AlertKey> OpenAlerts,
         Dictionary<AlertKey, AlertmanagerAlert> ByKey);

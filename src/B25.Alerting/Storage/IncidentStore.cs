@@ -224,7 +224,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
 
         public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId) =>
             (await Connection.QueryAsync<(string Channel, string Target)>(
-                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Write)).ToList();
+                "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Tx)).ToList();
 
         public IReadOnlyCollection<(string Channel, string Target)> QueuedTargets => _queuedTargets;
 
