@@ -19,6 +19,9 @@ internal sealed class EmailRenderer
 {
     public const int MaxSubjectLength = 200;
 
+    /// <summary>Scriban's builtins, built once for every render.</summary>
+    private static readonly Presentation.TemplateRendering Templates = new();
+
     private readonly Template _subject;
     private readonly Dictionary<string, (Template Text, Template Html)> _bodies;
     private readonly SmtpOptions _options;
@@ -53,11 +56,13 @@ internal sealed class EmailRenderer
         incident = Presentation.ControlCharacters.Escape(incident); // the model reads a few labels directly too
         var p = _presenter.Present(incident, _options.MaxAlertsShown);
         var chart = p.ChartMetric is { } metric ? Chart(metric) : null;
-        var subject = Render(_subject, Model(incident, kind, openedUnsent, html: false, p, chart is not null));
+        // The subject and the text part read one model, the HTML part its HTML-encoded twin: each set up once.
+        var text = Templates.Context(Model(incident, kind, openedUnsent, html: false, p, chart is not null));
+        var subject = Presentation.TemplateRendering.Render(text, _subject);
         return new EmailContent(
             Header(subject),
-            Tidy(Render(templates.Text, Model(incident, kind, openedUnsent, html: false, p, chart is not null))),
-            Render(templates.Html, Model(incident, kind, openedUnsent, html: true, p, chart is not null)),
+            Tidy(Presentation.TemplateRendering.Render(text, templates.Text)),
+            Presentation.TemplateRendering.Render(Templates.Context(Model(incident, kind, openedUnsent, html: true, p, chart is not null)), templates.Html),
             chart);
     }
 
@@ -83,61 +88,65 @@ internal sealed class EmailRenderer
         return TextLimits.Truncate(line, MaxSubjectLength);
     }
 
-    private object Model(IncidentView incident, string kind, bool openedUnsent, bool html, Presentation.IncidentPresentation p, bool hasChart)
+    private ScriptObject Model(IncidentView incident, string kind, bool openedUnsent, bool html, Presentation.IncidentPresentation p, bool hasChart)
     {
         string E(string? value) => html ? WebUtility.HtmlEncode(value ?? "") : value ?? "";
         string Url(string? value) => SafeUrl(value) is { } url ? E(url) : "";
-        object Links(IEnumerable<Presentation.LinkView> links) =>
-            links.Where(l => SafeUrl(l.Url) is not null).Select(l => new { text = E(l.Text), url = Url(l.Url) }).ToList();
+        List<ScriptObject> Links(IEnumerable<Presentation.LinkView> links) =>
+            links.Where(l => SafeUrl(l.Url) is not null).Select(l => Data(new ScriptObject { ["text"] = E(l.Text), ["url"] = Url(l.Url) })).ToList();
+        List<ScriptObject> Labels(IEnumerable<KeyValuePair<string, string>> labels) =>
+            labels.Select(l => Data(new ScriptObject { ["key"] = E(l.Key), ["value"] = E(l.Value) })).ToList();
 
-        return new
+        return new ScriptObject
         {
-            kind,
-            closed = kind == EmailKinds.Closed,
-            opened_unsent = openedUnsent,
-            title = E(p.Title),
-            headline = E(p.Headline),
-            severity = E(p.Severity ?? ""),
-            summary = E(p.Summary),
-            description = E(p.Description),
-            first_action = E(p.FirstAction ?? ""),
-            value_line = E(p.ValueLine ?? ""),
-            context_note = E(p.ContextNote ?? ""),
-            common_labels = p.CommonLabels.Select(l => new { key = E(l.Key), value = E(l.Value) }).ToList(),
-            links = Links(p.Links),
-            runbook_url = Url(p.Links.FirstOrDefault(l => l.Text == "Runbook")?.Url),
-            firing_count = p.FiringCount,
-            resolved_count = p.ResolvedCount,
-            alert_count = p.FiringCount + p.ResolvedCount,
-            hidden_alerts = p.HiddenAlerts,
-            truncated_alerts = p.TruncatedAlerts,
-            opened_at = Utc(p.StartedAt),
-            closed_at = Utc(p.EndedAt ?? incident.ClosedAt ?? incident.OpenedAt),
-            duration = E(p.Duration),
-            elapsed = E(p.Elapsed),
-            receiver = E(incident.Receiver),
-            incident_id = E(incident.Id),
-            alertmanager_url = Url(incident.ExternalUrl),
-            has_chart = hasChart,
-            chart_cid = ChartContentId,
-            logs_service = E(p.Logs?.Service ?? ""),
-            log_lines = (p.Logs?.Lines ?? []).Take(5)
+            ["kind"] = kind,
+            ["closed"] = kind == EmailKinds.Closed,
+            ["opened_unsent"] = openedUnsent,
+            ["title"] = E(p.Title),
+            ["headline"] = E(p.Headline),
+            ["severity"] = E(p.Severity ?? ""),
+            ["summary"] = E(p.Summary),
+            ["description"] = E(p.Description),
+            ["first_action"] = E(p.FirstAction ?? ""),
+            ["value_line"] = E(p.ValueLine ?? ""),
+            ["context_note"] = E(p.ContextNote ?? ""),
+            ["common_labels"] = Labels(p.CommonLabels),
+            ["links"] = Links(p.Links),
+            ["runbook_url"] = Url(p.Links.FirstOrDefault(l => l.Text == "Runbook")?.Url),
+            ["firing_count"] = p.FiringCount,
+            ["resolved_count"] = p.ResolvedCount,
+            ["alert_count"] = p.FiringCount + p.ResolvedCount,
+            ["hidden_alerts"] = p.HiddenAlerts,
+            ["truncated_alerts"] = p.TruncatedAlerts,
+            ["opened_at"] = Utc(p.StartedAt),
+            ["closed_at"] = Utc(p.EndedAt ?? incident.ClosedAt ?? incident.OpenedAt),
+            ["duration"] = E(p.Duration),
+            ["elapsed"] = E(p.Elapsed),
+            ["receiver"] = E(incident.Receiver),
+            ["incident_id"] = E(incident.Id),
+            ["alertmanager_url"] = Url(incident.ExternalUrl),
+            ["has_chart"] = hasChart,
+            ["chart_cid"] = ChartContentId,
+            ["logs_service"] = E(p.Logs?.Service ?? ""),
+            ["log_lines"] = (p.Logs?.Lines ?? []).Take(5)
                 .Select(l => E($"{l.Time.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {l.Line.ReplaceLineEndings(" ")}")).ToList(),
-            alerts = p.Alerts.Select(a => new
+            ["alerts"] = p.Alerts.Select(a => Data(new ScriptObject
             {
-                name = E(a.DisplayName),
-                firing = a.Firing,
-                status = a.Firing ? "FIRING" : "RESOLVED",
-                labels = a.Labels.Select(l => new { key = E(l.Key), value = E(l.Value) }).ToList(),
-                summary = E(a.Summary),
-                description = E(a.Description),
-                value_line = E(a.ValueLine ?? ""),
-                duration = E(a.Duration),
-                starts_at = a.StartsAt is { } s ? Utc(s) : "",
-                ends_at = a.EndsAt is { } e ? Utc(e) : "",
-                links = Links(a.Links),
-            }).ToList(),
+                ["name"] = E(a.DisplayName),
+                ["firing"] = a.Firing,
+                ["status"] = a.Firing ? "FIRING" : "RESOLVED",
+                ["labels"] = Labels(a.Labels),
+                ["summary"] = E(a.Summary),
+                ["description"] = E(a.Description),
+                ["value_line"] = E(a.ValueLine ?? ""),
+                ["duration"] = E(a.Duration),
+                ["starts_at"] = a.StartsAt is { } s ? Utc(s) : "",
+                ["ends_at"] = a.EndsAt is { } e ? Utc(e) : "",
+                ["links"] = Links(a.Links),
+            })).ToList(),
         };
+
+        static ScriptObject Data(ScriptObject values) => Presentation.TemplateRendering.Data(values);
     }
 
     /// <summary>Plain text as a person reads it: no trailing spaces, at most one blank line in a row.</summary>
@@ -172,14 +181,6 @@ internal sealed class EmailRenderer
         return template;
     }
 
-    private static string Render(Template template, object model)
-    {
-        var globals = new ScriptObject();
-        globals.Import(model, renamer: member => member.Name);
-        var context = new TemplateContext { StrictVariables = true, MemberRenamer = member => member.Name, LoopLimit = 100_000 };
-        context.PushGlobal(globals);
-        return template.Render(context);
-    }
 }
 
 internal static class EmailKinds

@@ -35,6 +35,10 @@ internal sealed class SlackRenderer
 
     public const int BlockCost = 125;
 
+    /// <summary>Scriban's builtins and <c>json</c> (a value as a JSON string literal), built once for every render.</summary>
+    private static readonly Presentation.TemplateRendering Templates =
+        new(("json", new Func<object?, string>(value => JsonSerializer.Serialize(value?.ToString() ?? ""))));
+
     private readonly Template _incident;
     private readonly Template _incidentText;
     private readonly Template _change;
@@ -60,22 +64,22 @@ internal sealed class SlackRenderer
     {
         var p = _presenter.Present(incident, _options.MaxAlertsShown);
         var stateWord = p.Resolved ? "RESOLVED" : "FIRING";
-        var model = new
+        var context = Templates.Context(new ScriptObject
         {
-            header = TextLimits.Truncate($"{stateWord}: {SlackText.Escape(p.Headline)}", MaxHeaderText),
-            headline = SlackText.Escape(p.Headline),
-            state_icon = p.Resolved ? ":large_green_circle:" : ":red_circle:",
-            state_word = stateWord,
-            summary = Summary(p) + Handling(incident, p) + EmergencyStops(incident),
-            context_line = ContextLine(incident, p),
-            logs = Logs(p),
-            firing_count = p.FiringCount,
-            resolved_count = p.ResolvedCount,
-            hidden_alerts = p.HiddenAlerts,
-            truncated_alerts = p.TruncatedAlerts,
-            alerts = p.Alerts.Select(AlertModel).ToList(),
-        };
-        var blocksJson = Render(_incident, model);
+            ["header"] = TextLimits.Truncate($"{stateWord}: {SlackText.Escape(p.Headline)}", MaxHeaderText),
+            ["headline"] = SlackText.Escape(p.Headline),
+            ["state_icon"] = p.Resolved ? ":large_green_circle:" : ":red_circle:",
+            ["state_word"] = stateWord,
+            ["summary"] = Summary(p) + Handling(incident, p) + EmergencyStops(incident),
+            ["context_line"] = ContextLine(incident, p),
+            ["logs"] = Logs(p),
+            ["firing_count"] = p.FiringCount,
+            ["resolved_count"] = p.ResolvedCount,
+            ["hidden_alerts"] = p.HiddenAlerts,
+            ["truncated_alerts"] = p.TruncatedAlerts,
+            ["alerts"] = p.Alerts.Select(AlertModel).ToList(),
+        });
+        var blocksJson = Presentation.TemplateRendering.Render(context, _incident);
         JsonArray blocks;
         try
         {
@@ -87,27 +91,27 @@ internal sealed class SlackRenderer
             throw new InvalidOperationException($"templates/slack/incident.sbn rendered invalid JSON: {ex.Message}", ex);
         }
         if (Actions(incident, p) is { } actions) blocks.Add(actions);
-        var text = SlackText.Truncate(Render(_incidentText, model).Trim(), MaxFallbackText);
+        var text = SlackText.Truncate(Presentation.TemplateRendering.Render(context, _incidentText).Trim(), MaxFallbackText);
         return new SlackMessage(text, EnforceLimits(blocks));
     }
 
     public string RenderChange(IncidentView incident, IReadOnlyList<ChangeSummary> changes)
     {
-        var model = new
+        var context = Templates.Context(new ScriptObject
         {
-            closed = incident.State == "closed",
-            firing_count = incident.FiringCount,
-            resolved_count = incident.ResolvedCount,
-            changes = changes.Select(c => new
+            ["closed"] = incident.State == "closed",
+            ["firing_count"] = incident.FiringCount,
+            ["resolved_count"] = incident.ResolvedCount,
+            ["changes"] = changes.Select(c => Presentation.TemplateRendering.Data(new ScriptObject
             {
-                kind = c.Kind,
-                joined_count = c.JoinedCount,
-                resolved_count = c.ResolvedCount,
-                joined = c.Joined.Select(SlackText.Escape).ToList(),
-                resolved = c.Resolved.Select(SlackText.Escape).ToList(),
-            }).ToList(),
-        };
-        return SlackText.Truncate(Render(_change, model).Trim(), MaxSectionText);
+                ["kind"] = c.Kind,
+                ["joined_count"] = c.JoinedCount,
+                ["resolved_count"] = c.ResolvedCount,
+                ["joined"] = c.Joined.Select(SlackText.Escape).ToList(),
+                ["resolved"] = c.Resolved.Select(SlackText.Escape).ToList(),
+            })).ToList(),
+        });
+        return SlackText.Truncate(Presentation.TemplateRendering.Render(context, _change).Trim(), MaxSectionText);
     }
 
     /// <summary>
@@ -213,7 +217,24 @@ internal sealed class SlackRenderer
         block is JsonObject o && o["type"] is JsonValue v && v.TryGetValue<string>(out var type) ? type : null;
 
     /// <summary>What a block counts against <see cref="MaxBlocksCharacters"/>: its texts and its container.</summary>
-    private static int Cost(JsonNode? block) => BlockCost + Texts(block).Sum(t => t.Text.Length);
+    private static int Cost(JsonNode? block) => BlockCost + TextLength(block);
+
+    /// <summary>The length of every "text" string in a node (those <see cref="Texts"/> finds), counted without an iterator per node.</summary>
+    private static int TextLength(JsonNode? node)
+    {
+        var length = 0;
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, child) in o)
+                    length += key == "text" && child is JsonValue v && v.TryGetValue<string>(out var text) ? text.Length : TextLength(child);
+                break;
+            case JsonArray a:
+                foreach (var child in a) length += TextLength(child);
+                break;
+        }
+        return length;
+    }
 
     /// <summary>Every "text" string in a block, with the object that holds it.</summary>
     private static IEnumerable<(JsonObject Owner, string Text)> Texts(JsonNode? node)
@@ -406,19 +427,19 @@ internal sealed class SlackRenderer
             $"Recent warnings and errors of *{SlackText.Escape(logs.Service)}*:\n```{SlackText.Escape(string.Join("\n", lines))}```", 1500);
     }
 
-    private static object AlertModel(Presentation.AlertPresentation alert)
+    private static ScriptObject AlertModel(Presentation.AlertPresentation alert)
     {
         var links = alert.Links.Select(l => SlackText.Link(l.Url, l.Text)).Where(l => l.Length > 0);
         var details = string.Join(" · ", new[] { SlackText.Escape(alert.Duration) }.Concat(links).Where(p => p.Length > 0));
-        return new
+        return Presentation.TemplateRendering.Data(new ScriptObject
         {
-            name = SlackText.Escape(alert.DisplayName),
-            status_icon = alert.Firing ? ":red_circle:" : ":large_green_circle:",
-            value = alert.ValueLine is null ? "" : SlackText.Escape(alert.ValueLine),
-            summary = SlackText.Truncate(SlackText.Escape(alert.Summary), 500),
-            description = SlackText.Truncate(SlackText.Escape(alert.Description), 1000),
-            details = SlackText.Truncate(details, 1200),
-        };
+            ["name"] = SlackText.Escape(alert.DisplayName),
+            ["status_icon"] = alert.Firing ? ":red_circle:" : ":large_green_circle:",
+            ["value"] = alert.ValueLine is null ? "" : SlackText.Escape(alert.ValueLine),
+            ["summary"] = SlackText.Truncate(SlackText.Escape(alert.Summary), 500),
+            ["description"] = SlackText.Truncate(SlackText.Escape(alert.Description), 1000),
+            ["details"] = SlackText.Truncate(details, 1200),
+        });
     }
 
     private static Template Load(string folder, string name)
@@ -430,16 +451,6 @@ internal sealed class SlackRenderer
         if (template.HasErrors)
             throw new InvalidOperationException($"Slack template {path} does not parse: {string.Join("; ", template.Messages)}");
         return template;
-    }
-
-    private static string Render(Template template, object model)
-    {
-        var globals = new ScriptObject();
-        globals.Import(model, renamer: member => member.Name);
-        globals.Import("json", new Func<object?, string>(value => JsonSerializer.Serialize(value?.ToString() ?? "")));
-        var context = new TemplateContext { StrictVariables = true, MemberRenamer = member => member.Name, LoopLimit = 100_000 };
-        context.PushGlobal(globals);
-        return template.Render(context);
     }
 }
 
