@@ -1,5 +1,6 @@
 using B25.Alerting.Webhooks;
 using Dapper;
+using Microsoft.Data.Sqlite;
 
 namespace B25.Alerting.Storage;
 
@@ -55,6 +56,10 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             cancellationToken);
         // Taking the write lock may have waited: leave out requests that gave up meanwhile.
         var taken = Enumerable.Range(0, entries.Count).Where(wanted).ToList();
+        // On SQLite the body is written after its row, through incremental blob I/O: bound as a parameter, SQLite would copy
+        // it (a transient bind) and copy it again into the row's record, two native allocations of the body's size that the
+        // C heap keeps after a storm (issue 11: megabytes of resident memory per storm body, never given back).
+        var sqlite = connection as SqliteConnection;
         var inserted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var chunk in taken.Chunk(InsertChunk))
         {
@@ -65,16 +70,32 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             {
                 var entry = entries[chunk[j]];
                 if (j > 0) sql.Append(", ");
-                sql.Append($"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})");
+                sql.Append(sqlite is null ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))");
                 parameters.Add("i" + j, entry.Id);
                 parameters.Add("g" + j, entry.GroupId);
                 parameters.Add("r" + j, entry.Receiver);
                 parameters.Add("k" + j, entry.GroupKey);
                 parameters.Add("t" + j, entry.ReceivedAt);
-                parameters.Add("b" + j, entry.Body);
+                if (sqlite is null) parameters.Add("b" + j, entry.Body);
+                else parameters.Add("b" + j, entry.Body.Length);
             }
-            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            inserted.UnionWith(await connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+            if (sqlite is null)
+            {
+                sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                inserted.UnionWith(await connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+                continue;
+            }
+            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+            var rows = (await connection.QueryAsync<(long Seq, string Id)>(sql.ToString(), parameters, write.Transaction)).ToList();
+            foreach (var (seq, id) in rows)
+            {
+                // The row of an id is the chunk's first entry with it: a later one in the chunk was a conflict.
+                var body = entries[chunk.First(i => entries[i].Id == id)].Body;
+                if (body.Length == 0) continue;
+                using var blob = new SqliteBlob(sqlite, "notifications", "body", seq);
+                blob.Write(body);
+            }
+            inserted.UnionWith(rows.Select(r => r.Id));
         }
         // The same notification twice in one batch: the first is the one stored.
         foreach (var i in taken)
