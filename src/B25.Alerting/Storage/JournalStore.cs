@@ -172,8 +172,9 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
 }
 
 /// <summary>
-/// SQLite copies a journaled body in C heap blocks of the body's size whatever the journal does: reading a column after
-/// the body, or marking the notification applied (an UPDATE rewrites the whole row), loads the body into memory. glibc
+/// SQLite copies a journaled body in C heap blocks of the body's size whatever the journal does: an expression on the body
+/// column (the processor's row read takes substr(body, 1, 0)) loads the whole column, and marking the notification applied
+/// loads it and builds the row again (an UPDATE rewrites the whole row), each once per apply. glibc
 /// serves a block that size from mmap only until the first is freed; then it raises its threshold to that size and keeps
 /// later ones in its arenas, which it does not give back while less than twice that is free at their top: tens of MB per
 /// storm body, per thread's arena, resident for good (issue 11). A fixed threshold keeps blocks of a megabyte and more in
