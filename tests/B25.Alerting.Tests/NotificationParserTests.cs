@@ -245,6 +245,30 @@ public sealed class NotificationParserTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void What_is_wrong_is_told_in_a_fixed_order_whatever_the_order_of_the_fields()
+    {
+        // The body is read once, front to back; the answer is the one a check of the whole body in this order gives:
+        // malformed JSON, then escapes, then the notification's fields, then its alerts in order.
+        var valid = Valid();
+        var escaped = valid.Replace("\"receiver\":", "\"receiver\":5,\"receiver\":").Replace("\"instance\":\"a2\"", "\"instance\":\"\\udc00\"");
+        (string Body, string Error)[] cases =
+        [
+            (valid.Replace("\"fingerprint\":\"a1\"", "\"fingerprint\":1").Replace("\"version\":\"4\"", "\"version\":\"3\""),
+                "Unsupported 'version' \"3\"; only Alertmanager webhook version \"4\" is accepted."),
+            (valid.Replace("\"alerts\":[", "\"alerts\":[null,").Replace("\"truncatedAlerts\":0", "\"truncatedAlerts\":-1"),
+                "'truncatedAlerts' must be a whole number from 0 to 18446744073709551615 (Alertmanager's uint64)."),
+            (valid.Replace("\"status\":\"resolved\"", "\"status\":\"gone\"").Replace("\"labels\":{", "\"labels\":{\"x\":[],"),
+                "'alerts[0] (a1).labels.x' must be a string."),
+            (valid.Replace("\"generatorURL\":", "\"x\":1,\"generatorURL\":").Replace("\"fingerprint\":\"a2\"", "\"fingerprint\":\"a2\",\"status\":\"firing\""),
+                "alerts[1]: 'status' appears more than once."),
+            (escaped, $"alerts[1].labels.instance: an escape that is not valid UTF-16, such as a lone surrogate (byte offset {escaped.IndexOf("\"\\udc00", StringComparison.Ordinal)})."),
+            (valid.Replace("\"instance\":\"a1\"", "\"instance\":\"\\udc00\"")[..^2], $"Malformed JSON (line 1, byte {valid.Length + 2})."),
+        ];
+        foreach (var (body, expected) in cases)
+            Assert.Equal(expected, NotificationParser.Parse(Encoding.UTF8.GetBytes(body)).Error);
+    }
+
+    [Fact]
     public void A_20000_alert_body_is_validated_in_one_extra_pass()
     {
         var alerts = Enumerable.Range(0, 20_000).Select(i => Firing($"fp{i:D5}") with

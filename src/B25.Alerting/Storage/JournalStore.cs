@@ -1,5 +1,6 @@
 using B25.Alerting.Webhooks;
 using Dapper;
+using Microsoft.Data.Sqlite;
 
 namespace B25.Alerting.Storage;
 
@@ -41,6 +42,8 @@ internal interface IJournalStore
 
 internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
 {
+    static JournalStore() => NativeHeap.ReturnLargeBlocks();
+
     private const string Head = "SELECT seq AS Seq, id AS Id, group_id AS GroupId, processed_at AS ProcessedAt FROM notifications";
 
     public async Task<JournalResult?[]> AppendAsync(IReadOnlyList<JournalEntry> entries, Func<int, bool> wanted, TimeSpan lockWait,
@@ -55,6 +58,10 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             cancellationToken);
         // Taking the write lock may have waited: leave out requests that gave up meanwhile.
         var taken = Enumerable.Range(0, entries.Count).Where(wanted).ToList();
+        // On SQLite the body is written after its row, through incremental blob I/O: bound as a parameter, SQLite would copy
+        // it (a transient bind) and copy it again into the row's record, two native allocations of the body's size that the
+        // C heap keeps after a storm (issue 11: megabytes of resident memory per storm body, never given back).
+        var sqlite = write.Connection as SqliteConnection;
         var inserted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var chunk in taken.Chunk(InsertChunk))
         {
@@ -65,16 +72,32 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             {
                 var entry = entries[chunk[j]];
                 if (j > 0) sql.Append(", ");
-                sql.Append($"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})");
+                sql.Append(sqlite is null ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))");
                 parameters.Add("i" + j, entry.Id);
                 parameters.Add("g" + j, entry.GroupId);
                 parameters.Add("r" + j, entry.Receiver);
                 parameters.Add("k" + j, entry.GroupKey);
                 parameters.Add("t" + j, entry.ReceivedAt);
-                parameters.Add("b" + j, entry.Body);
+                if (sqlite is null) parameters.Add("b" + j, entry.Body);
+                else parameters.Add("b" + j, entry.Body.Length);
             }
-            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            inserted.UnionWith(await write.Connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+            if (sqlite is null)
+            {
+                sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                inserted.UnionWith(await write.Connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+                continue;
+            }
+            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+            var rows = (await write.Connection.QueryAsync<(long Seq, string Id)>(sql.ToString(), parameters, write.Transaction)).ToList();
+            foreach (var (seq, id) in rows)
+            {
+                // The row of an id is the chunk's first entry with it: a later one in the chunk was a conflict.
+                var body = entries[chunk.First(i => entries[i].Id == id)].Body;
+                if (body.Length == 0) continue;
+                using var blob = new SqliteBlob(sqlite, "notifications", "body", seq);
+                blob.Write(body);
+            }
+            inserted.UnionWith(rows.Select(r => r.Id));
         }
         // The same notification twice in one batch: the first is the one stored.
         foreach (var i in taken)
@@ -148,5 +171,36 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             "INSERT INTO health_probe (id, written_at) VALUES (1, @now) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
             new { now }, write.Transaction);
         await write.CommitAsync(cancellationToken);
+    }
+}
+
+/// <summary>
+/// SQLite copies a journaled body in C heap blocks of the body's size whatever the journal does: an expression on the body
+/// column loads the whole column, and marking the notification applied
+/// loads it and builds the row again (an UPDATE rewrites the whole row), each once per apply. glibc
+/// serves a block that size from mmap only until the first is freed; then it raises its threshold to that size and keeps
+/// later ones in its arenas, which it does not give back while less than twice that is free at their top: tens of MB per
+/// storm body, per thread's arena, resident for good (issue 11). A fixed threshold keeps blocks of a megabyte and more in
+/// mmap, unmapped when freed; the smaller ones are as before.
+/// </summary>
+internal static class NativeHeap
+{
+    private const int MmapThreshold = -3; // M_MMAP_THRESHOLD
+    private const int LargeBlock = 1 << 20;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int Mallopt(int parameter, int value);
+
+    public static void ReturnLargeBlocks()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            Mallopt(MmapThreshold, LargeBlock);
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc (or musl, whose mallopt does nothing): its allocator decides.
+        }
     }
 }

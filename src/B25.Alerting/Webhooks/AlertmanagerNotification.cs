@@ -139,74 +139,377 @@ internal sealed partial class WebhookJsonContext : JsonSerializerContext;
 internal sealed record NotificationEnvelope(string Receiver, string GroupKey, IReadOnlyList<(string Fingerprint, DateTimeOffset StartsAt, string Status)> Alerts);
 
 /// <summary>
-/// Validates a webhook body against the version 4 payload without building it as objects (a
-/// 20,000-alert body would cost a hundred megabytes as dictionaries): every field the incident
-/// processor binds later is checked here for its JSON type, and every string and property name for
-/// being Unicode text, so what is accepted always binds (a body that cannot bind is retried by the
-/// processor forever and never pages; a 400 at least shows up in Alertmanager's log).
+/// Validates a webhook body against the version 4 payload in one pass of a reader, without building it as objects or as a
+/// document (a 20,000-alert body would cost a hundred megabytes as dictionaries, and a JsonDocument's index of it is as large
+/// as the body, rented from the shared pool, which keeps it: issue 11): every field the incident processor binds later is
+/// checked here for its JSON type, and every string and property name for being Unicode text, so what is accepted always
+/// binds (a body that cannot bind is retried by the processor forever and never pages; a 400 at least shows up in
+/// Alertmanager's log). What is wrong is told in a fixed order, whatever the order of the body's fields: malformed JSON
+/// first, then text that is not Unicode, then the notification's fields, then its alerts in order.
 /// </summary>
 internal static class NotificationParser
 {
     /// <summary>Parses and validates a webhook body. Returns its envelope, or what is wrong with it.</summary>
     public static (NotificationEnvelope? Notification, string? Error) Parse(ReadOnlyMemory<byte> body)
     {
-        // Neither JsonDocument nor Utf8JsonReader checks the text inside strings; the serializer does,
-        // when it decodes them, so text that is not Unicode is refused here, before anything reads it.
+        // Utf8JsonReader does not check the text inside strings; the serializer does, when it decodes them, so text that
+        // is not Unicode is refused here, before anything reads it.
         if (!Utf8.IsValid(body.Span))
         {
             var offset = FirstInvalidUtf8(body.Span);
             return (null, $"{Locate(body.Span, offset)}invalid UTF-8 (byte offset {offset}).");
         }
+        var scanner = new Scanner(body.Span);
         try
         {
-            using var document = JsonDocument.Parse(body);
-            if (FirstInvalidEscape(body.Span) is { } escape)
-                return (null, $"{Locate(body.Span, escape)}an escape that is not valid UTF-16, such as a lone surrogate (byte offset {escape}).");
-            return Validate(document.RootElement);
+            var result = ReadNotification(ref scanner);
+            // A refused field does not end the pass: malformed JSON or a bad escape further on is told first.
+            scanner.DrainToEnd();
+            return result;
+        }
+        catch (InvalidEscapeException escape)
+        {
+            // Nothing after the first bad escape matters but whether the JSON is well formed.
+            try
+            {
+                scanner.DrainToEnd(checkEscapes: false);
+            }
+            catch (JsonException ex)
+            {
+                return (null, Malformed(ex));
+            }
+            return (null, $"{Locate(body.Span, escape.Offset)}an escape that is not valid UTF-16, such as a lone surrogate (byte offset {escape.Offset}).");
         }
         catch (JsonException ex)
         {
-            var line = ex.LineNumber is null ? "" : $" (line {ex.LineNumber + 1}, byte {ex.BytePositionInLine})";
-            return (null, $"Malformed JSON{line}.");
-        }
-    }
-
-    /// <summary>
-    /// The byte offset of the first string or property name whose escapes do not decode to valid UTF-16
-    /// ("\udc00"), or null. Only escaped tokens are decoded, into one reused buffer: a body with no
-    /// escapes costs one pass of the reader and no allocation.
-    /// </summary>
-    private static long? FirstInvalidEscape(ReadOnlySpan<byte> body)
-    {
-        var reader = new Utf8JsonReader(body);
-        char[]? buffer = null;
-        try
-        {
-            while (reader.Read())
-            {
-                if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
-                // Unescaped, a string has at most as many UTF-16 units as its escaped form has bytes.
-                var length = reader.ValueSpan.Length;
-                if (buffer is null || buffer.Length < length)
-                {
-                    if (buffer is not null) ArrayPool<char>.Shared.Return(buffer);
-                    buffer = ArrayPool<char>.Shared.Rent(length);
-                }
-                try
-                {
-                    reader.CopyString(buffer);
-                }
-                catch (InvalidOperationException)
-                {
-                    return reader.TokenStartIndex;
-                }
-            }
-            return null;
+            return (null, Malformed(ex));
         }
         finally
         {
-            if (buffer is not null) ArrayPool<char>.Shared.Return(buffer);
+            scanner.Dispose();
         }
+    }
+
+    private static string Malformed(JsonException ex)
+    {
+        var line = ex.LineNumber is null ? "" : $" (line {ex.LineNumber + 1}, byte {ex.BytePositionInLine})";
+        return $"Malformed JSON{line}.";
+    }
+
+    private sealed class InvalidEscapeException(long offset) : Exception("An escape that is not valid UTF-16.")
+    {
+        public long Offset { get; } = offset;
+    }
+
+    /// <summary>
+    /// A reader that checks, token by token, that escapes decode to valid UTF-16 ("\udc00" does not); only escaped tokens are
+    /// decoded, into one reused buffer.
+    /// </summary>
+    private ref struct Scanner(ReadOnlySpan<byte> body)
+    {
+        private Utf8JsonReader _reader = new(body);
+        private char[]? _buffer;
+
+        public readonly JsonTokenType Token => _reader.TokenType;
+
+        /// <summary>Moves to the next token; the document cannot end inside a value (the reader throws on a truncated one).</summary>
+        public void Next(bool checkEscapes = true)
+        {
+            if (!_reader.Read()) throw new JsonException("The JSON ended inside a value.");
+            if (checkEscapes && _reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && _reader.ValueIsEscaped)
+                CheckEscape();
+        }
+
+        private void CheckEscape()
+        {
+            // Unescaped, a string has at most as many UTF-16 units as its escaped form has bytes.
+            var length = _reader.ValueSpan.Length;
+            if (_buffer is null || _buffer.Length < length)
+            {
+                if (_buffer is not null) ArrayPool<char>.Shared.Return(_buffer);
+                _buffer = ArrayPool<char>.Shared.Rent(length);
+            }
+            try
+            {
+                _reader.CopyString(_buffer);
+            }
+            catch (InvalidOperationException)
+            {
+                throw new InvalidEscapeException(_reader.TokenStartIndex);
+            }
+        }
+
+        /// <summary>Past the value whose first token is the current one.</summary>
+        public void SkipValue(bool checkEscapes = true)
+        {
+            if (_reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray)) return;
+            var depth = _reader.CurrentDepth;
+            do Next(checkEscapes);
+            while (_reader.CurrentDepth > depth || _reader.TokenType is not (JsonTokenType.EndObject or JsonTokenType.EndArray));
+        }
+
+        /// <summary>Reads what is left of the document: the reader throws on malformed JSON, trailing text included.</summary>
+        public void DrainToEnd(bool checkEscapes = true)
+        {
+            while (_reader.Read())
+            {
+                if (checkEscapes && _reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && _reader.ValueIsEscaped)
+                    CheckEscape();
+            }
+        }
+
+        public readonly int Field(string[] fields)
+        {
+            for (var i = 0; i < fields.Length; i++)
+                if (_reader.ValueTextEquals(fields[i])) return i;
+            return -1;
+        }
+
+        public readonly string GetString() => _reader.GetString()!;
+
+        public readonly bool IsTime(out DateTimeOffset value)
+        {
+            value = default;
+            return _reader.TokenType == JsonTokenType.String && _reader.TryGetDateTimeOffset(out value);
+        }
+
+        public readonly bool IsUInt64 => _reader.TokenType == JsonTokenType.Number && _reader.TryGetUInt64(out _);
+
+        public void Dispose()
+        {
+            if (_buffer is not null) ArrayPool<char>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+    }
+
+    private enum Kind { Absent, Null, String, Array, Other }
+
+    /// <summary>An optional string field: whether it is there, null, a string (and which), or of another type.</summary>
+    private readonly record struct StringField(Kind Kind, string? Value)
+    {
+        public static StringField Read(ref Scanner scanner, bool keepValue = true)
+        {
+            switch (scanner.Token)
+            {
+                case JsonTokenType.Null: return new(Kind.Null, null);
+                case JsonTokenType.String: return new(Kind.String, keepValue ? scanner.GetString() : null);
+                default:
+                    scanner.SkipValue();
+                    return new(Kind.Other, null);
+            }
+        }
+
+        /// <summary>As before: a string that is not one is an error; absent or null is no value.</summary>
+        public string? Error(string name, string? where = null) =>
+            Kind == Kind.Other ? $"{(where is null ? "" : where + ": ")}'{name}' must be a string." : null;
+    }
+
+    /// <summary>An optional object of strings (labels, annotations): fine, not an object, or the name of its first entry that is not a string.</summary>
+    private readonly record struct StringMapField(bool NotObject, string? BadEntry)
+    {
+        public static StringMapField Read(ref Scanner scanner)
+        {
+            if (scanner.Token == JsonTokenType.Null) return default;
+            if (scanner.Token != JsonTokenType.StartObject)
+            {
+                scanner.SkipValue();
+                return new(true, null);
+            }
+            string? bad = null;
+            while (true)
+            {
+                scanner.Next();
+                if (scanner.Token == JsonTokenType.EndObject) return new(false, bad);
+                var name = bad is null ? scanner.GetString() : null;
+                scanner.Next();
+                if (scanner.Token is JsonTokenType.String or JsonTokenType.Null) continue;
+                bad ??= name;
+                scanner.SkipValue();
+            }
+        }
+
+        public string? Error(string where) =>
+            NotObject ? $"'{where}' must be an object of strings." : BadEntry is not null ? $"'{where}.{BadEntry}' must be a string." : null;
+    }
+
+    private static readonly string[] NotificationFields =
+        ["version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts"];
+
+    private static readonly string[] AlertFields = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
+
+    private static (NotificationEnvelope?, string?) ReadNotification(ref Scanner scanner)
+    {
+        scanner.Next();
+        if (scanner.Token != JsonTokenType.StartObject)
+        {
+            var kind = scanner.Token switch
+            {
+                JsonTokenType.StartArray => "array",
+                JsonTokenType.String => "string",
+                JsonTokenType.Number => "number",
+                JsonTokenType.True => "true",
+                JsonTokenType.False => "false",
+                _ => "null",
+            };
+            scanner.SkipValue();
+            return (null, $"The body is a JSON {kind}; expected an Alertmanager webhook object.");
+        }
+
+        // A bound field that appears twice is refused: the serializer keeps the last but converts every copy, so an invalid
+        // first copy would fail it.
+        var seen = 0;
+        string? repeated = null;
+        StringField version = default, groupKey = default, receiver = default, status = default, externalUrl = default;
+        StringMapField groupLabels = default, commonLabels = default, commonAnnotations = default;
+        var truncatedValid = true;
+        var alertsKind = Kind.Absent;
+        List<(string, DateTimeOffset, string)>? alerts = null;
+        string? alertError = null;
+        while (true)
+        {
+            scanner.Next();
+            if (scanner.Token == JsonTokenType.EndObject) break;
+            var field = scanner.Field(NotificationFields);
+            scanner.Next();
+            if (field < 0)
+            {
+                scanner.SkipValue();
+                continue;
+            }
+            if ((seen & (1 << field)) != 0) repeated ??= NotificationFields[field];
+            seen |= 1 << field;
+            switch (NotificationFields[field])
+            {
+                case "version": version = StringField.Read(ref scanner); break;
+                case "groupKey": groupKey = StringField.Read(ref scanner); break;
+                case "receiver": receiver = StringField.Read(ref scanner); break;
+                case "status": status = StringField.Read(ref scanner, keepValue: false); break;
+                case "externalURL": externalUrl = StringField.Read(ref scanner, keepValue: false); break;
+                case "groupLabels": groupLabels = StringMapField.Read(ref scanner); break;
+                case "commonLabels": commonLabels = StringMapField.Read(ref scanner); break;
+                case "commonAnnotations": commonAnnotations = StringMapField.Read(ref scanner); break;
+                case "truncatedAlerts":
+                    truncatedValid = scanner.Token == JsonTokenType.Null || scanner.IsUInt64;
+                    scanner.SkipValue();
+                    break;
+                case "alerts":
+                    alertsKind = scanner.Token switch { JsonTokenType.Null => Kind.Null, JsonTokenType.StartArray => Kind.Array, _ => Kind.Other };
+                    if (alertsKind != Kind.Array)
+                    {
+                        scanner.SkipValue();
+                        break;
+                    }
+                    (alerts, alertError) = ReadAlerts(ref scanner);
+                    break;
+            }
+        }
+
+        if (repeated is not null) return (null, $"'{repeated}' appears more than once.");
+        if (version.Error("version") is { } error) return (null, error);
+        if (version.Value != "4")
+            return (null, version.Value is null
+                ? "Missing 'version'; only Alertmanager webhook version \"4\" is accepted."
+                : $"Unsupported 'version' \"{version.Value}\"; only Alertmanager webhook version \"4\" is accepted.");
+        if (groupKey.Error("groupKey") is { } groupKeyError) return (null, groupKeyError);
+        if (string.IsNullOrEmpty(groupKey.Value)) return (null, "Missing 'groupKey'.");
+        if (receiver.Error("receiver") is { } receiverError) return (null, receiverError);
+        if (string.IsNullOrEmpty(receiver.Value)) return (null, "Missing 'receiver'.");
+        if ((error = status.Error("status") ?? externalUrl.Error("externalURL")) is not null) return (null, error);
+        if ((error = groupLabels.Error("groupLabels") ?? commonLabels.Error("commonLabels") ?? commonAnnotations.Error("commonAnnotations")) is not null)
+            return (null, error);
+        if (!truncatedValid)
+            return (null, "'truncatedAlerts' must be a whole number from 0 to 18446744073709551615 (Alertmanager's uint64).");
+        if (alertsKind is Kind.Absent or Kind.Null) return (null, "Missing 'alerts'.");
+        if (alertsKind == Kind.Other) return (null, "'alerts' must be an array.");
+        if (alertError is not null) return (null, alertError);
+        return (new NotificationEnvelope(receiver.Value, groupKey.Value, alerts!), null);
+    }
+
+    /// <summary>The alerts' identities, or what is wrong with the first alert that is wrong (the rest are only read).</summary>
+    private static (List<(string, DateTimeOffset, string)>, string?) ReadAlerts(ref Scanner scanner)
+    {
+        var list = new List<(string, DateTimeOffset, string)>();
+        string? error = null;
+        for (var i = 0; ; i++)
+        {
+            scanner.Next();
+            if (scanner.Token == JsonTokenType.EndArray) return (list, error);
+            if (error is not null)
+            {
+                scanner.SkipValue();
+                continue;
+            }
+            if (scanner.Token == JsonTokenType.Null)
+            {
+                error = $"alerts[{i}] is null.";
+                continue;
+            }
+            if (scanner.Token != JsonTokenType.StartObject)
+            {
+                error = $"alerts[{i}] must be an object.";
+                scanner.SkipValue();
+                continue;
+            }
+            var (alert, alertError) = ReadAlert(ref scanner, i);
+            if (alertError is not null) error = alertError;
+            else list.Add(alert);
+        }
+    }
+
+    private static ((string, DateTimeOffset, string), string?) ReadAlert(ref Scanner scanner, int index)
+    {
+        var seen = 0;
+        string? repeated = null;
+        StringField fingerprint = default, status = default, generatorUrl = default;
+        StringMapField labels = default, annotations = default;
+        (Kind Kind, bool Valid, DateTimeOffset Value) startsAt = default, endsAt = default;
+        while (true)
+        {
+            scanner.Next();
+            if (scanner.Token == JsonTokenType.EndObject) break;
+            var field = scanner.Field(AlertFields);
+            scanner.Next();
+            if (field < 0)
+            {
+                scanner.SkipValue();
+                continue;
+            }
+            if ((seen & (1 << field)) != 0) repeated ??= AlertFields[field];
+            seen |= 1 << field;
+            switch (AlertFields[field])
+            {
+                case "fingerprint": fingerprint = StringField.Read(ref scanner); break;
+                case "status": status = StringField.Read(ref scanner); break;
+                case "generatorURL": generatorUrl = StringField.Read(ref scanner, keepValue: false); break;
+                case "labels": labels = StringMapField.Read(ref scanner); break;
+                case "annotations": annotations = StringMapField.Read(ref scanner); break;
+                case "startsAt" or "endsAt":
+                    var kind = scanner.Token switch { JsonTokenType.Null => Kind.Null, JsonTokenType.String => Kind.String, _ => Kind.Other };
+                    var time = (kind, scanner.IsTime(out var value), value);
+                    scanner.SkipValue();
+                    if (field == Array.IndexOf(AlertFields, "startsAt")) startsAt = time;
+                    else endsAt = time;
+                    break;
+            }
+        }
+
+        var where = $"alerts[{index}]";
+        if (repeated is not null) return (default, $"{where}: '{repeated}' appears more than once.");
+        if (fingerprint.Error("fingerprint", where) is { } error) return (default, error);
+        if (string.IsNullOrEmpty(fingerprint.Value)) return (default, $"{where} has no 'fingerprint'.");
+        where = $"alerts[{index}] ({fingerprint.Value})";
+        if (startsAt.Kind is Kind.Absent or Kind.Null) return (default, $"{where} has no 'startsAt'.");
+        if (!startsAt.Valid) return (default, $"{where} has a 'startsAt' that is not an RFC 3339 time.");
+        if (endsAt.Kind is not (Kind.Absent or Kind.Null) && !endsAt.Valid)
+            return (default, $"{where} has an 'endsAt' that is not an RFC 3339 time.");
+        if (status.Error("status", where) is { } statusError) return (default, statusError);
+        if (status.Value is not ("firing" or "resolved"))
+            return (default, status.Value is null
+                ? $"{where} has no 'status'; expected \"firing\" or \"resolved\"."
+                : $"{where} has status \"{status.Value}\"; expected \"firing\" or \"resolved\".");
+        if ((error = generatorUrl.Error("generatorURL", where) ?? labels.Error($"{where}.labels") ?? annotations.Error($"{where}.annotations")) is not null)
+            return (default, error);
+        return ((fingerprint.Value, startsAt.Value, status.Value), null);
     }
 
     private static long FirstInvalidUtf8(ReadOnlySpan<byte> body)
@@ -273,120 +576,5 @@ internal static class NotificationParser
             }
             return path.ToString();
         }
-    }
-
-    private static (NotificationEnvelope?, string?) Validate(JsonElement root)
-    {
-        if (root.ValueKind != JsonValueKind.Object)
-            return (null, $"The body is a JSON {root.ValueKind.ToString().ToLowerInvariant()}; expected an Alertmanager webhook object.");
-
-        if (Repeated(root, NotificationFields) is { } repeated)
-            return (null, $"'{repeated}' appears more than once.");
-        var version = OptionalString(root, "version", out var error);
-        if (error is not null) return (null, error);
-        if (version != "4")
-            return (null, version is null
-                ? "Missing 'version'; only Alertmanager webhook version \"4\" is accepted."
-                : $"Unsupported 'version' \"{version}\"; only Alertmanager webhook version \"4\" is accepted.");
-        var groupKey = OptionalString(root, "groupKey", out error);
-        if (error is not null) return (null, error);
-        if (string.IsNullOrEmpty(groupKey)) return (null, "Missing 'groupKey'.");
-        var receiver = OptionalString(root, "receiver", out error);
-        if (error is not null) return (null, error);
-        if (string.IsNullOrEmpty(receiver)) return (null, "Missing 'receiver'.");
-        foreach (var name in new[] { "status", "externalURL" })
-        {
-            OptionalString(root, name, out error);
-            if (error is not null) return (null, error);
-        }
-        foreach (var name in new[] { "groupLabels", "commonLabels", "commonAnnotations" })
-        {
-            if ((error = StringMap(root, name, name)) is not null) return (null, error);
-        }
-        if (root.TryGetProperty("truncatedAlerts", out var truncated) && truncated.ValueKind != JsonValueKind.Null
-            && (truncated.ValueKind != JsonValueKind.Number || !truncated.TryGetUInt64(out _)))
-            return (null, "'truncatedAlerts' must be a whole number from 0 to 18446744073709551615 (Alertmanager's uint64).");
-
-        if (!root.TryGetProperty("alerts", out var alerts) || alerts.ValueKind == JsonValueKind.Null) return (null, "Missing 'alerts'.");
-        if (alerts.ValueKind != JsonValueKind.Array) return (null, "'alerts' must be an array.");
-
-        var list = new List<(string, DateTimeOffset, string)>(alerts.GetArrayLength());
-        var i = 0;
-        foreach (var alert in alerts.EnumerateArray())
-        {
-            var where = $"alerts[{i}]";
-            if (alert.ValueKind == JsonValueKind.Null) return (null, $"{where} is null.");
-            if (alert.ValueKind != JsonValueKind.Object) return (null, $"{where} must be an object.");
-            if (Repeated(alert, AlertFields) is { } repeatedField)
-                return (null, $"{where}: '{repeatedField}' appears more than once.");
-            var fingerprint = OptionalString(alert, "fingerprint", out error, where);
-            if (error is not null) return (null, error);
-            if (string.IsNullOrEmpty(fingerprint)) return (null, $"{where} has no 'fingerprint'.");
-            where = $"alerts[{i}] ({fingerprint})";
-            if (!alert.TryGetProperty("startsAt", out var startsAtElement) || startsAtElement.ValueKind == JsonValueKind.Null)
-                return (null, $"{where} has no 'startsAt'.");
-            if (startsAtElement.ValueKind != JsonValueKind.String || !startsAtElement.TryGetDateTimeOffset(out var startsAt))
-                return (null, $"{where} has a 'startsAt' that is not an RFC 3339 time.");
-            if (alert.TryGetProperty("endsAt", out var endsAt) && endsAt.ValueKind != JsonValueKind.Null
-                && (endsAt.ValueKind != JsonValueKind.String || !endsAt.TryGetDateTimeOffset(out _)))
-                return (null, $"{where} has an 'endsAt' that is not an RFC 3339 time.");
-            var status = OptionalString(alert, "status", out error, where);
-            if (error is not null) return (null, error);
-            if (status is not ("firing" or "resolved"))
-                return (null, status is null
-                    ? $"{where} has no 'status'; expected \"firing\" or \"resolved\"."
-                    : $"{where} has status \"{status}\"; expected \"firing\" or \"resolved\".");
-            OptionalString(alert, "generatorURL", out error, where);
-            if (error is not null) return (null, error);
-            if ((error = StringMap(alert, "labels", $"{where}.labels")) is not null) return (null, error);
-            if ((error = StringMap(alert, "annotations", $"{where}.annotations")) is not null) return (null, error);
-            list.Add((fingerprint, startsAt, status));
-            i++;
-        }
-        return (new NotificationEnvelope(receiver, groupKey, list), null);
-    }
-
-    private static readonly string[] NotificationFields =
-        ["version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts"];
-
-    private static readonly string[] AlertFields = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
-
-    /// <summary>
-    /// A bound field that appears twice, or null. The lookups here see only the last copy; the serializer
-    /// keeps the last but converts every copy, so an invalid first copy would fail it.
-    /// </summary>
-    private static string? Repeated(JsonElement parent, string[] fields)
-    {
-        var seen = 0;
-        foreach (var property in parent.EnumerateObject())
-        {
-            for (var i = 0; i < fields.Length; i++)
-            {
-                if (!property.NameEquals(fields[i])) continue;
-                if ((seen & (1 << i)) != 0) return fields[i];
-                seen |= 1 << i;
-                break;
-            }
-        }
-        return null;
-    }
-
-    private static string? OptionalString(JsonElement parent, string name, out string? error, string? where = null)
-    {
-        error = null;
-        if (!parent.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        if (value.ValueKind == JsonValueKind.String) return value.GetString();
-        error = $"{(where is null ? "" : where + ": ")}'{name}' must be a string.";
-        return null;
-    }
-
-    private static string? StringMap(JsonElement parent, string name, string where)
-    {
-        if (!parent.TryGetProperty(name, out var map) || map.ValueKind == JsonValueKind.Null) return null;
-        if (map.ValueKind != JsonValueKind.Object) return $"'{where}' must be an object of strings.";
-        foreach (var entry in map.EnumerateObject())
-            if (entry.Value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
-                return $"'{where}.{entry.Name}' must be a string.";
-        return null;
     }
 }
