@@ -92,10 +92,7 @@ internal sealed class StorageTransaction(DbConnection connection, DbTransaction 
     {
         if (enclosed) return;
         await Transaction.DisposeAsync();
-        if (Interlocked.Exchange(ref _released, 1) != 0 || release is null) return;
-        release();
-        // Handed its turn on SQLite's hand-on thread (Sqlite/WriteTurns): leave it, so it hands the next turn on at once.
-        if (Sqlite.WriteTurns.OnHandOnThread) await Task.Yield();
+        if (Interlocked.Exchange(ref _released, 1) == 0) release?.Invoke();
     }
 }
 
