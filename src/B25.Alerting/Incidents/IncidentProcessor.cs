@@ -162,15 +162,10 @@ internal sealed partial class IncidentProcessor(
             var current = await work.LoadNotificationAsync(notificationId, withBody: false);
             if (current is null) return ProcessOutcome.NotFound;
             if (current.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
-            if (await work.OpenIncidentAsync() != snapshot.Open)
-            {
-                snapshot = await ReadAsync(work, notification);
+            var openChanged = await work.OpenIncidentAsync() != snapshot.Open;
+            if (openChanged) snapshot = await ReadAsync(work, notification);
+            if (openChanged || (plan.ExistingTargets.Count > 0 && !await TargetsHoldAsync(work, plan)))
                 plan = await PlanAsync(work, row, notificationId, notification, snapshot);
-            }
-            else if (plan.ExistingTargets.Count > 0 && !await TargetsHoldAsync(work, plan))
-            {
-                plan = await PlanAsync(work, row, notificationId, notification, snapshot);
-            }
 
             await WriteAsync(work, plan);
             (outcome, transition, incidentId, unrouted) = (plan.Outcome, plan.Transition, plan.IncidentId, plan.Unrouted);
