@@ -24,8 +24,11 @@ internal sealed class Matcher
         Name = name;
         Type = type;
         Value = value;
+        // Linear in the label's length whatever the pattern (no backtracking), so no match timeout: a timeout would throw
+        // from applying a notification whenever the machine is busy enough to stall the thread past it. Alertmanager's
+        // regexes are RE2, which has no backreferences or lookarounds either.
         if (type is MatchType.Regex or MatchType.NotRegex)
-            _regex = new Regex($"^(?:{value})$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+            _regex = new Regex($"^(?:{value})$", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
     }
 
     public string Name { get; }
@@ -116,6 +119,10 @@ internal sealed class Matcher
         catch (ArgumentException ex)
         {
             throw new FormatException($"'{text}' has an invalid regular expression: {ex.Message}", ex);
+        }
+        catch (NotSupportedException ex)
+        {
+            throw new FormatException($"'{text}' has a regular expression Alertmanager's RE2 does not take either: {ex.Message}", ex);
         }
     }
 

@@ -85,4 +85,27 @@ public sealed class AlertmanagerMatcherSyntaxTests
         Assert.Equal("#x", router.TargetsFor("b25-critical", new Dictionary<string, string> { ["severity"] = "critical", ["team"] = "x" }).Single().Target);
         Assert.Equal("#rest", router.TargetsFor("b25-critical", new Dictionary<string, string> { ["severity"] = "critical", ["team"] = "y" }).Single().Target);
     }
+
+    /// <summary>
+    /// A regex from the configuration is matched in time linear in the label, so it needs no match timeout: with one (it
+    /// was 100 ms), a pattern that backtracks, or just a thread stalled on a busy machine, threw from routing, which fails
+    /// the notification's apply (the shipped tree's receiver matcher is a regex).
+    /// </summary>
+    [Fact]
+    public void A_regex_that_would_backtrack_for_ever_is_matched_at_once_and_never_times_out()
+    {
+        var matcher = Matcher.Parse("""instance=~"(a+)+" """);
+        var label = new Dictionary<string, string> { ["instance"] = new string('a', 5_000) + "b" };
+        Assert.False(matcher.Matches(label));
+        Assert.True(matcher.Matches(new Dictionary<string, string> { ["instance"] = new string('a', 5_000) }));
+    }
+
+    [Theory]
+    [InlineData("""x=~"(a)\1" """)]   // a backreference
+    [InlineData("""x=~"a(?=b)" """)]    // a lookahead
+    public void A_regex_RE2_does_not_take_is_refused_at_start_with_the_reason(string text)
+    {
+        var error = Assert.Throws<FormatException>(() => Matcher.Parse(text));
+        Assert.Contains("RE2", error.Message);
+    }
 }
