@@ -190,7 +190,9 @@ public sealed class PagerDutyDeliveryTests : IDisposable
     public async Task On_the_service_clock_an_outbox_retry_waits_RetryDelay_and_no_longer()
     {
         // The service runs on a fake clock that only the test moves: the retry is due when the clock says so, whatever
-        // the machine's load, and the test waits for nothing but recorded state.
+        // the machine's load, and the test waits for nothing but recorded state. Durations are read from what the service
+        // recorded (the outbox's schedule), not from how far the clock had run when a call was seen: the clock moves on
+        // while a busy machine is slow to make the call.
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var calledAt = new List<DateTimeOffset>();
         _pagerDuty.Respond(_ =>
@@ -204,21 +206,28 @@ public sealed class PagerDutyDeliveryTests : IDisposable
         Start(new() { ["PagerDuty:RetryDelay"] = "00:10:00" }, time: time);
         await Send(Body("g1", Firing("a1")));
 
-        // The attempt and its quick retry (1 s on the clock) fail: the delivery waits in the outbox.
+        // The attempt and its quick retry (about 1 s on the clock, jittered) fail: the delivery waits in the outbox.
         await RunClockUntil(time, TimeSpan.FromMilliseconds(500), async () =>
             (await _client!.GetFromJsonAsync<JsonArray>("/api/incidents?state=open"))!.SingleOrDefault() is JsonObject incident
             && PagerDutyDeliveries(incident).SingleOrDefault()?["lastError"]?.GetValue<string>().Contains("502") == true,
             "the failed attempts are recorded");
+        var recordedBy = time.GetUtcNow();
         Assert.Equal(2, _pagerDuty.Calls.Count);
-        var quick = calledAt[1] - calledAt[0];
-        Assert.InRange(quick, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3)); // 1 s, jittered, in 0.5 s steps
+        Assert.True(calledAt[1] - calledAt[0] >= TimeSpan.FromSeconds(1), $"the quick retry waited {calledAt[1] - calledAt[0]} on the service clock");
 
-        var step = TimeSpan.FromSeconds(20);
-        await RunClockUntil(time, step, () => Task.FromResult(_pagerDuty.Triggers.Count == 1), "delivered from the outbox");
+        // Scheduled RetryDelay after the failure, lengthened by the outbox's jitter (up to +20 %), never shortened. The failure
+        // was recorded at a clock reading between the second call and now.
+        DateTimeOffset dueAt;
+        await using (var db = await _factory!.OpenStorageAsync())
+            dueAt = DateTimeOffset.FromUnixTimeMilliseconds(await Dapper.SqlMapper.ExecuteScalarAsync<long>(db,
+                "SELECT next_attempt_at FROM deliveries WHERE channel = 'pagerduty' AND status = 'pending'"));
+        Assert.InRange(dueAt, calledAt[1] + TimeSpan.FromMinutes(10), recordedBy + TimeSpan.FromMinutes(12));
 
-        var waited = calledAt[2] - calledAt[1];
-        // RetryDelay, lengthened by the outbox's jitter (up to +20 %), never shortened.
-        Assert.InRange(waited, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(12) + 3 * step);
+        // Not before it is due; once the clock reaches it, sent.
+        time.Advance(dueAt - time.GetUtcNow() - TimeSpan.FromSeconds(1));
+        Assert.Equal(2, _pagerDuty.Calls.Count);
+        await RunClockUntil(time, TimeSpan.FromSeconds(1), () => Task.FromResult(_pagerDuty.Triggers.Count == 1), "delivered from the outbox");
+        Assert.True(calledAt[2] >= dueAt, $"sent at {calledAt[2]:O}, due at {dueAt:O}");
         await _factory!.SettledAsync();
         Assert.Equal(3, _pagerDuty.Calls.Count);
         Assert.Equal("sent", Assert.Single(PagerDutyDeliveries(await OnlyIncident()))["status"]!.GetValue<string>());
