@@ -114,6 +114,7 @@ internal static partial class AlertingServiceExtensions
         // SlackTokenCheck.Client is SlackWebApi's typed client (configured above): its auth.test warms the delivery's connection.
         services.AddSingleton<SlackTokenCheck>();
         services.AddHostedService<SlackTokenWatch>();
+        services.AddSingleton<WarmUpRequests>();
         services.AddSingleton<StartupWarmUp>();
         services.AddHostedService(sp => sp.GetRequiredService<StartupWarmUp>());
         foreach (var step in StartupWarmUp.Steps()) services.AddSingleton(step);

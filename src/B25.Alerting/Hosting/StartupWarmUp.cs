@@ -122,6 +122,7 @@ internal sealed partial class StartupWarmUp(
         new("intake", IntakeAsync),
         new("journal", JournalAsync),
         new("state machine", StateMachineAsync),
+        new("webhook", WebhookAsync),
         new("bus", BusAsync),
         new("render", RenderAsync),
         new("delivery reads", DeliveryReadsAsync),
@@ -337,23 +338,89 @@ internal sealed partial class StartupWarmUp(
     /// <summary>One request to this service's own liveness endpoint: Kestrel's and routing's first request (the route table is built then).</summary>
     private static async Task HttpAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
-        var addresses = services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-        var address = addresses.Select(a => Uri.TryCreate(a.Replace("://+", "://localhost").Replace("://*", "://localhost"), UriKind.Absolute, out var u) ? u : null)
-            .FirstOrDefault(u => u is not null && u.Scheme == Uri.UriSchemeHttp);
         // The webhook's answer is serialized with the app's JSON options (reflection-based metadata, built on first use).
         var json = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
         _ = JsonSerializer.Serialize(new AlertmanagerWebhookEndpoints.Accepted("accepted", "warm-up"), json);
+        using var request = new HttpRequestMessage(HttpMethod.Get, OwnAddress(services, "/health/live"));
+        request.Headers.Add(WarmUpRequests.Header, services.GetRequiredService<WarmUpRequests>().Secret);
+        using var response = await SendToSelfAsync(request, cancellationToken);
+    }
+
+    /// <summary>
+    /// The sample notification through this service's own webhook and then the state machine, as a real one goes: Kestrel's
+    /// request body, the endpoint, the journal's batching front, its insert (the body by blob I/O on SQLite), the processor's
+    /// group loop, its reads of the journaled row and body, and every write of opening the incident. Journaled and applied
+    /// inside one write transaction that is rolled back (<see cref="RolledBackStorage"/>), by a journal and a processor of
+    /// the warm-up's own over it: the request carries <see cref="WarmUpRequests"/>' secret, so the endpoint journals it there,
+    /// publishes nothing and counts nothing. On PostgreSQL the rolled-back insert draws one number from the journal's
+    /// sequence (a gap in <c>seq</c>, as any rolled-back insert leaves; order is all the journal needs of it).
+    /// </summary>
+    private static async Task WebhookAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var sample = Parse(services);
+        var time = services.GetRequiredService<TimeProvider>();
+        var warmUps = services.GetRequiredService<WarmUpRequests>();
+        var webhook = services.GetRequiredService<IOptions<WebhookOptions>>();
+        MetricsScope.StopCountingHere();
+
+        await using var storage = await RolledBackStorage.BeginAsync(services.GetRequiredService<IStorageProvider>(), cancellationToken);
+        var journalStore = new JournalStore(storage);
+        using var journal = new NotificationJournal(journalStore, webhook, new StorageStatus(storage, time), NullLogger<NotificationJournal>.Instance);
+        await journal.StartAsync(cancellationToken);
+        warmUps.Journal = journal;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, OwnAddress(services, "/webhooks/alertmanager")) { Content = new ByteArrayContent(sample.Body) };
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            request.Headers.Add(WarmUpRequests.Header, warmUps.Secret);
+            if (webhook.Value.BearerToken is { Length: > 0 } token)
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await SendToSelfAsync(request, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+                throw new InvalidOperationException($"the webhook answered the sample {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+        }
+        catch (WarmUpSkipped)
+        {
+            // No socket to call (an in-process host): journaled without the HTTP request, so the rest still runs.
+            var n = sample.Notification;
+            await journal.AppendAsync(new JournalEntry(sample.Id, sample.GroupId, n.Receiver!, n.GroupKey!, time.GetUtcNow().ToUnixTimeMilliseconds(), sample.Body),
+                webhook.Value.JournalTimeout, cancellationToken);
+        }
+        finally
+        {
+            warmUps.Journal = null;
+            await journal.StopAsync(CancellationToken.None);
+        }
+
+        var processor = new IncidentProcessor(journalStore, new IncidentStore(storage), services.GetRequiredService<Routing.Router>(),
+            services.GetServices<IChannelNotifier>(), time, new DeliverySignal(time), NullLogger<IncidentProcessor>.Instance,
+            services.GetService<Delivery.Presentation.AlertNaming>());
+        var outcome = await processor.ProcessAsync(sample.Id, cancellationToken);
+        if (outcome != ProcessOutcome.Opened) throw new InvalidOperationException($"the sample was applied as {outcome}, not Opened");
+    }
+
+    /// <summary>This service's own HTTP address (the first one it listens on), with <paramref name="path"/>.</summary>
+    private static Uri OwnAddress(IServiceProvider services, string path)
+    {
+        var addresses = services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        var address = addresses.Select(a => Uri.TryCreate(a.Replace("://+", "://localhost").Replace("://*", "://localhost"), UriKind.Absolute, out var u) ? u : null)
+            .FirstOrDefault(u => u is not null && u.Scheme == Uri.UriSchemeHttp);
         if (address is null) throw new WarmUpSkipped("no HTTP address");
         var host = address.Host is "0.0.0.0" or "[::]" or "::" or "localhost" ? "127.0.0.1" : address.Host;
+        return new UriBuilder(address) { Host = host, Path = path }.Uri;
+    }
+
+    private static async Task<HttpResponseMessage> SendToSelfAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
         using var http = new HttpClient { Timeout = CallTimeout };
         try
         {
-            using var response = await http.GetAsync(new UriBuilder(address) { Host = host, Path = "/health/live" }.Uri, cancellationToken);
+            return await http.SendAsync(request, cancellationToken);
         }
         catch (HttpRequestException ex)
         {
             // An in-process host (tests) has addresses but no socket.
-            throw new WarmUpSkipped($"{address} not reachable from here: {ex.Message}");
+            throw new WarmUpSkipped($"{request.RequestUri} not reachable from here: {ex.Message}");
         }
     }
 

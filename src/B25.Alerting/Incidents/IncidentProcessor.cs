@@ -175,12 +175,15 @@ internal sealed partial class IncidentProcessor(
             queued = work.QueuedTargets;
         }
 
-        AlertingMetrics.NotificationsProcessed.WithLabels(outcome.ToString().ToLowerInvariant()).Inc();
-        switch (outcome)
+        if (MetricsScope.Counts) // the start's warm-up applies a sample that never happened
         {
-            case ProcessOutcome.Opened: AlertingMetrics.IncidentsOpened.Inc(); break;
-            case ProcessOutcome.Closed: AlertingMetrics.IncidentsClosed.Inc(); break;
-            case ProcessOutcome.Repeat: AlertingMetrics.Repeats.Inc(); break;
+            AlertingMetrics.NotificationsProcessed.WithLabels(outcome.ToString().ToLowerInvariant()).Inc();
+            switch (outcome)
+            {
+                case ProcessOutcome.Opened: AlertingMetrics.IncidentsOpened.Inc(); break;
+                case ProcessOutcome.Closed: AlertingMetrics.IncidentsClosed.Inc(); break;
+                case ProcessOutcome.Repeat: AlertingMetrics.Repeats.Inc(); break;
+            }
         }
         if (unrouted) LogUnrouted(incidentId!);
         if (transition is { ChangesIncident: true })

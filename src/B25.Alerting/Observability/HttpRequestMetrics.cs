@@ -24,8 +24,17 @@ internal static class HttpRequestMetrics
             Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         });
 
-    public static IApplicationBuilder UseHttpRequestMetrics(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    public static IApplicationBuilder UseHttpRequestMetrics(this IApplicationBuilder app)
     {
+        var warmUps = app.ApplicationServices.GetService<B25.Alerting.Hosting.WarmUpRequests>();
+        return app.Use(async (context, next) =>
+    {
+        // The start's warm-up calls (Hosting/WarmUpRequests) are not requests anyone made.
+        if (warmUps is not null && warmUps.Marks(context.Request))
+        {
+            await next(context);
+            return;
+        }
         var started = Stopwatch.GetTimestamp();
         try
         {
@@ -42,4 +51,5 @@ internal static class HttpRequestMetrics
             Duration.WithLabels(method, route).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
     });
+    }
 }

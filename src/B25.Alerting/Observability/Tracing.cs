@@ -9,7 +9,7 @@ namespace B25.Alerting.Observability;
 /// so every log line written inside one carries its trace id (<c>@tr</c>); they are exported over OTLP only
 /// when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (the standard OpenTelemetry variables apply:
 /// <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, <c>OTEL_EXPORTER_OTLP_HEADERS</c>, <c>OTEL_SERVICE_NAME</c>, ...).
-/// Scrapes and health probes are not traced.
+/// Scrapes, health probes and the start's warm-up calls are not traced.
 /// </summary>
 internal static class Tracing
 {
@@ -28,8 +28,9 @@ internal static class Tracing
             {
                 tracing
                     .AddAspNetCoreInstrumentation(o => o.Filter = context =>
-                        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"))
-                    .AddHttpClientInstrumentation()
+                        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health")
+                        && context.RequestServices.GetService<Hosting.WarmUpRequests>()?.Marks(context.Request) != true)
+                    .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !request.Headers.Contains(Hosting.WarmUpRequests.Header))
                     .AddSource("MassTransit")
                     .AddSource(Source.Name);
                 if (export) tracing.AddOtlpExporter();

@@ -248,8 +248,10 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
 
         public async Task CommitAsync(bool wake, CancellationToken cancellationToken)
         {
-            if (wake) await storage.WakeDeliveriesAsync(_write!, _queuedTargets, cancellationToken);
-            await Write.CommitAsync(cancellationToken);
+            var write = _write ?? throw new InvalidOperationException("BeginWriteAsync first.");
+            if (wake) await storage.WakeDeliveriesAsync(write, _queuedTargets, cancellationToken);
+            // The storage's transaction, not the ADO.NET one under it: one enclosed in another (the start's warm-up) commits nothing.
+            await write.CommitAsync(cancellationToken);
         }
 
         public async ValueTask DisposeAsync()

@@ -50,8 +50,10 @@ internal sealed class RolledBackStorage : IStorageProvider, IAsyncDisposable
     public Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default, bool durable = false, TimeSpan? lockWait = null) =>
         Task.FromResult<DbConnection>(_enclosed);
 
+    // The real connection, as a store's write gets it from the provider (the journal writes a SQLite body by blob I/O on it);
+    // the transaction enclosed, so its commit and disposal leave the rolled-back one open.
     public Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false) =>
-        Task.FromResult(new StorageTransaction(_enclosed, _transaction.Transaction, enclosed: true));
+        Task.FromResult(new StorageTransaction(_transaction.Connection, _transaction.Transaction, enclosed: true));
 
     public Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default) =>
         _storage.LockAsync(_transaction, key, cancellationToken);

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using B25.Alerting.Hosting;
 using B25.Alerting.Observability;
 using B25.Alerting.Pipeline;
 using Microsoft.AspNetCore.Http.Features;
@@ -32,11 +33,14 @@ internal static partial class AlertmanagerWebhookEndpoints
         WatchdogMonitor watchdog,
         IOptions<WatchdogOptions> watchdogOptions,
         TimeProvider time,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers,
+        WarmUpRequests warmUps)
     {
         var logger = loggers.CreateLogger("B25.Alerting.Webhooks");
         var settings = options.Value;
         var started = time.GetTimestamp();
+        // The start's own call (Hosting/StartupWarmUp): the same path, journaled where the warm-up rolls it back, never published or counted.
+        var warmUp = warmUps.Marks(http.Request) ? warmUps.Journal : null;
 
         if (!Authorized(http.Request, settings.BearerToken))
         {
@@ -97,7 +101,7 @@ internal static partial class AlertmanagerWebhookEndpoints
         JournalResult result;
         try
         {
-            result = await journal.AppendAsync(entry, settings.JournalTimeout, http.RequestAborted);
+            result = await (warmUp ?? journal).AppendAsync(entry, settings.JournalTimeout, http.RequestAborted);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
@@ -106,6 +110,8 @@ internal static partial class AlertmanagerWebhookEndpoints
                 "The notification could not be stored durably; nothing was accepted. Retry later.");
         }
 
+        if (warmUp is not null)
+            return TypedResults.Ok(new Accepted("warm-up", id));
         if (result == JournalResult.Duplicate)
         {
             AlertingMetrics.DuplicatesDropped.Inc();

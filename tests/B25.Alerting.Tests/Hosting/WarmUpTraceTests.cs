@@ -37,6 +37,7 @@ internal static class AroundWarmUp
         Assert.DoesNotContain("gave up", warmUp.Report);
         Assert.Contains("delivery ", warmUp.Report);
         Assert.DoesNotMatch(@"delivery (failed|skipped)", warmUp.Report);
+        Assert.Matches(@"webhook \d+ ms", warmUp.Report);
         return warmUp.Report;
     }
 }
@@ -91,14 +92,14 @@ public sealed class WarmUpStorageTests : IDisposable
 
     public void Dispose() => _slack.Dispose();
 
-    /// <summary>Every row of the tables a delivery touches, and where the deliveries' id sequence stands.</summary>
+    /// <summary>Every row of the tables the journal, the state machine and a delivery touch, and where the deliveries' id sequence stands.</summary>
     private static async Task<(string Tables, string Sequence)> OutboxAsync(IServiceProvider services)
     {
         var storage = services.GetRequiredService<IStorageProvider>();
         var postgres = storage.Kind == StorageProviderKind.Postgres;
         await using var db = await storage.OpenAsync();
         var text = new StringBuilder();
-        foreach (var table in new[] { "incidents", "alerts", "deliveries", "delivery_messages", "enrichments" }.Concat(postgres ? ["claims"] : []))
+        foreach (var table in new[] { "notifications", "incidents", "alerts", "deliveries", "delivery_messages", "enrichments" }.Concat(postgres ? ["claims"] : []))
         {
             var rows = (await db.QueryAsync($"SELECT * FROM {table}"))
                 .Select(r => string.Join(", ", ((IDictionary<string, object?>)r).Select(c => $"{c.Key}={c.Value}"))).Order(StringComparer.Ordinal);
