@@ -29,8 +29,14 @@ internal sealed partial class Bench
 
             // The runtime's JIT counters around the first page: what it still compiled (tier-1 recompilations included).
             var before = await MetricsAsync(replica);
+            // Diagnostic (--service-env DOTNET_JitDisasmSummary=1 --service-env DOTNET_JitStdOutFile=F): the runtime's list of
+            // what it compiled during the first page goes to F.first-page-<run>.
+            var jitFile = env.GetValueOrDefault("DOTNET_JitStdOutFile");
+            var jitLinesBefore = jitFile is null ? 0 : File.ReadLines(jitFile).Count();
             var (accept, page) = await TimedPageAsync(service);
             var metrics = await MetricsAsync(replica);
+            if (jitFile is not null)
+                await File.WriteAllLinesAsync($"{jitFile}.first-page-{run}", File.ReadLines(jitFile).Skip(jitLinesBefore).ToList());
             const string methods = "system_runtime_dotnet_jit_compiled_methods", jitTime = "system_runtime_dotnet_jit_compilation_time";
             var jitMethods = GaugeMax(metrics, methods) - GaugeMax(before, methods);
             var jitMs = (GaugeMax(metrics, jitTime) - GaugeMax(before, jitTime)) * 1000;
