@@ -27,6 +27,9 @@ internal static partial class AlertingServiceExtensions
 {
     public static WebApplicationBuilder AddAlerting(this WebApplicationBuilder builder)
     {
+        // Before any storage work: large C heap blocks (SQLite's copies of a storm's body) go back to the OS when freed.
+        NativeHeap.ReturnLargeBlocks();
+
         // The console, formatted as Logging:Console:FormatterName says: compact (one JSON object per line, what
         // Promtail reads) by default, simple (readable) in Development (appsettings.Development.json).
         builder.Logging.ClearProviders();
