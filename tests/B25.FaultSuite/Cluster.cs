@@ -254,7 +254,7 @@ internal static class Cluster
             result.Faults = faults.Snapshot();
             foreach (var replica in replicas) replica.Dispose();
             if (replicas.Count > 0 && result.FailedChecks().Count > 0)
-                Progress($"replica logs: {string.Join(", ", replicas.Select(r => r.Log))} (kept with B25_FAULTS_KEEP=1)");
+                Progress($"replica logs: {string.Join(", ", replicas.Select(r => r.Log))} (kept when a check fails, or with B25_FAULTS_KEEP=1)");
             foreach (var proxy in proxies) await proxy.DisposeAsync();
             rabbit?.Dispose();
             postgres?.Dispose();

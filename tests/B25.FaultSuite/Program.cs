@@ -95,7 +95,9 @@ internal static partial class Program
         }
         else if (writeReport) Say("--only: docs/reliability.md not written (it holds whole runs)");
         Cleanup.RunAll();
-        if (Environment.GetEnvironmentVariable("B25_FAULTS_KEEP") is null)
+        // A failed run keeps its folder (the replicas' logs and databases): the evidence of what went wrong.
+        if (anyFailed) Say($"work folder kept for the failed checks: {workRoot}");
+        else if (Environment.GetEnvironmentVariable("B25_FAULTS_KEEP") is null)
         {
             try { Directory.Delete(workRoot, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
@@ -228,7 +230,7 @@ internal static partial class Program
             result.Faults = faults.Snapshot();
             service?.Dispose();
             if (service is not null && result.FailedChecks().Count > 0)
-                Progress($"service log: {service.Log} (kept with B25_FAULTS_KEEP=1)");
+                Progress($"service log: {service.Log} (kept when a check fails, or with B25_FAULTS_KEEP=1)");
             rabbit?.Dispose();
             disk?.Dispose();
             if (slack is not null) await slack.DisposeAsync();

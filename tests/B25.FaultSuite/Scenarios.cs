@@ -520,7 +520,9 @@ internal static class Scenarios
             var extra = Math.Max(Math.Max(0, replies.Count - (g.Bodies.Count - 1)), replies.Count - replies.Distinct().Count());
             r.ExtraReplies += extra;
             if (extra > 0 && examples.Count < 12)
-                examples.Add($"{replies.Count} thread replies for {g.Bodies.Count - 1} change(s): {g.Token}: {string.Join(" / ", replies.Select(x => x.ReplaceLineEndings(" ")))}");
+                examples.Add($"{replies.Count} thread replies for {g.Bodies.Count - 1} change(s): {g.Token}: " +
+                             string.Join(" / ", messages.SelectMany(m => m.Replies).Select(x =>
+                                 $"ts {x.Ts} by {x.Poster} at {Clock(x.KeptAtMs)} metadata {x.Metadata?.ToJsonString() ?? "none"}: {x.Text.ReplaceLineEndings(" ")}")));
         }
 
         // PagerDuty: a critical group triggers and resolves on one dedup_key, the resolve after the last trigger; no other group pages.

@@ -147,7 +147,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         {
             try
             {
-                await WriteAsync(channel, target, held.IncidentId, held.Batch, held.Outcomes, held.NewMessage, cancellationToken);
+                await WriteAsync(channel, target, held.IncidentId, held.Batch, held.Outcomes, held.NewMessage, held.Epoch, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -159,7 +159,8 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             LogHeldRecorded(channel, target, held.IncidentId);
         }
         // Another replica may own this target: then it sends, and this one leaves it alone.
-        if (!await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
+        var claim = await _outbox.ClaimTargetAsync(channel, target, null, cancellationToken);
+        if (claim is null) return false;
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var pending = await _outbox.DueAsync(channel, target, now, 50, cancellationToken);
         if (pending.Count == 0) return false;
@@ -170,12 +171,18 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             var batch = group.ToList();
             // Renewed per incident, so a long batch (rate-limited sends) keeps the target; the first incident goes
             // on the claim taken just above (one transaction less per wake-up in a storm of single-incident wakes).
-            if (!claimedJustNow && !await _outbox.ClaimAsync(channel, target, cancellationToken)) return false;
+            // At the same epoch: a replica whose claim passed to another one and back starts over from the outbox.
+            if (!claimedJustNow)
+            {
+                var renewed = await _outbox.ClaimTargetAsync(channel, target, claim.Epoch, cancellationToken);
+                if (renewed is null) return false;
+                claim = renewed;
+            }
             claimedJustNow = false;
             var incident = await _incidents.LoadAsync(group.Key, 40, cancellationToken);
             if (incident is not null && notifier.ShowsContext) incident = await _enrichment.EnrichAsync(incident, cancellationToken);
             var message = await _outbox.MessageAsync(group.Key, channel, target, cancellationToken);
-            var recorder = new BatchRecorder(this, channel, target, group.Key, batch);
+            var recorder = new BatchRecorder(this, channel, target, group.Key, batch, claim);
             DeliveryBatchResult result;
             try
             {
@@ -219,7 +226,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     /// back everything of the group that did not complete, to keep edits behind their post.
     /// </summary>
     private async Task WriteAsync(string channel, string target, string incidentId, List<PendingDelivery> batch,
-        IReadOnlyList<DeliveryOutcome> outcomeList, DeliveredMessage? newMessage, CancellationToken cancellationToken)
+        IReadOnlyList<DeliveryOutcome> outcomeList, DeliveredMessage? newMessage, long epoch, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -237,7 +244,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         }
 
         await _outbox.RecordAsync(new DeliveryRecord(incidentId, channel, target, batch, outcomeList, newMessage,
-            retryAt?.ToUnixTimeMilliseconds(), nowMs), cancellationToken);
+            retryAt?.ToUnixTimeMilliseconds(), nowMs, _provider.SingleProcess ? null : epoch), cancellationToken);
         // A vendor's Retry-After (or the guard's own wait) holds the whole target, for whichever replica owns
         // it next. A wait for one incident's unknown outcome does not.
         if (retry is { RetryAfter: { } floor, OutcomeUnknown: false })
@@ -253,34 +260,44 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
     }
 
     /// <summary>The dispatcher's recorder for one batch: records each call as it completes.</summary>
-    private sealed class BatchRecorder(DeliveryDispatcher dispatcher, string channel, string target, string incidentId, List<PendingDelivery> batch)
+    private sealed class BatchRecorder(DeliveryDispatcher dispatcher, string channel, string target, string incidentId, List<PendingDelivery> batch,
+        TargetClaim claim)
         : IDeliveryRecorder
     {
+        private TargetClaim _claim = claim;
+
         public HashSet<long> Recorded { get; } = [];
 
         public bool MessageRecorded { get; private set; }
 
-        public async Task EnsureOwnerAsync(CancellationToken cancellationToken)
+        public async Task EnsureOwnerAsync(TimeSpan callTime, CancellationToken cancellationToken)
         {
-            bool owner;
+            if (dispatcher._provider.SingleProcess) return;
+            // The lease runs from the last renewal's start; the call must be over well before it ends (a quarter of the
+            // lease to spare), or the replica that takes the target over next could send alongside or ahead of it.
+            var lease = dispatcher._outbox.ClaimLease;
+            if (dispatcher._time.GetUtcNow() - _claim.RenewedAt + callTime <= lease * 0.75) return;
+            TargetClaim? renewed;
             try
             {
-                owner = await dispatcher._outbox.ClaimAsync(channel, target, cancellationToken);
+                renewed = await dispatcher._outbox.ClaimTargetAsync(channel, target, _claim.Epoch, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 dispatcher._storage.ReportFailure("renewing a claim", ex);
                 throw new DeliveryNotRecordedException(ex);
             }
-            if (!owner) throw new ClaimLostException(channel, target);
+            _claim = renewed ?? throw new ClaimLostException(channel, target);
         }
 
         public async Task MarkSendingAsync(IReadOnlyCollection<long> deliveryIds, CancellationToken cancellationToken)
         {
+            var started = dispatcher._time.GetUtcNow();
             try
             {
-                await dispatcher._outbox.MarkSendingAsync(channel, target, deliveryIds, dispatcher._time.GetUtcNow().ToUnixTimeMilliseconds(),
-                    cancellationToken);
+                await dispatcher._outbox.MarkSendingAsync(channel, target, deliveryIds, started.ToUnixTimeMilliseconds(),
+                    cancellationToken, dispatcher._provider.SingleProcess ? null : _claim.Epoch);
+                _claim = _claim with { RenewedAt = started };
             }
             catch (Exception ex) when (ex is not (OperationCanceledException or ClaimLostException))
             {
@@ -297,20 +314,21 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             if (newMessage is not null) MessageRecorded = true;
             try
             {
-                await dispatcher.WriteAsync(channel, target, incidentId, batch, outcomes, newMessage, cancellationToken);
+                await dispatcher.WriteAsync(channel, target, incidentId, batch, outcomes, newMessage, _claim.Epoch, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // A worker stops at the first result it cannot record, so a target holds at most one.
                 dispatcher._storage.ReportFailure("recording deliveries", ex);
-                dispatcher._held[(channel, target)] = new HeldResult(incidentId, batch, outcomes, newMessage);
+                dispatcher._held[(channel, target)] = new HeldResult(incidentId, batch, outcomes, newMessage, _claim.Epoch);
                 dispatcher.LogNotRecorded(ex, channel, target, incidentId);
                 throw new DeliveryNotRecordedException(ex);
             }
         }
     }
 
-    private sealed record HeldResult(string IncidentId, List<PendingDelivery> Batch, IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage);
+    private sealed record HeldResult(string IncidentId, List<PendingDelivery> Batch, IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage,
+        long Epoch);
 
     private static string Label(DeliveryOutcomeKind kind) => DeliveryOutbox.Label(kind);
 

@@ -83,11 +83,13 @@ internal sealed record DeliveryOutcome(long DeliveryId, DeliveryOutcomeKind Kind
 internal interface IDeliveryRecorder
 {
     /// <summary>
-    /// Renews this replica's claim on the target right before a call whose order matters (a PagerDuty trigger
-    /// after its resolve opens a second page): throws <see cref="Storage.ClaimLostException"/> when another
-    /// replica owns the target now, so a replica that waited out retries and Retry-After past its lease sends nothing.
+    /// Right before each attempt of a call (retries and Retry-After waits included): makes sure this replica holds the
+    /// target, without a break since the batch began, for the whole call (up to <paramref name="callTime"/>), renewing
+    /// the claim when what is left of the lease might not cover it. Throws <see cref="Storage.ClaimLostException"/> when
+    /// another replica owns the target now or held it meanwhile, so a replica that waited past its lease sends nothing:
+    /// not a post or reply the new owner may already have sent, not an edit or a PagerDuty trigger behind the new owner's.
     /// </summary>
-    Task EnsureOwnerAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task EnsureOwnerAsync(TimeSpan callTime, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
     /// Durably marks the deliveries as being sent by a call that is not idempotent (a Slack post), before

@@ -12,16 +12,24 @@ internal static class Claims
 {
     /// <summary>
     /// Takes or renews the claim in the caller's transaction. Returns until when the holder must not act
-    /// (unix ms, 0 for no hold: see <see cref="HoldAsync"/>), or null when another replica holds the claim.
+    /// (unix ms, 0 for no hold: see <see cref="HoldAsync"/>) and the claim's epoch, or null when another replica
+    /// holds the claim. The epoch goes up each time the claim passes to another owner; with <paramref name="epoch"/>
+    /// the claim is renewed only while it is still at that epoch, i.e. held by the caller without a break.
     /// </summary>
-    public static Task<long?> TakeAsync(DbConnection connection, DbTransaction tx, string scope, string name, string owner, long leaseMs, long now) =>
-        connection.QuerySingleOrDefaultAsync<long?>(
+    public static Task<ClaimState?> TakeAsync(DbConnection connection, DbTransaction tx, string scope, string name, string owner, long leaseMs, long now,
+        long? epoch = null) =>
+        connection.QuerySingleOrDefaultAsync<ClaimState?>(
             """
             INSERT INTO claims (scope, name, owner, expires_at) VALUES (@scope, @name, @owner, @expires)
-            ON CONFLICT (scope, name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-            WHERE claims.owner = excluded.owner OR claims.expires_at < @now
-            RETURNING not_before
-            """, new { scope, name, owner, expires = now + leaseMs, now }, tx);
+            ON CONFLICT (scope, name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+                epoch = CASE WHEN claims.owner = excluded.owner THEN claims.epoch ELSE claims.epoch + 1 END
+            WHERE (claims.owner = excluded.owner OR claims.expires_at < @now) AND (CAST(@epoch AS BIGINT) IS NULL OR claims.epoch = @epoch)
+            RETURNING not_before AS NotBefore, epoch AS Epoch
+            """, new { scope, name, owner, expires = now + leaseMs, now, epoch }, tx);
+
+    /// <summary>The claim's epoch now (null when nobody ever held it), read in the caller's transaction.</summary>
+    public static Task<long?> EpochAsync(DbConnection connection, DbTransaction tx, string scope, string name) =>
+        connection.QuerySingleOrDefaultAsync<long?>("SELECT epoch FROM claims WHERE scope = @scope AND name = @name", new { scope, name }, tx);
 
     /// <summary>
     /// Whoever holds (scope, name), now or after a takeover, must not act before <paramref name="until"/>
@@ -48,8 +56,11 @@ internal static class Claims
         if (storage.SingleProcess) return true;
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var notBefore = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now);
+        var taken = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now);
         await write.CommitAsync(cancellationToken);
-        return notBefore <= now;
+        return taken is { } t && t.NotBefore <= now;
     }
 }
+
+/// <summary>A claim as taken: not before when its holder may act (unix ms), and its epoch (see <see cref="Claims.TakeAsync(DbConnection, DbTransaction, string, string, string, long, long, long?)"/>).</summary>
+internal sealed record ClaimState(long NotBefore, long Epoch);

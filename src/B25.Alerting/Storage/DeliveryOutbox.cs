@@ -10,8 +10,16 @@ namespace B25.Alerting.Storage;
 internal sealed record DueGroup(string Channel, string Target, long DueAt);
 
 /// <summary>What one call (or a batch's end) did: outcomes, the message a post created, when to retry the rest.</summary>
+/// <param name="Epoch">The epoch of the claim the calls were made under (null on a store one process owns): when the claim
+/// has passed to another replica since, the retries are left for the owner to schedule (see <see cref="IDeliveryOutbox.RecordAsync"/>).</param>
 internal sealed record DeliveryRecord(string IncidentId, string Channel, string Target, IReadOnlyList<PendingDelivery> Batch,
-    IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage, long? RetryAt, long Now);
+    IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage, long? RetryAt, long Now, long? Epoch = null);
+
+/// <summary>
+/// This replica's hold on a delivery target: the claim's epoch, and when the renewal that confirmed it started (the
+/// lease runs from no earlier than that).
+/// </summary>
+internal sealed record TargetClaim(long Epoch, DateTimeOffset RenewedAt);
 
 /// <summary>This replica no longer owns the target: another one may be sending to it. Send nothing.</summary>
 internal sealed class ClaimLostException(string channel, string target)
@@ -28,8 +36,19 @@ internal interface IDeliveryOutbox
 
     Task<long> PendingCountAsync(CancellationToken cancellationToken);
 
+    /// <summary>How long a claim lasts after its renewal (Storage:ClaimLease).</summary>
+    TimeSpan ClaimLease { get; }
+
     /// <summary>Claims or renews the target for this replica; false when another replica holds it, or while a hold (<see cref="HoldAsync"/>) is on it.</summary>
     Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ClaimAsync"/>, and with <paramref name="epoch"/> only while this replica has held the target
+    /// since it took it at that epoch. Null when the target is another replica's, held (<see cref="HoldAsync"/>), or
+    /// the renewal took so long to commit (half a lease) that too little of the lease is left to act on.
+    /// On a store one process owns: always the target, at epoch 0.
+    /// </summary>
+    Task<TargetClaim?> ClaimTargetAsync(string channel, string target, long? epoch, CancellationToken cancellationToken);
 
     /// <summary>No replica sends to the target before <paramref name="until"/> (unix ms): a vendor's Retry-After, kept for whoever owns the target next.</summary>
     Task HoldAsync(string channel, string target, long until, CancellationToken cancellationToken);
@@ -41,10 +60,18 @@ internal interface IDeliveryOutbox
 
     /// <summary>
     /// Marks the deliveries as being sent by a non-idempotent call, renewing the claim in the same
-    /// transaction. Throws <see cref="ClaimLostException"/> when the claim is gone (nothing marked).
+    /// transaction (at <paramref name="epoch"/>, when given). Throws <see cref="ClaimLostException"/> when the claim is
+    /// gone (nothing marked) or the mark took half a lease to commit (marked, but do not send now).
     /// </summary>
-    Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken);
+    Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken,
+        long? epoch = null);
 
+    /// <summary>
+    /// Records what calls did. Sent, merged, failed and skipped deliveries are recorded whoever owns the target now
+    /// (they happened). A retry is scheduled, and a send mark cleared, only while the claim is still at the record's
+    /// epoch: a replica whose claim passed to another one meanwhile (it was cut off from the store) does not clear a
+    /// mark the new owner relies on, or delay its sends.
+    /// </summary>
     Task RecordAsync(DeliveryRecord record, CancellationToken cancellationToken);
 }
 
@@ -72,14 +99,34 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'");
     }
 
-    public Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken) =>
-        Claims.TakeAsync(storage, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+    public TimeSpan ClaimLease => TimeSpan.FromMilliseconds(_leaseMs);
+
+    public async Task<bool> ClaimAsync(string channel, string target, CancellationToken cancellationToken) =>
+        await ClaimTargetAsync(channel, target, null, cancellationToken) is not null;
+
+    public async Task<TargetClaim?> ClaimTargetAsync(string channel, string target, long? epoch, CancellationToken cancellationToken)
+    {
+        var started = time.GetUtcNow();
+        if (storage.SingleProcess) return new TargetClaim(0, started);
+        ClaimState? taken;
+        await using (var connection = await storage.OpenAsync(cancellationToken))
+        await using (var write = await storage.BeginWriteAsync(connection, cancellationToken))
+        {
+            taken = await Claims.TakeAsync(write.Connection, write.Transaction, channel, target, _replica, _leaseMs, started.ToUnixTimeMilliseconds(), epoch);
+            await write.CommitAsync(cancellationToken);
+        }
+        if (taken is null || taken.NotBefore > started.ToUnixTimeMilliseconds()) return null;
+        // A renewal whose commit took half the lease (a replica cut off from the database: the answer held until the network
+        // healed) leaves too little of it to act on: another replica may take the target over while a call is running.
+        if (time.GetUtcNow() - started > ClaimLease / 2) return null;
+        return new TargetClaim(taken.Epoch, started);
+    }
 
     public Task HoldAsync(string channel, string target, long until, CancellationToken cancellationToken) =>
         Claims.HoldAsync(storage, channel, target, until, cancellationToken);
 
-    private async Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target) =>
-        await Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds()) is not null;
+    private async Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target, long? epoch) =>
+        await Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), epoch) is not null;
 
     public async Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken)
     {
@@ -104,14 +151,15 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
             new { incidentId, channel, target });
     }
 
-    public async Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken)
+    public async Task MarkSendingAsync(string channel, string target, IReadOnlyCollection<long> deliveryIds, long now, CancellationToken cancellationToken,
+        long? epoch = null)
     {
         var started = time.GetUtcNow();
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         // The mark and the claim in one transaction: while the mark stands this replica owns the target
         // for a whole lease, so no other replica sends the same message meanwhile.
-        if (!storage.SingleProcess && !await Claim(write.Connection, write.Transaction, channel, target))
+        if (!storage.SingleProcess && !await Claim(write.Connection, write.Transaction, channel, target, epoch))
             throw new ClaimLostException(channel, target);
         foreach (var id in deliveryIds)
             await write.Connection.ExecuteAsync(
@@ -132,6 +180,9 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
+        // Still the owner that made the calls (no other replica held the target in between): then it schedules the retries.
+        var owner = storage.SingleProcess || record.Epoch is not { } epoch
+                    || await Claims.EpochAsync(write.Connection, tx, record.Channel, record.Target) == epoch;
         if (record.NewMessage is { } created)
         {
             await write.Connection.ExecuteAsync(
@@ -149,7 +200,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
                     "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @Now, sending_since = NULL WHERE id = @Id AND status = 'pending'",
                     new { status = Label(outcome.Kind), counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, record.Now, delivery.Id }, tx);
             }
-            else if (record.RetryAt is { } at)
+            else if (record.RetryAt is { } at && owner)
             {
                 await write.Connection.ExecuteAsync(
                     """

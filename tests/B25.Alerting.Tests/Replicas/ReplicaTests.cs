@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using B25.Alerting.Delivery;
 using B25.Alerting.Storage;
 using B25.Alerting.Storage.Postgres;
 using B25.Alerting.Tests.Support;
@@ -121,6 +122,84 @@ public sealed class ReplicaTests
             slow.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None));
         await using var check = await a.OpenAsync();
         Assert.NotNull(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id }));
+    }
+
+    [Fact]
+    public async Task A_claim_that_passed_to_another_replica_and_back_is_not_renewed_at_its_old_epoch()
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        await using var b = a.Replica("b", time);
+
+        var first = await a.Outbox.ClaimTargetAsync("slack", "#ops", null, CancellationToken.None);
+        Assert.NotNull(first);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(first.Epoch, (await a.Outbox.ClaimTargetAsync("slack", "#ops", first.Epoch, CancellationToken.None))?.Epoch); // renewed, no break
+
+        // a is cut off: its lease runs out, b holds the target for a whole lease and dies too.
+        time.Advance(a.Options.ClaimLease + TimeSpan.FromSeconds(1));
+        var taken = await b.Outbox.ClaimTargetAsync("slack", "#ops", null, CancellationToken.None);
+        Assert.NotNull(taken);
+        Assert.NotEqual(first.Epoch, taken.Epoch);
+        time.Advance(a.Options.ClaimLease + TimeSpan.FromSeconds(1));
+
+        // Back, a must not carry on with what it decided under its old claim (b may have sent it) ...
+        Assert.Null(await a.Outbox.ClaimTargetAsync("slack", "#ops", first.Epoch, CancellationToken.None));
+        await Assert.ThrowsAsync<ClaimLostException>(() => a.Outbox.MarkSendingAsync("slack", "#ops", [1], time.GetUtcNow().ToUnixTimeMilliseconds(),
+            CancellationToken.None, first.Epoch));
+        // ... but may take the target afresh, reading the outbox again.
+        var again = await a.Outbox.ClaimTargetAsync("slack", "#ops", null, CancellationToken.None);
+        Assert.NotNull(again);
+        Assert.NotEqual(taken.Epoch, again.Epoch);
+    }
+
+    [Fact]
+    public async Task A_late_retry_record_of_a_replica_that_lost_the_target_leaves_the_new_owners_send_mark_alone()
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        await using var b = a.Replica("b", time);
+        await using (var connection = await a.OpenAsync())
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
+                VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
+                INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
+                VALUES ('inc', 'slack', '#ops', 'reply', 2, '{}', 'pending', 0, 0, 0);
+                """);
+        var batch = await a.Outbox.DueAsync("slack", "#ops", time.GetUtcNow().ToUnixTimeMilliseconds(), 10, CancellationToken.None);
+        var delivery = Assert.Single(batch);
+
+        // a marks the reply and is told 429 (not kept): a retry with nothing in flight. It cannot record that (cut off) ...
+        var aClaim = (await a.Outbox.ClaimTargetAsync("slack", "#ops", null, CancellationToken.None))!;
+        await a.Outbox.MarkSendingAsync("slack", "#ops", [delivery.Id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None, aClaim.Epoch);
+        // ... while b takes the channel over and posts the reply, with an unknown outcome: b's next attempt must look first.
+        time.Advance(a.Options.ClaimLease + TimeSpan.FromSeconds(1));
+        var bClaim = (await b.Outbox.ClaimTargetAsync("slack", "#ops", null, CancellationToken.None))!;
+        await b.Outbox.MarkSendingAsync("slack", "#ops", [delivery.Id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None, bClaim.Epoch);
+        var retryAt = (time.GetUtcNow() + TimeSpan.FromSeconds(2)).ToUnixTimeMilliseconds();
+        await b.Outbox.RecordAsync(new DeliveryRecord("inc", "slack", "#ops", batch,
+            [new DeliveryOutcome(delivery.Id, DeliveryOutcomeKind.Retry, "timeout", OutcomeUnknown: true)], null, retryAt,
+            time.GetUtcNow().ToUnixTimeMilliseconds(), bClaim.Epoch), CancellationToken.None);
+
+        // a's record arrives late: it must not clear the mark b's reconciliation depends on, nor reschedule b's retry.
+        await a.Outbox.RecordAsync(new DeliveryRecord("inc", "slack", "#ops", batch,
+            [new DeliveryOutcome(delivery.Id, DeliveryOutcomeKind.Retry, "HTTP 429")], null, retryAt + 60_000,
+            time.GetUtcNow().ToUnixTimeMilliseconds(), aClaim.Epoch), CancellationToken.None);
+        await using (var check = await a.OpenAsync())
+        {
+            var row = await check.QuerySingleAsync<(long? SendingSince, long NextAttemptAt)>(
+                "SELECT sending_since, next_attempt_at FROM deliveries WHERE id = @id", new { id = delivery.Id });
+            Assert.NotNull(row.SendingSince);
+            Assert.Equal(retryAt, row.NextAttemptAt);
+        }
+
+        // The owner's own definite failure does clear it (the fence above is what kept it).
+        await b.Outbox.RecordAsync(new DeliveryRecord("inc", "slack", "#ops", batch,
+            [new DeliveryOutcome(delivery.Id, DeliveryOutcomeKind.Retry, "HTTP 429")], null, retryAt + 1_000,
+            time.GetUtcNow().ToUnixTimeMilliseconds(), bClaim.Epoch), CancellationToken.None);
+        await using (var check = await a.OpenAsync())
+            Assert.Null(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id = delivery.Id }));
     }
 
     /// <summary>A clock that moves on by <paramref name="step"/> every time it is read.</summary>

@@ -182,7 +182,7 @@ internal sealed partial class PagerDutyNotifier : IChannelNotifier
     private Task<PagerDutyCallResult> CallAsync(string target, string body, IDeliveryRecorder recorder, CancellationToken cancellationToken) =>
         _guard.ExecuteAsync(target, async ct =>
             {
-                await recorder.EnsureOwnerAsync(ct);
+                await recorder.EnsureOwnerAsync(_options.RequestTimeout, ct);
                 return await _api.SendAsync(body, ct);
             },
             wait => new PagerDutyCallResult(PagerDutyCallStatus.Transient, "held back: Retry-After or circuit open for this routing key", wait), cancellationToken);

@@ -103,7 +103,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
                 var metadata = new SlackMessageMetadata(PostEvent, PostPayload(incident.Id, target));
                 // A post Slack refused for its form was not posted: the minimal one goes out under the same
                 // mark and metadata, so an unknown outcome of either is found the same way.
-                var result = await SendIncidentAsync(incident, target, "post",
+                var result = await SendIncidentAsync(incident, target, "post", recorder,
                     (rendered, ct) => _api.PostMessageAsync(target, rendered.Text, rendered.Blocks, null, metadata, ct), cancellationToken);
                 Ended(posts, result);
                 if (!result.IsOk)
@@ -123,7 +123,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
 
         if (updates.Count > 0)
         {
-            var result = await SendIncidentAsync(incident, target, "update",
+            var result = await SendIncidentAsync(incident, target, "update", recorder,
                 (rendered, ct) => _api.UpdateAsync(message.Address, message.MessageId, rendered.Text, rendered.Blocks, ct), cancellationToken);
             if (!result.IsOk)
                 return Failure(outcomes, updates.Concat(replies).ToList(), target, result);
@@ -167,7 +167,8 @@ internal sealed partial class SlackNotifier : IChannelNotifier
             var text = SlackText.Truncate(string.Join("\n", parts), SlackRenderer.MaxSectionText);
             await recorder.MarkSendingAsync(replies.Select(d => d.Id).ToList(), cancellationToken);
             var metadata = new SlackMessageMetadata(ReplyEvent, ReplyPayload(incident.Id, replies[0].Id));
-            var result = await CallAsync(target, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, metadata, ct), cancellationToken);
+            var result = await CallAsync(target, recorder, ct => _api.PostMessageAsync(message.Address, text, null, message.MessageId, metadata, ct),
+                cancellationToken);
             Ended(replies, result);
             if (!result.IsOk)
                 return Failure(outcomes, replies, target, result);
@@ -182,7 +183,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
     /// (<see cref="SlackFallbackMessage"/>) when Slack refuses the rich one for its form or the templates
     /// cannot render it, so a page is never lost to formatting. Counted in b25_alerting_slack_fallback_total.
     /// </summary>
-    private async Task<SlackCallResult> SendIncidentAsync(IncidentView incident, string target, string operation,
+    private async Task<SlackCallResult> SendIncidentAsync(IncidentView incident, string target, string operation, IDeliveryRecorder recorder,
         Func<SlackMessage, CancellationToken, Task<SlackCallResult>> send, CancellationToken cancellationToken)
     {
         SlackMessage? rich = null;
@@ -197,7 +198,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         string reason;
         if (rich is not null)
         {
-            var result = await CallAsync(target, ct => send(rich, ct), cancellationToken);
+            var result = await CallAsync(target, recorder, ct => send(rich, ct), cancellationToken);
             if (!result.RefusedForm) return result;
             reason = result.Error!;
         }
@@ -208,7 +209,7 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         if (MetricsScope.Counts) Fallbacks.WithLabels(operation).Inc();
         LogFallback(target, incident.Id, operation, reason);
         var minimal = SlackFallbackMessage.Render(Presentation.ControlCharacters.Escape(incident), refusedBySlack: rich is not null);
-        return await CallAsync(target, ct => send(minimal, ct), cancellationToken);
+        return await CallAsync(target, recorder, ct => send(minimal, ct), cancellationToken);
     }
 
     private static readonly global::Prometheus.Counter Fallbacks = CreateFallbacks();
@@ -361,9 +362,18 @@ internal sealed partial class SlackNotifier : IChannelNotifier
         return new DeliveryBatchResult(outcomes, created);
     }
 
-    /// <summary>One Web API call under the target's rate limit, retries and circuit breaker.</summary>
-    private Task<SlackCallResult> CallAsync(string target, Func<CancellationToken, Task<SlackCallResult>> call, CancellationToken cancellationToken) =>
-        _guard.ExecuteAsync(target, call,
+    /// <summary>
+    /// One Web API call under the target's rate limit, retries and circuit breaker. Each attempt first makes sure this
+    /// replica still owns the channel for the whole call: token and Retry-After waits and quick retries can outlast the
+    /// lease, and a replica that lost the channel must not post what the new owner may have posted already.
+    /// </summary>
+    private Task<SlackCallResult> CallAsync(string target, IDeliveryRecorder recorder, Func<CancellationToken, Task<SlackCallResult>> call,
+        CancellationToken cancellationToken) =>
+        _guard.ExecuteAsync(target, async ct =>
+            {
+                await recorder.EnsureOwnerAsync(_options.RequestTimeout, ct);
+                return await call(ct);
+            },
             wait => new SlackCallResult(SlackCallStatus.Transient, Error: "held back: Retry-After or circuit open for this channel", RetryAfter: wait), cancellationToken);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Slack call to {Target} has an unknown outcome ({Error}); it is not repeated before the channel history is checked")]

@@ -366,5 +366,10 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         -- The incident's message shows its emergency stops: read by incident on every render.
         CREATE INDEX ix_emergency_stops_incident ON emergency_stops(incident_id);
         """,
+        """
+        -- Goes up each time a claim passes to another owner: a replica that took a target at one epoch and finds another
+        -- knows that someone else held it in between, and leaves the scheduling of what it sent to the owner.
+        ALTER TABLE claims ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+        """,
     ];
 }
