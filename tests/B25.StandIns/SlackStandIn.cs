@@ -213,7 +213,7 @@ public sealed class SlackStandIn : IDisposable, IAsyncDisposable
         }
         var read = new SlackCall(method, args, authorization, Answered: true) { ReceivedAt = receivedAt };
         _reads.Enqueue(read);
-        await SlowDown(read);
+        await SlowDown(context, read);
         await VendorServer.WriteJsonAsync(context, 200, method == "conversations.list" ? ListChannels(args) : History(method, args));
         return true;
     }
@@ -287,7 +287,7 @@ public sealed class SlackStandIn : IDisposable, IAsyncDisposable
                 if (!await VendorServer.DelayAsync(context, faults.MaxLatency * Random.Shared.NextDouble())) return;
                 break;
         }
-        await SlowDown(call);
+        await SlowDown(context, call);
         await VendorServer.WriteJsonAsync(context, 200, answer.ToJsonString());
     }
 
@@ -337,10 +337,11 @@ public sealed class SlackStandIn : IDisposable, IAsyncDisposable
     private int ReplyCount(SlackMessage message) =>
         message.IsReply ? 0 : _messages.Count(m => m.ChannelId == message.ChannelId && m.ThreadTs == message.Ts);
 
-    private async Task SlowDown(SlackCall call)
+    /// <summary>Holds the answer while <see cref="Slow"/> says so, or until the client hangs up (a killed service, a stopped test).</summary>
+    private async Task SlowDown(HttpContext context, SlackCall call)
     {
         if (_slow is { } slow && slow.Which(call))
-            await Task.Delay(slow.Delay);
+            await VendorServer.DelayAsync(context, slow.Delay);
     }
 
     private string History(string method, JsonObject query)
