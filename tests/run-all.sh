@@ -24,12 +24,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-dotnet test B25.Alerting.sln --nologo -v q -c Release "$@"
+# -v q keeps the build quiet; the console logger at "minimal" still prints each failed test's message and stack trace.
+dotnet test B25.Alerting.sln --nologo -v q -c Release --logger "console;verbosity=minimal" "$@"
 
 # The behaviour tests again with the service on PostgreSQL (the shared store of several replicas);
 # the tests start a throwaway PostgreSQL 15 on 127.0.0.1 and stop it. SQLite-only tests are left out.
 echo "== behaviour tests on PostgreSQL"
-B25_TEST_STORAGE=postgres dotnet test tests/B25.Alerting.Tests --no-build --nologo -v q -c Release \
+B25_TEST_STORAGE=postgres dotnet test tests/B25.Alerting.Tests --no-build --nologo -v q -c Release --logger "console;verbosity=minimal" \
   --filter "FullyQualifiedName~IncidentProcessorTests|FullyQualifiedName~JournalRetentionTests|FullyQualifiedName~RecoverySweepTests|FullyQualifiedName~IncidentLifecycleTests|FullyQualifiedName~SlackDeliveryTests|FullyQualifiedName~SlackReconciliationTests|FullyQualifiedName~EmailDeliveryTests|FullyQualifiedName~PagerDutyDeliveryTests|FullyQualifiedName~PagerDutyNotifierTests|FullyQualifiedName~EmergencyStop|FullyQualifiedName~WatchdogTests|FullyQualifiedName~WebhookInputTests|FullyQualifiedName~LargeNotificationTests|FullyQualifiedName~B25.Alerting.Tests.Acknowledgement|FullyQualifiedName~WarmUpStorageTests" \
   "$@"
 

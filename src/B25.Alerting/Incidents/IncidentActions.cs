@@ -242,7 +242,7 @@ internal sealed partial class IncidentActions(
 
     private static void Counted(ActionRow row) => ActionMetrics.Actions.WithLabels(row.Action, row.Source, row.Result).Inc();
 
-    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Incident {IncidentId}: {Action} from {Source}: {Result} (repeat request: {Duplicate})")]
+    [LoggerMessage(EventId = 6401, Level = LogLevel.Information, Message = "Incident {IncidentId}: {Action} from {Source}: {Result} (repeat request: {Duplicate})")]
     private partial void LogAction(string incidentId, string action, string source, string result, bool duplicate);
 }
 

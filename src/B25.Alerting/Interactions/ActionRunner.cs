@@ -29,7 +29,7 @@ internal sealed partial class SlackResponder(HttpClient http, ILogger<SlackRespo
         }
     }
 
-    [LoggerMessage(EventId = 6101, Level = LogLevel.Warning, Message = "Slack did not take an ephemeral answer (status {Status}); the clicking user sees the message only")]
+    [LoggerMessage(EventId = 6402, Level = LogLevel.Warning, Message = "Slack did not take an ephemeral answer (status {Status}); the clicking user sees the message only")]
     private partial void LogFailed(int status);
 }
 
@@ -94,10 +94,10 @@ internal sealed partial class ActionRunner(IncidentActions actions, IIncidentAct
         }
     }
 
-    [LoggerMessage(EventId = 6102, Level = LogLevel.Error, Message = "An incident action's follow-up work failed; the action stays pending and is finished by the recovery")]
+    [LoggerMessage(EventId = 6403, Level = LogLevel.Error, Message = "An incident action's follow-up work failed; the action stays pending and is finished by the recovery")]
     private partial void LogWorkFailed(Exception ex);
 
-    [LoggerMessage(EventId = 6103, Level = LogLevel.Warning, Message = "Action {ActionId} ({Action} of incident {IncidentId}) was left pending by a process that stopped: finishing it")]
+    [LoggerMessage(EventId = 6404, Level = LogLevel.Warning, Message = "Action {ActionId} ({Action} of incident {IncidentId}) was left pending by a process that stopped: finishing it")]
     private partial void LogRecovering(long actionId, string action, string incidentId);
 }
 

@@ -207,8 +207,9 @@ public sealed class TcpProxyTests(PostgresServer server) : IAsyncLifetime
         var failure = await Assert.ThrowsAnyAsync<NpgsqlException>(() => Sql.ScalarAsync<int>(ViaProxy(timeoutSeconds: 2), "SELECT 1"));
         waiting.Stop();
 
-        Assert.IsType<TimeoutException>(failure.InnerException);
-        Assert.InRange(waiting.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
+        Assert.True(failure.InnerException is TimeoutException, $"not a timeout: {failure}");
+        // At least the timeout; the upper bound only says it did not hang (a starved thread pool runs the timer's continuation late).
+        Assert.InRange(waiting.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(30));
         // The kernel completes the handshake before the proxy accepts: on a busy machine the client can give up first.
         await Eventually.True(() => _proxy.Held == 1, $"the blackhole holds the connection (accepted {_proxy.Accepted}, held {_proxy.Held}, refused {_proxy.Refused}, forwarded {_proxy.Forwarded}, accept errors {_proxy.AcceptErrors}) after {waiting.Elapsed}",
             timeoutMs: 30_000); // failed once after 10 s at load 40 (cause not found; on an idle machine it counts at once)

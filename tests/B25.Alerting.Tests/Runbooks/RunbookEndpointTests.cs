@@ -151,7 +151,10 @@ public sealed partial class RunbookEndpointTests : IDisposable
 
         _ = Service().Services; // started, no request made
 
-        var warning = Assert.Single(_logs.Warnings, w => w.EventId == 6101);
+        var malformed = _logs.Warnings.Where(w => w.EventId == 6101).ToList();
+        Assert.True(malformed.Count == 1, $"{malformed.Count} malformed-runbook warnings; the log: " +
+                                          string.Join(" | ", _logs.Lines.Select(l => $"{l.Level} {l.EventId} {l.Category}: {l.Message}")));
+        var warning = malformed[0];
         Assert.Equal($"Runbook {Path.Combine(_folder.Path, "ServiceDown.md")}: no '## Impact on trading' section; no '## First checks' section; no '## Actions' section; no '## Escalation' section",
             warning.Message);
         // Served all the same.
