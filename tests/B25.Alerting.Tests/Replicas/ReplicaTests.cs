@@ -103,14 +103,7 @@ public sealed class ReplicaTests
         await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
         var step = a.Options.ClaimLease / 3; // each read of the clock: as if every round trip took a third of the lease
         await using var slow = a.Replica("a", new SteppingClock(time, step));
-        await using (var connection = await a.OpenAsync())
-            await connection.ExecuteAsync(
-                """
-                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
-                VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
-                INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
-                VALUES ('inc', 'slack', '#ops', 'post', 1, '{}', 'pending', 0, 0, 0);
-                """);
+        await SeedDeliveryAsync(a, "post", 1);
         long id;
         await using (var connection = await a.OpenAsync())
             id = await connection.ExecuteScalarAsync<long>("SELECT id FROM deliveries");
@@ -159,14 +152,7 @@ public sealed class ReplicaTests
         var time = new FakeTimeProvider(T0);
         await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
         await using var b = a.Replica("b", time);
-        await using (var connection = await a.OpenAsync())
-            await connection.ExecuteAsync(
-                """
-                INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
-                VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
-                INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
-                VALUES ('inc', 'slack', '#ops', 'reply', 2, '{}', 'pending', 0, 0, 0);
-                """);
+        await SeedDeliveryAsync(a, "reply", 2);
         var batch = await a.Outbox.DueAsync("slack", "#ops", time.GetUtcNow().ToUnixTimeMilliseconds(), 10, CancellationToken.None);
         var delivery = Assert.Single(batch);
 
@@ -200,6 +186,19 @@ public sealed class ReplicaTests
             time.GetUtcNow().ToUnixTimeMilliseconds(), bClaim.Epoch), CancellationToken.None);
         await using (var check = await a.OpenAsync())
             Assert.Null(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id = delivery.Id }));
+    }
+
+    /// <summary>An open incident 'inc' with one pending Slack delivery to #ops.</summary>
+    private static async Task SeedDeliveryAsync(TestStores store, string kind, int revision)
+    {
+        await using var connection = await store.OpenAsync();
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
+            VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
+            INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
+            VALUES ('inc', 'slack', '#ops', @kind, @revision, '{}', 'pending', 0, 0, 0);
+            """, new { kind, revision });
     }
 
     /// <summary>A clock that moves on by <paramref name="step"/> every time it is read.</summary>
