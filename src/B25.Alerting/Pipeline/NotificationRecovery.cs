@@ -1,5 +1,6 @@
 using B25.Alerting.Storage;
 using B25.Alerting.Webhooks;
+using MassTransit;
 
 namespace B25.Alerting.Pipeline;
 
@@ -13,7 +14,8 @@ internal sealed partial class NotificationRecovery(
     NotificationPublisher publisher,
     Microsoft.Extensions.Options.IOptions<StorageOptions> storage,
     TimeProvider time,
-    ILogger<NotificationRecovery> logger) : BackgroundService
+    ILogger<NotificationRecovery> logger,
+    IBusControl? bus = null) : BackgroundService
 {
     private static readonly TimeSpan PruneInterval = TimeSpan.FromHours(1);
     private DateTimeOffset _nextPrune = DateTimeOffset.MinValue;
@@ -30,8 +32,7 @@ internal sealed partial class NotificationRecovery(
             {
                 // At start, this process's own unfinished work (a crash); afterwards one replica sweeps
                 // for the cluster, the one holding the chore's lease.
-                var sweeper = first || await Claims.TakeAsync(provider, "chore", "recovery", storage.Value.Replica,
-                    (long)(SweepInterval * 3).TotalMilliseconds, time.GetUtcNow().ToUnixTimeMilliseconds(), stoppingToken);
+                var sweeper = first || await TakeChoreAsync(stoppingToken);
                 if (sweeper)
                 {
                     var count = await SweepAsync(first ? TimeSpan.Zero : StaleAfter, stoppingToken);
@@ -53,6 +54,24 @@ internal sealed partial class NotificationRecovery(
             await Task.Delay(SweepInterval, time, stoppingToken);
         }
     }
+
+    /// <summary>
+    /// Whether this replica sweeps for the cluster now: it takes or renews the chore's claim, but only while its own bus can
+    /// publish. A replica whose bus is down or never started (MassTransit can stay "not started" after the broker died during
+    /// its start) would republish into a bus that sends nothing, and by renewing the claim keep every other replica from
+    /// sweeping; it lets the claim lapse instead.
+    /// </summary>
+    internal async Task<bool> TakeChoreAsync(CancellationToken cancellationToken)
+    {
+        if (!BusCanPublish()) return false;
+        return await Claims.TakeAsync(provider, "chore", "recovery", storage.Value.Replica, (long)ChoreLease.TotalMilliseconds,
+            time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+    }
+
+    private bool BusCanPublish() => bus is null || bus.CheckHealth().Status != BusHealthStatus.Unhealthy;
+
+    /// <summary>How long the sweeping replica keeps the chore after its last sweep.</summary>
+    internal static readonly TimeSpan ChoreLease = SweepInterval * 3;
 
     /// <summary>Most groups republished per sweep; the rest wait for the next sweep.</summary>
     internal const int MaxGroupsPerSweep = 5000;
