@@ -244,7 +244,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         }
 
         await _outbox.RecordAsync(new DeliveryRecord(incidentId, channel, target, batch, outcomeList, newMessage,
-            retryAt?.ToUnixTimeMilliseconds(), nowMs, _provider.SingleProcess ? null : epoch), cancellationToken);
+            retryAt?.ToUnixTimeMilliseconds(), nowMs, epoch), cancellationToken);
         // A vendor's Retry-After (or the guard's own wait) holds the whole target, for whichever replica owns
         // it next. A wait for one incident's unknown outcome does not.
         if (retry is { RetryAfter: { } floor, OutcomeUnknown: false })
@@ -296,7 +296,7 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
             try
             {
                 await dispatcher._outbox.MarkSendingAsync(channel, target, deliveryIds, started.ToUnixTimeMilliseconds(),
-                    cancellationToken, dispatcher._provider.SingleProcess ? null : _claim.Epoch);
+                    cancellationToken, _claim.Epoch);
                 _claim = _claim with { RenewedAt = started };
             }
             catch (Exception ex) when (ex is not (OperationCanceledException or ClaimLostException))

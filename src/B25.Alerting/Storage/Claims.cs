@@ -51,14 +51,21 @@ internal static class Claims
     /// is on it. Always true on a store one process owns.
     /// </summary>
     public static async Task<bool> TakeAsync(IStorageProvider storage, string scope, string name, string owner, long leaseMs, long now,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) =>
+        storage.SingleProcess || await TakeAsync(storage, scope, name, owner, leaseMs, now, null, cancellationToken) is { } t && t.NotBefore <= now;
+
+    /// <summary>
+    /// <see cref="TakeAsync(DbConnection, DbTransaction, string, string, string, long, long, long?)"/> in a transaction of its own
+    /// (shared stores only: one process owns a SQLite file and has no claims table).
+    /// </summary>
+    public static async Task<ClaimState?> TakeAsync(IStorageProvider storage, string scope, string name, string owner, long leaseMs, long now,
+        long? epoch, CancellationToken cancellationToken)
     {
-        if (storage.SingleProcess) return true;
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var taken = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now);
+        var taken = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now, epoch);
         await write.CommitAsync(cancellationToken);
-        return taken is { } t && t.NotBefore <= now;
+        return taken;
     }
 }
 

@@ -10,7 +10,7 @@ namespace B25.Alerting.Storage;
 internal sealed record DueGroup(string Channel, string Target, long DueAt);
 
 /// <summary>What one call (or a batch's end) did: outcomes, the message a post created, when to retry the rest.</summary>
-/// <param name="Epoch">The epoch of the claim the calls were made under (null on a store one process owns): when the claim
+/// <param name="Epoch">The epoch of the claim the calls were made under (ignored on a store one process owns): when the claim
 /// has passed to another replica since, the retries are left for the owner to schedule (see <see cref="IDeliveryOutbox.RecordAsync"/>).</param>
 internal sealed record DeliveryRecord(string IncidentId, string Channel, string Target, IReadOnlyList<PendingDelivery> Batch,
     IReadOnlyList<DeliveryOutcome> Outcomes, DeliveredMessage? NewMessage, long? RetryAt, long Now, long? Epoch = null);
@@ -108,13 +108,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     {
         var started = time.GetUtcNow();
         if (storage.SingleProcess) return new TargetClaim(0, started);
-        ClaimState? taken;
-        await using (var connection = await storage.OpenAsync(cancellationToken))
-        await using (var write = await storage.BeginWriteAsync(connection, cancellationToken))
-        {
-            taken = await Claims.TakeAsync(write.Connection, write.Transaction, channel, target, _replica, _leaseMs, started.ToUnixTimeMilliseconds(), epoch);
-            await write.CommitAsync(cancellationToken);
-        }
+        var taken = await Claims.TakeAsync(storage, channel, target, _replica, _leaseMs, started.ToUnixTimeMilliseconds(), epoch, cancellationToken);
         if (taken is null || taken.NotBefore > started.ToUnixTimeMilliseconds()) return null;
         // A renewal whose commit took half the lease (a replica cut off from the database: the answer held until the network
         // healed) leaves too little of it to act on: another replica may take the target over while a call is running.
