@@ -211,7 +211,8 @@ public sealed class TcpProxyTests(PostgresServer server) : IAsyncLifetime
         // At least the timeout; the upper bound only says it did not hang (a starved thread pool runs the timer's continuation late).
         Assert.InRange(waiting.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(30));
         // The kernel completes the handshake before the proxy accepts: on a busy machine the client can give up first.
-        await Eventually.True(() => _proxy.Held == 1, $"the blackhole holds the connection (accepted {_proxy.Accepted}, held {_proxy.Held}, refused {_proxy.Refused}, forwarded {_proxy.Forwarded}, accept errors {_proxy.AcceptErrors}) after {waiting.Elapsed}",
+        // Every connection it accepted is held, none refused or forwarded. Npgsql may open a second one (CI: accepted 2, held 2).
+        await Eventually.True(() => _proxy.Held >= 1 && _proxy.Held == _proxy.Accepted, $"the blackhole holds the connection (accepted {_proxy.Accepted}, held {_proxy.Held}, refused {_proxy.Refused}, forwarded {_proxy.Forwarded}, accept errors {_proxy.AcceptErrors}) after {waiting.Elapsed}",
             timeoutMs: 30_000); // failed once after 10 s at load 40 (cause not found; on an idle machine it counts at once)
         Assert.Equal(0, _proxy.Forwarded);
 
