@@ -83,4 +83,24 @@ public sealed class SqliteConnectionSettingsTests
         await using var reader = await provider.OpenAsync();
         Assert.Equal(["a", "b", "c"], (await reader.QueryAsync<string>("SELECT name FROM heartbeats ORDER BY name")).ToList());
     }
+
+    [Fact]
+    public async Task Disposing_the_provider_under_a_write_in_progress_lets_the_write_finish_then_closes_the_writer_and_refuses_later_writes()
+    {
+        await using var stores = await TestStores.CreateAsync();
+        if (stores.Provider.Kind != StorageProviderKind.Sqlite) return;
+        var provider = (SqliteStorage)stores.Provider;
+        await using var connection = await provider.OpenAsync();
+
+        // A worker still writing while the host shuts down and disposes the provider.
+        var tx = await provider.BeginWriteAsync(connection);
+        provider.Dispose();
+        await tx.Connection.ExecuteAsync("INSERT INTO heartbeats (name, at) VALUES ('late', 1)", transaction: tx.Transaction);
+        await tx.CommitAsync();
+        await tx.DisposeAsync();
+
+        Assert.Equal(System.Data.ConnectionState.Closed, tx.Connection.State); // closed once the worker's turn ended
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => provider.BeginWriteAsync(connection));
+        Assert.Equal(1L, await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM heartbeats WHERE name = 'late'"));
+    }
 }

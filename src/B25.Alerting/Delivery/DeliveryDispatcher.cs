@@ -76,6 +76,25 @@ internal sealed partial class DeliveryDispatcher : BackgroundService
         }
     }
 
+    /// <summary>
+    /// Stops the loop, then waits (within the host's shutdown time) for the target workers, which see the same cancellation: a
+    /// call already made gets recorded before the host closes storage under it.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        Task[] running;
+        lock (_workers) running = _workers.Values.Select(w => w.Task).OfType<Task>().ToArray();
+        try
+        {
+            await Task.WhenAll(running).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown time ran out: what a worker had not recorded is sent again after the restart.
+        }
+    }
+
     /// <summary>Starts a worker for every target with due work; returns how long to sleep.</summary>
     private async Task<TimeSpan> ScheduleAsync(CancellationToken cancellationToken)
     {

@@ -86,15 +86,29 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
         await _writeTurns.EnterAsync(urgent);
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var writer = await WriterAsync(wanted, cancellationToken);
-            return new StorageTransaction(writer, writer.BeginTransaction(deferred: false), _writeTurns.Exit);
+            return new StorageTransaction(writer, writer.BeginTransaction(deferred: false), ExitTurn);
         }
         catch (Exception ex)
         {
             if (ex is SqliteException) _reopenWriter = true;
-            _writeTurns.Exit();
+            ExitTurn();
             throw;
         }
+    }
+
+    /// <summary>Gives the write turn on; after <see cref="Dispose"/>, the holder closes the writer connection first.</summary>
+    private void ExitTurn()
+    {
+        if (_disposed) CloseWriter();
+        _writeTurns.Exit();
+    }
+
+    private void CloseWriter()
+    {
+        _writer?.Dispose();
+        _writer = null;
     }
 
     /// <summary>The writer connection (opened, or opened again after a fault), set as <paramref name="wanted"/>. Only under the write turn.</summary>
@@ -119,10 +133,20 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
         return _writer;
     }
 
+    private volatile bool _disposed;
+
+    /// <summary>
+    /// Closes the writer connection, but never under a transaction in progress: a worker still writing while the host shuts down
+    /// (its transaction on the writer connection) keeps the connection until its turn ends, and closes it then. Closing it under
+    /// the worker had SQLite roll back from two threads at once (a NullReferenceException inside Microsoft.Data.Sqlite).
+    /// Writers that come later are refused (ObjectDisposedException).
+    /// </summary>
     public void Dispose()
     {
-        _writer?.Dispose();
-        _writer = null;
+        _disposed = true;
+        if (!_writeTurns.TryEnter()) return; // the holder closes it (ExitTurn)
+        CloseWriter();
+        _writeTurns.Exit();
     }
 
     public ValueTask DisposeAsync()

@@ -30,6 +30,18 @@ internal sealed class WriteTurns
         }
     }
 
+    /// <summary>Takes the turn only if nobody holds it; true when taken (give it back with <see cref="Exit"/>).</summary>
+    public bool TryEnter()
+    {
+        lock (_gate)
+        {
+            if (_taken) return false;
+            _taken = true;
+            _urgentHolds = false;
+            return true;
+        }
+    }
+
     public void Exit()
     {
         TaskCompletionSource? next;
