@@ -17,6 +17,7 @@ catch (StartRefusedException)
     await app.DisposeAsync(); // flushes the log line that says why
     return 1;
 }
+var exit = app.Services.GetRequiredService<B25.Alerting.Pipeline.ServiceExit>(); // taken now: the services are disposed when RunAsync returns
 try
 {
     await app.RunAsync();
@@ -27,6 +28,6 @@ catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connectio
     await Console.Error.WriteLineAsync($"Cannot listen: {ex.Message}; not starting");
     return 1;
 }
-return 0;
+return exit.Code; // 0, or why a part of the service ended it
 
 public partial class Program;

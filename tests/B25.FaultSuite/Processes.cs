@@ -111,28 +111,49 @@ internal sealed class ServiceHost : IDisposable
     /// </summary>
     public async Task StartAsync(bool ready = true, TimeSpan? budget = null)
     {
-        var deadline = DateTime.UtcNow + (budget ?? TimeSpan.FromSeconds(60));
+        Launch();
+        if (!await WaitAsync(ready, budget ?? TimeSpan.FromSeconds(60)))
+            throw new TimeoutException($"the service did not become {(ready ? "ready" : "live")}; see {Log}");
+    }
+
+    /// <summary>Starts the process and returns at once (a scenario that times a fault into the service's start).</summary>
+    public void Launch()
+    {
+        File.AppendAllText(Log, $"---- start {Starts + 1} at {DateTime.UtcNow:HH:mm:ss.fff} ----\n");
+        _process = Posix.StartLogged("dotnet", [Dll, "--urls", BaseUrl], Log, _env);
+        Starts++;
+    }
+
+    /// <summary>
+    /// Waits until the launched process answers /health/ready (or /health/live); a process that exits meanwhile is started
+    /// again, as an orchestrator would. False when <paramref name="budget"/> ran out first.
+    /// </summary>
+    public async Task<bool> WaitAsync(bool ready, TimeSpan budget)
+    {
+        var deadline = DateTime.UtcNow + budget;
         while (true)
         {
-            File.AppendAllText(Log, $"---- start {Starts + 1} at {DateTime.UtcNow:HH:mm:ss.fff} ----\n");
-            _process = Posix.StartLogged("dotnet", [Dll, "--urls", BaseUrl], Log, _env);
-            Starts++;
-            while (DateTime.UtcNow < deadline && !_process.HasExited)
+            if (_process is null) Launch();
+            while (DateTime.UtcNow < deadline && !_process!.HasExited)
             {
                 try
                 {
                     using var r = await _http.GetAsync(BaseUrl + (ready ? "/health/ready" : "/health/live"));
-                    if (r.IsSuccessStatusCode) return;
+                    if (r.IsSuccessStatusCode) return true;
                 }
                 catch (HttpRequestException) { }
                 catch (TaskCanceledException) { }
                 await Task.Delay(100);
             }
-            if (DateTime.UtcNow >= deadline)
-                throw new TimeoutException($"the service did not become {(ready ? "ready" : "live")}; see {Log}");
+            if (DateTime.UtcNow >= deadline) return false;
+            Exits++;
             await Task.Delay(500);
+            Launch();
         }
     }
+
+    /// <summary>Times the process exited by itself while the suite waited for it (and was started again).</summary>
+    public int Exits { get; private set; }
 
     /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash.</summary>
     public void Kill()

@@ -52,6 +52,8 @@ internal sealed class ScenarioResult
     public int Unanswered { get; set; }
     /// <summary>Times the service still answered nothing but 503 well after a disk fault was cleared, and had to be restarted.</summary>
     public int StuckAfterFault { get; set; }
+    /// <summary>Times the service was not ready within <see cref="Scenarios.ReadyAfterBroker"/> of its broker being up again (and was restarted by the suite).</summary>
+    public int NotReady { get; set; }
     public int PagerDutyWrong { get; set; }
     /// <summary>PagerDuty incidents beyond one per critical group: a trigger on a dedup_key with no open PagerDuty incident (after its resolve) opens another.</summary>
     public int PagerDutyExtraPages { get; set; }
@@ -87,6 +89,7 @@ internal sealed class ScenarioResult
         if (Unapplied > 0) failed.Add("unapplied");
         if (Unanswered > 0) failed.Add("unanswered");
         if (StuckAfterFault > 0) failed.Add("stuck after a disk fault");
+        if (NotReady > 0) failed.Add("not ready after the broker came back");
         if (Rejected4xx > 0) failed.Add("4xx answers");
         if (PagerDutyWrong > 0) failed.Add("PagerDuty");
         if (PagerDutyExtraPages > 0) failed.Add("extra PagerDuty pages");
@@ -184,6 +187,8 @@ internal static class Scenarios
             s => (s.BrokerGroups, s.BrokerSpread), BrokerRestarts, NeedsRabbit: true),
         new("rabbitmq-down-at-start", "RabbitMQ down when the service starts, started a few seconds into the storm",
             s => (s.BrokerGroups / 2, s.BrokerSpread / 2), BrokerDownAtStart, NeedsRabbit: true, StartWithBrokerDown: true),
+        new("rabbitmq-kill-at-start", "the service killed (kill -9) and started again, and RabbitMQ's node killed (kill -9) or stopped while the service's bus starts, 1-3 times in a row; the service must be ready soon after",
+            s => (s.BrokerGroups / 2, s.BrokerSpread * 2), BrokerKillAtStart, NeedsRabbit: true),
         new("disk", "database on a small tmpfs: filled up (then the file removed) and read-only (then rw) during the storm",
             s => (s.DiskGroups, s.DiskSpread), DiskFaults, NeedsRoot: true),
         new("slack-slow", "Slack keeps the message and answers after the service's 1 s Slack:RequestTimeout",
@@ -260,6 +265,66 @@ internal static class Scenarios
         await ScenarioContext.PauseAsync(c.Scale.BrokerDown, CancellationToken.None);
         c.Progress("starting RabbitMQ (it was down when the service started)");
         await c.Rabbit!.StartAsync();
+    }
+
+    /// <summary>How soon after its broker is up again the service must be ready (its bus reconnects within seconds).</summary>
+    public static readonly TimeSpan ReadyAfterBroker = TimeSpan.FromSeconds(90);
+
+    /// <summary>
+    /// Kills the service, starts it again, and kills the broker's node at a random moment of the service's first seconds (its
+    /// bus connecting and declaring its queues), then starts the broker again. The service must be ready within
+    /// <see cref="ReadyAfterBroker"/> of the broker being up, by itself or by exiting so that it is started again (the suite
+    /// starts an exited process again, as an orchestrator would). If it is not, it counts as not ready and the suite restarts it.
+    /// </summary>
+    private static async Task BrokerKillAtStart(ScenarioContext c, CancellationToken stormDone)
+    {
+        var rabbit = c.Rabbit!;
+        var selfExits = 0;
+        while (await ScenarioContext.PauseAsync(c.Scale.KillEvery, stormDone))
+        {
+            c.Service.Kill();
+            c.Faults.Add("kill -9");
+            c.Service.Launch();
+            // The bus first connects about 1.5 s after the launch (on this machine); then, as the node comes back, the bus
+            // reconnects, and up to two more kills land in that.
+            var sinceLaunch = TimeSpan.FromSeconds(ScenarioContext.Between((1.0, 5.0)));
+            await Task.Delay(sinceLaunch, CancellationToken.None);
+            var faults = Random.Shared.Next(1, 4);
+            for (var k = 0; k < faults; k++)
+            {
+                if (k > 0) await Task.Delay(TimeSpan.FromSeconds(ScenarioContext.Between((0.0, 2.0))), CancellationToken.None);
+                // Alternately a kill -9 of the node and an orderly stop (the broker closes its connections first).
+                if (Random.Shared.Next(2) == 0)
+                {
+                    await rabbit.KillAsync();
+                    c.Faults.Add("broker kill -9 during the service's start");
+                }
+                else
+                {
+                    await rabbit.StopAsync();
+                    c.Faults.Add("broker stop during the service's start");
+                }
+                await ScenarioContext.PauseAsync(k == faults - 1 ? c.Scale.BrokerDown : (0.5, 2.0), CancellationToken.None);
+                await rabbit.StartAsync();
+            }
+            c.Progress($"broker stopped or killed {sinceLaunch.TotalSeconds:0.0} s after the service's start, {faults} time(s) in a row");
+            var exitsBefore = c.Service.Exits;
+            var up = Stopwatch.StartNew();
+            if (await c.Service.WaitAsync(ready: true, ReadyAfterBroker))
+            {
+                var exited = c.Service.Exits - exitsBefore;
+                c.Progress($"service ready {up.Elapsed.TotalSeconds:0.0} s after RabbitMQ was up again{(exited > 0 ? $" (it exited {exited} time(s) and was started again)" : "")}");
+                selfExits += exited;
+                continue;
+            }
+            c.Result.NotReady++;
+            var note = $"the service was not ready {ReadyAfterBroker.TotalSeconds:0} s after RabbitMQ was up again (killed {sinceLaunch.TotalSeconds:0.0} s into its start); the suite restarted it";
+            c.Result.Notes.Add(note);
+            c.Progress(note);
+            c.Service.Kill();
+            await c.Service.StartAsync();
+        }
+        if (selfExits > 0) c.Result.Notes.Add($"the service exited by itself {selfExits} time(s) after a broker fault and was started again");
     }
 
     private static Task BrokerRestarts(ScenarioContext c, CancellationToken stormDone) =>

@@ -50,8 +50,15 @@ internal sealed partial class ActionRunner(IncidentActions actions, IIncidentAct
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _ = RecoverLoopAsync(stoppingToken);
-        await foreach (var work in _work.Reader.ReadAllAsync(stoppingToken))
-            _ = RunAsync(work, stoppingToken); // one slow Alertmanager must not hold up the next click
+        try
+        {
+            await foreach (var work in _work.Reader.ReadAllAsync(stoppingToken))
+                _ = RunAsync(work, stoppingToken); // one slow Alertmanager must not hold up the next click
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping (or a start that failed): not an error of this service.
+        }
     }
 
     private async Task RunAsync(Func<CancellationToken, Task> work, CancellationToken stoppingToken)

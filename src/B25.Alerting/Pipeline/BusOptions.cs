@@ -24,6 +24,12 @@ internal sealed class BusOptions : IValidatableObject
     [Range(16, 1_000_000)]
     public int MaxHeldNotifications { get; set; } = 1000;
 
+    /// <summary>
+    /// RabbitMq: how long the bus may stay unhealthy while the broker accepts connections before the process exits (code 75)
+    /// to be started again; 0 turns the watch off. Never while the broker is down.
+    /// </summary>
+    public TimeSpan ExitWhenStuckAfter { get; set; } = TimeSpan.FromMinutes(1);
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (Transport == BusTransport.RabbitMq
@@ -34,6 +40,8 @@ internal sealed class BusOptions : IValidatableObject
                 "Bus:Transport is RabbitMq but Bus:RabbitMq:Uri is not an amqp:// or amqps:// URI (e.g. amqp://user:pass@host:5672/vhost).",
                 [nameof(RabbitMq)]);
         }
+        if (ExitWhenStuckAfter < TimeSpan.Zero)
+            yield return new ValidationResult("Bus:ExitWhenStuckAfter must not be negative (0 turns the watch off).", [nameof(ExitWhenStuckAfter)]);
     }
 }
 

@@ -48,8 +48,28 @@ public sealed class ServiceProcess : IAsyncDisposable
         return settings;
     }
 
-    /// <summary>Starts the service on a free port, or on ASPNETCORE_URLS when the environment gives it (no --urls then).</summary>
+    /// <summary>
+    /// Starts the service on a free port, or on ASPNETCORE_URLS when the environment gives it (no --urls then). A free port
+    /// can be taken between the look and the service's bind (as the source port of some other test's connection): then the
+    /// service exits saying so, and it is started again on another free port.
+    /// </summary>
     public static async Task<ServiceProcess> StartAsync(IDictionary<string, string> environment, string? workingDirectory = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(environment, workingDirectory);
+            }
+            catch (PortTakenException) when (attempt < 3 && !environment.ContainsKey("ASPNETCORE_URLS"))
+            {
+            }
+        }
+    }
+
+    private sealed class PortTakenException(string message) : InvalidOperationException(message);
+
+    private static async Task<ServiceProcess> StartOnceAsync(IDictionary<string, string> environment, string? workingDirectory)
     {
         var baseUrl = environment.TryGetValue("ASPNETCORE_URLS", out var urls) ? urls : $"http://127.0.0.1:{FreePort()}";
         var info = new ProcessStartInfo("dotnet")
@@ -74,7 +94,13 @@ public sealed class ServiceProcess : IAsyncDisposable
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited)
-                throw new InvalidOperationException($"the service exited with {process.ExitCode}:\n{service.Output}");
+            {
+                process.WaitForExit(); // the rest of the redirected output
+                var message = $"the service exited with {process.ExitCode}:\n{service.Output}";
+                throw service.Output.Contains("address already in use", StringComparison.Ordinal)
+                    ? new PortTakenException(message)
+                    : new InvalidOperationException(message);
+            }
             try
             {
                 if ((await http.GetAsync($"{service.BaseUrl}/health/ready")).StatusCode == HttpStatusCode.OK) return service;
