@@ -77,13 +77,19 @@ internal static partial class Posix
 
 /// <summary>
 /// The B25.Alerting service (the B25.Alerting.dll built next to the suite) as a child process on a fixed port, so it
-/// can be killed with SIGKILL and started again on the same database and address.
+/// can be killed with SIGKILL and started again on the same database and address. Like an orchestrator, the host starts
+/// the process again when it exits by itself (a refused start, or the service ending itself, e.g. its bus stuck), half a
+/// second after the exit; a process the suite killed or stopped stays down until the suite starts it.
 /// </summary>
 internal sealed class ServiceHost : IDisposable
 {
+    private static readonly TimeSpan RestartAfter = TimeSpan.FromMilliseconds(500);
     private readonly Dictionary<string, string> _env;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(2) };
+    private readonly object _gate = new();
+    private readonly Timer _supervisor;
     private Process? _process;
+    private bool _wantedUp;
     private bool _disposed;
 
     public ServiceHost(string workDir, IDictionary<string, string> env, string name = "service")
@@ -93,6 +99,7 @@ internal sealed class ServiceHost : IDisposable
         Name = name;
         Log = Path.Combine(workDir, $"{name}.log");
         _env = new Dictionary<string, string>(env);
+        _supervisor = new Timer(_ => Supervise(), null, TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(250));
     }
 
     /// <summary>The replica's name (Storage:ReplicaName) in a cluster; "service" alone.</summary>
@@ -101,13 +108,20 @@ internal sealed class ServiceHost : IDisposable
     public string BaseUrl { get; }
     public string Log { get; }
     public int Starts { get; private set; }
-    public bool Running => _process is { HasExited: false };
+    public bool Running
+    {
+        get { lock (_gate) return _process is { HasExited: false }; }
+    }
+
+    /// <summary>Times the process exited by itself and was started again; with the exit codes seen.</summary>
+    public int Exits { get; private set; }
+    public List<int> ExitCodes { get; } = [];
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll");
 
     /// <summary>
-    /// Starts the process and waits until it answers /health/live (with <paramref name="ready"/>: /health/ready).
-    /// A process that exits while starting is started again until <paramref name="budget"/> is spent.
+    /// Starts the process and waits until it answers /health/ready (with <paramref name="ready"/>: /health/ready, else
+    /// /health/live); one that exits meanwhile is started again until <paramref name="budget"/> is spent.
     /// </summary>
     public async Task StartAsync(bool ready = true, TimeSpan? budget = null)
     {
@@ -116,25 +130,44 @@ internal sealed class ServiceHost : IDisposable
             throw new TimeoutException($"the service did not become {(ready ? "ready" : "live")}; see {Log}");
     }
 
-    /// <summary>Starts the process and returns at once (a scenario that times a fault into the service's start).</summary>
+    /// <summary>Starts the process (unless it runs) and returns at once: a scenario that times a fault into the service's start.</summary>
     public void Launch()
     {
+        lock (_gate)
+        {
+            _wantedUp = true;
+            if (_process is { HasExited: false }) return;
+            LaunchLocked();
+        }
+    }
+
+    private void LaunchLocked()
+    {
         File.AppendAllText(Log, $"---- start {Starts + 1} at {DateTime.UtcNow:HH:mm:ss.fff} ----\n");
+        _process?.Dispose();
         _process = Posix.StartLogged("dotnet", [Dll, "--urls", BaseUrl], Log, _env);
         Starts++;
     }
 
-    /// <summary>
-    /// Waits until the launched process answers /health/ready (or /health/live); a process that exits meanwhile is started
-    /// again, as an orchestrator would. False when <paramref name="budget"/> ran out first.
-    /// </summary>
+    private void Supervise()
+    {
+        lock (_gate)
+        {
+            if (_disposed || !_wantedUp || _process is not { HasExited: true } exited || DateTime.Now - exited.ExitTime < RestartAfter) return;
+            Exits++;
+            ExitCodes.Add(exited.ExitCode);
+            File.AppendAllText(Log, $"---- exited by itself with code {exited.ExitCode}; started again ----\n");
+            LaunchLocked();
+        }
+    }
+
+    /// <summary>Waits until the process answers /health/ready (or /health/live). False when <paramref name="budget"/> ran out first.</summary>
     public async Task<bool> WaitAsync(bool ready, TimeSpan budget)
     {
         var deadline = DateTime.UtcNow + budget;
-        while (true)
+        while (DateTime.UtcNow < deadline)
         {
-            if (_process is null) Launch();
-            while (DateTime.UtcNow < deadline && !_process!.HasExited)
+            if (Running)
             {
                 try
                 {
@@ -143,36 +176,40 @@ internal sealed class ServiceHost : IDisposable
                 }
                 catch (HttpRequestException) { }
                 catch (TaskCanceledException) { }
-                await Task.Delay(100);
             }
-            if (DateTime.UtcNow >= deadline) return false;
-            Exits++;
-            await Task.Delay(500);
-            Launch();
+            await Task.Delay(100);
+        }
+        return false;
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash. Stays down until started.</summary>
+    public void Kill()
+    {
+        lock (_gate)
+        {
+            _wantedUp = false;
+            if (_process is not { HasExited: false } p) return;
+            _ = Posix.Kill(p.Id, Posix.SigKill);
+            p.WaitForExit();
         }
     }
 
-    /// <summary>Times the process exited by itself while the suite waited for it (and was started again).</summary>
-    public int Exits { get; private set; }
-
-    /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash.</summary>
-    public void Kill()
-    {
-        if (_process is not { HasExited: false } p) return;
-        _ = Posix.Kill(p.Id, Posix.SigKill);
-        p.WaitForExit();
-    }
-
+    /// <summary>SIGTERM, then SIGKILL after 20 s. Stays down until started.</summary>
     public void Stop()
     {
-        if (_process is { } p) Posix.Stop(p, TimeSpan.FromSeconds(20));
+        lock (_gate)
+        {
+            _wantedUp = false;
+            if (_process is { } p) Posix.Stop(p, TimeSpan.FromSeconds(20));
+        }
     }
 
     public void Dispose()
     {
         if (_disposed) return;
-        _disposed = true;
         Stop();
+        lock (_gate) _disposed = true;
+        _supervisor.Dispose();
         _process?.Dispose();
         _http.Dispose();
     }

@@ -175,7 +175,10 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         var tx = write.Transaction;
         // Still the owner that made the calls (no other replica held the target in between): then it schedules the retries.
-        var owner = storage.SingleProcess || record.Epoch is not { } epoch
+        // Asked of the database only when there is a retry to schedule (the common record, every call sent, needs no look).
+        var retries = record.RetryAt is not null
+                      && record.Batch.Any(d => !outcomes.TryGetValue(d.Id, out var o) || o.Kind == DeliveryOutcomeKind.Retry);
+        var owner = storage.SingleProcess || record.Epoch is not { } epoch || !retries
                     || await Claims.EpochAsync(write.Connection, tx, record.Channel, record.Target) == epoch;
         if (record.NewMessage is { } created)
         {
