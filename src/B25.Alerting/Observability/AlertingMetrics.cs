@@ -83,6 +83,10 @@ internal static class AlertingMetrics
         "b25_alerting_notifications_left_in_journal_total",
         "Accepted notifications not queued for the bus because Bus:MaxHeldNotifications were held: published from the journal as room frees.");
 
+    public static readonly Counter PublishFailures = Metrics.CreateCounter(
+        "b25_alerting_bus_publish_failures_total",
+        "Publishes of journaled notifications to the bus that failed, including those RabbitMQ returned because no queue was bound to take them: each is published again from the journal.");
+
     public static readonly Histogram AcceptLatency = Metrics.CreateHistogram(
         "b25_alerting_accept_duration_seconds", "Time to validate and durably journal a notification.",
         new HistogramConfiguration { Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });

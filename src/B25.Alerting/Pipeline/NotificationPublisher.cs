@@ -27,6 +27,13 @@ namespace B25.Alerting.Pipeline;
 /// applying it applies the group's earlier ones first, in journal order). Nothing accepted is lost, and a storm costs
 /// journal rows on disk, not memory.
 /// </para>
+/// <para>
+/// Publishes are mandatory: a notification that no queue takes (RabbitMQ had no binding for it yet, as on a fresh broker
+/// before the service's receive endpoint declared its queue) comes back as a failed publish instead of being dropped by
+/// the broker. A failed publish leaves the notification in the journal; it is read back and published again, the first
+/// time a second after the failure, then at growing intervals while publishes keep failing (up to
+/// <see cref="MaxRefillBackoff"/>), and the recovery sweep remains behind that.
+/// </para>
 /// </remarks>
 internal sealed partial class NotificationPublisher(
     IBus bus,
@@ -35,6 +42,17 @@ internal sealed partial class NotificationPublisher(
     ILogger<NotificationPublisher> logger) : BackgroundService
 {
     internal const int MaxInFlight = 64;
+    internal static readonly TimeSpan FirstRefillBackoff = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan MaxRefillBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan FailureLogEvery = TimeSpan.FromSeconds(5);
+
+    // Publish failures: when the last one was (Environment.TickCount64, 0: none since the last success), how many in a row
+    // of refills met one, and the ones not logged yet (one line per FailureLogEvery, not one per notification).
+    private long _lastFailure;
+    private int _failedRefills;
+    private long _unloggedFailures;
+    private long _lastFailureLog;
+    private long _publishFailures;
 
     // With the trace of the request (or timer) that journaled it: the bus hop continues that trace.
     private readonly Channel<(NotificationAccepted Message, System.Diagnostics.ActivityContext Trace)> _queue =
@@ -60,6 +78,9 @@ internal sealed partial class NotificationPublisher(
 
     /// <summary>The most ever held at once (what the bound promises: never above <see cref="BusOptions.MaxHeldNotifications"/>).</summary>
     public int PeakHeld => Volatile.Read(ref _peakHeld);
+
+    /// <summary>Publishes that failed (since the process started), returned ones included.</summary>
+    public long PublishFailures => Interlocked.Read(ref _publishFailures);
 
     /// <summary>Notifications this process left in the journal because the bound was reached (since it started).</summary>
     public long LeftInJournalCount => Interlocked.Read(ref _leftCount);
@@ -178,6 +199,17 @@ internal sealed partial class NotificationPublisher(
         while (!stoppingToken.IsCancellationRequested)
         {
             await _room.WaitAsync(stoppingToken);
+            // After a failed publish, wait before reading the journal again: a broker that returns every publish (no queue
+            // bound yet) would otherwise be asked again at once, as fast as it answers.
+            var failedAt = Interlocked.Read(ref _lastFailure);
+            if (failedAt != 0)
+            {
+                var backoff = TimeSpan.FromTicks(Math.Min(MaxRefillBackoff.Ticks, FirstRefillBackoff.Ticks << Math.Min(_failedRefills, 5)));
+                _failedRefills++;
+                var wait = backoff - TimeSpan.FromMilliseconds(Environment.TickCount64 - failedAt);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, stoppingToken);
+            }
+            else _failedRefills = 0;
             try
             {
                 await RefillOnceAsync(stoppingToken);
@@ -230,13 +262,13 @@ internal sealed partial class NotificationPublisher(
         var published = false;
         try
         {
-            await bus.Publish(message, stoppingToken);
+            await bus.Publish(message, context => context.Mandatory = true, stoppingToken);
             published = true;
+            Interlocked.Exchange(ref _lastFailure, 0);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
         {
-            LogPublishFailed(ex, message.NotificationId);
-            _leftInJournal = true;
+            OnPublishFailed(ex, message.NotificationId);
         }
         catch (OperationCanceledException)
         {
@@ -250,8 +282,24 @@ internal sealed partial class NotificationPublisher(
         }
     }
 
-    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Notification {NotificationId} journaled but not published to the bus; the recovery sweep will publish it")]
-    private partial void LogPublishFailed(Exception ex, string notificationId);
+    private void OnPublishFailed(Exception ex, string notificationId)
+    {
+        _leftInJournal = true;
+        var now = Environment.TickCount64;
+        Interlocked.Exchange(ref _lastFailure, now);
+        Interlocked.Increment(ref _publishFailures);
+        AlertingMetrics.PublishFailures.Inc();
+        Interlocked.Increment(ref _unloggedFailures);
+        var logged = Interlocked.Read(ref _lastFailureLog);
+        if (logged != 0 && now - logged < (long)FailureLogEvery.TotalMilliseconds) return;
+        if (Interlocked.CompareExchange(ref _lastFailureLog, now, logged) != logged) return;
+        LogPublishFailed(ex, notificationId, Interlocked.Exchange(ref _unloggedFailures, 0),
+            ex is MessageReturnedException ? "no queue took it (RabbitMQ returned it: nothing bound to the exchange yet)" : ex.Message);
+    }
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning,
+        Message = "Notification {NotificationId} journaled but not published to the bus ({Reason}); {Failures} publish(es) failed since the last such line; each is published again from the journal")]
+    private partial void LogPublishFailed(Exception ex, string notificationId, long failures, string reason);
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "{Count} notification(s) held for the bus for over {HeldAtMost} were forgotten: their room is given back and the journal publishes them again")]
     private partial void LogForgotten(int count, TimeSpan heldAtMost);

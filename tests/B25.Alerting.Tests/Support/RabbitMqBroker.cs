@@ -68,6 +68,17 @@ public sealed class RabbitMqBroker : IAsyncLifetime
         }
     }
 
+    /// <summary>A new virtual host the guest user may use: exchanges and bindings no other test shares. Its amqp:// URI.</summary>
+    public async Task<string> AddVirtualHostAsync(string name)
+    {
+        foreach (var args in new[] { new[] { "add_vhost", name }, ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"] })
+        {
+            var (code, output) = await RunCtlAsync(TimeSpan.FromSeconds(120), ["-n", NodeName, .. args]);
+            if (code != 0) throw new InvalidOperationException($"rabbitmqctl {args[0]} failed ({code}): {output}");
+        }
+        return $"amqp://guest:guest@127.0.0.1:{AmqpPort}/{name}";
+    }
+
     public async Task<string> ListQueuesAsync()
     {
         // rabbitmqctl boots an Erlang VM of its own: seconds on a quiet machine, more than 30 on a loaded one.
