@@ -3,9 +3,7 @@ using System.Net.Sockets;
 using B25.Alerting.Pipeline;
 using B25.Alerting.Tests.Support;
 using MassTransit;
-using MassTransit.Testing;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -18,26 +16,14 @@ namespace B25.Alerting.Tests.Pipeline;
 /// the broker is down, never while the bus works. Real MassTransit bus states (a bus that never started, a started one) and
 /// real TCP (a listener as the broker's port, a closed port as a broker that is down).
 /// </summary>
-public sealed class BusStartWatchTests : IAsyncLifetime
+public sealed class BusStartWatchTests(BusStates buses) : IClassFixture<BusStates>
 {
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(1);
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
     private readonly Lifetime _lifetime = new();
     private readonly ServiceExit _exit = new();
-    private ServiceProvider _services = null!;
-    private IBusControl _working = null!;
-    private IBusControl _neverStarted = null!;
-
-    public async Task InitializeAsync()
-    {
-        _services = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
-        await _services.GetRequiredService<ITestHarness>().Start();
-        _working = _services.GetRequiredService<IBusControl>();
-        // As the bus of a replica stayed after its broker died during the bus's start: created, never started.
-        _neverStarted = Bus.Factory.CreateUsingInMemory(_ => { });
-    }
-
-    public async Task DisposeAsync() => await _services.DisposeAsync();
+    private readonly IBusControl _working = buses.Working;
+    private readonly IBusControl _neverStarted = buses.NeverStarted;
 
     private BusStartWatch Watch(IBusControl bus, int brokerPort) => Watch(bus.CheckHealth, brokerPort);
 

@@ -1,8 +1,6 @@
 using B25.Alerting.Pipeline;
 using B25.Alerting.Tests.Support;
 using MassTransit;
-using MassTransit.Testing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -14,23 +12,11 @@ namespace B25.Alerting.Tests.Replicas;
 /// The recovery sweep runs in one replica for the cluster, the one holding its chore's claim: never in one whose bus cannot
 /// publish, which would hold the claim and republish into nothing.
 /// </summary>
-public sealed class RecoveryChoreTests : IAsyncLifetime
+public sealed class RecoveryChoreTests(BusStates buses) : IClassFixture<BusStates>
 {
     private readonly FakeTimeProvider _time = new(T0);
-    private ServiceProvider _services = null!;
-    private IBusControl _working = null!;
-    private IBusControl _neverStarted = null!;
-
-    public async Task InitializeAsync()
-    {
-        _services = new ServiceCollection().AddMassTransitTestHarness().BuildServiceProvider(true);
-        await _services.GetRequiredService<ITestHarness>().Start();
-        _working = _services.GetRequiredService<IBusControl>();
-        // As a replica's bus stays after the broker died during its start: created, never started.
-        _neverStarted = Bus.Factory.CreateUsingInMemory(_ => { });
-    }
-
-    public async Task DisposeAsync() => await _services.DisposeAsync();
+    private readonly IBusControl _working = buses.Working;
+    private readonly IBusControl _neverStarted = buses.NeverStarted;
 
     private NotificationRecovery Recovery(TestStores replica, IBusControl bus) =>
         new(replica.Journal, replica.Provider, null!, Options.Create(replica.Options), _time, NullLogger<NotificationRecovery>.Instance, bus);
