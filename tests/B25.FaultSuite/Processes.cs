@@ -120,8 +120,8 @@ internal sealed class ServiceHost : IDisposable
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "B25.Alerting.dll");
 
     /// <summary>
-    /// Starts the process and waits until it answers /health/ready (with <paramref name="ready"/>: /health/ready, else
-    /// /health/live); one that exits meanwhile is started again until <paramref name="budget"/> is spent.
+    /// Starts the process and waits until it answers /health/live (with <paramref name="ready"/>: /health/ready); one that
+    /// exits meanwhile is started again (<see cref="Supervise"/>) until <paramref name="budget"/> is spent.
     /// </summary>
     public async Task StartAsync(bool ready = true, TimeSpan? budget = null)
     {

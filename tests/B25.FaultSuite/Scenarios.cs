@@ -271,8 +271,8 @@ internal static class Scenarios
     public static readonly TimeSpan ReadyAfterBroker = TimeSpan.FromSeconds(90);
 
     /// <summary>
-    /// Kills the service, starts it again, and kills the broker's node at a random moment of the service's first seconds (its
-    /// bus connecting and declaring its queues), then starts the broker again. The service must be ready within
+    /// Kills the service, starts it again, and kills or stops the broker's node at a random moment of the service's first seconds
+    /// (its bus connecting and declaring its queues), 1-3 times in a row, starting it again each time. The service must be ready within
     /// <see cref="ReadyAfterBroker"/> of the broker being up, by itself or by exiting so that it is started again (the suite
     /// starts an exited process again, as an orchestrator would). If it is not, it counts as not ready and the suite restarts it.
     /// </summary>
@@ -292,17 +292,8 @@ internal static class Scenarios
             for (var k = 0; k < faults; k++)
             {
                 if (k > 0) await Task.Delay(TimeSpan.FromSeconds(ScenarioContext.Between((0.0, 2.0))), CancellationToken.None);
-                // Alternately a kill -9 of the node and an orderly stop (the broker closes its connections first).
-                if (Random.Shared.Next(2) == 0)
-                {
-                    await rabbit.KillAsync();
-                    c.Faults.Add("broker kill -9 during the service's start");
-                }
-                else
-                {
-                    await rabbit.StopAsync();
-                    c.Faults.Add("broker stop during the service's start");
-                }
+                // At random a kill -9 of the node or an orderly stop (the broker closes its connections first).
+                await BreakBrokerAsync(c, crash: Random.Shared.Next(2) == 0, " during the service's start");
                 await ScenarioContext.PauseAsync(k == faults - 1 ? c.Scale.BrokerDown : (0.5, 2.0), CancellationToken.None);
                 await rabbit.StartAsync();
             }
@@ -327,6 +318,14 @@ internal static class Scenarios
     private static Task BrokerRestarts(ScenarioContext c, CancellationToken stormDone) =>
         BrokerRestartsAsync(c, c.Scale.BrokerStopEvery, c.Scale.BrokerDown, stormDone);
 
+    /// <summary>Kills the node (<paramref name="crash"/>) or stops it in order, and counts the fault ("broker kill -9" or "broker stop", then <paramref name="when"/>).</summary>
+    private static async Task BreakBrokerAsync(ScenarioContext c, bool crash, string when = "")
+    {
+        if (crash) await c.Rabbit!.KillAsync();
+        else await c.Rabbit!.StopAsync();
+        c.Faults.Add((crash ? "broker kill -9" : "broker stop") + when);
+    }
+
     public static async Task BrokerRestartsAsync(ScenarioContext c, (double Min, double Max) every, (double Min, double Max) down, CancellationToken stormDone)
     {
         var rabbit = c.Rabbit!;
@@ -334,18 +333,8 @@ internal static class Scenarios
         while (await ScenarioContext.PauseAsync(every, stormDone))
         {
             // Alternately an orderly stop and a crash of the node.
-            if (crash)
-            {
-                c.Progress("killing RabbitMQ (kill -9 of the node)");
-                await rabbit.KillAsync();
-                c.Faults.Add("broker kill -9");
-            }
-            else
-            {
-                c.Progress("stopping RabbitMQ");
-                await rabbit.StopAsync();
-                c.Faults.Add("broker stop");
-            }
+            c.Progress(crash ? "killing RabbitMQ (kill -9 of the node)" : "stopping RabbitMQ");
+            await BreakBrokerAsync(c, crash);
             crash = !crash;
             await ScenarioContext.PauseAsync(down, CancellationToken.None);
             c.Progress("starting RabbitMQ");
