@@ -35,6 +35,11 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         // timeouts are set per data source), so skip the DISCARD ALL round trip on every checkout: a
         // notification takes about 18 checkouts end to end.
         if (!given.ContainsKey("No Reset On Close")) builder.NoResetOnClose = true;
+        // The same few dozen statements run for every notification: prepared once per connection, PostgreSQL
+        // stops parsing and planning each of them on every call. The journal's multi-row inserts have one text
+        // per row count, hence room for more than the distinct statements. Max Auto Prepare=0 turns it off
+        // (e.g. behind a pooler that does not keep prepared statements).
+        if (!given.ContainsKey("Max Auto Prepare")) builder.MaxAutoPrepare = 128;
         _connectionString = builder.ConnectionString;
         _dataSource = NpgsqlDataSource.Create(_connectionString);
         // LISTEN is session state: its connection never goes back to a pool.
