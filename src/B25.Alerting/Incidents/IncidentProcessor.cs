@@ -159,13 +159,17 @@ internal sealed partial class IncidentProcessor(
             var plan = await PlanAsync(work, row, notificationId, notification, snapshot);
 
             await work.BeginWriteAsync(cancellationToken);
-            var current = await work.LoadNotificationAsync(notificationId, withBody: false);
-            if (current is null) return ProcessOutcome.NotFound;
-            if (current.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
-            var openChanged = await work.OpenIncidentAsync() != snapshot.Open;
-            if (openChanged) snapshot = await ReadAsync(work, notification);
-            if (openChanged || (plan.ExistingTargets.Count > 0 && !await TargetsHoldAsync(work, plan)))
-                plan = await PlanAsync(work, row, notificationId, notification, snapshot);
+            // Read under the group's lock (a shared store): nothing can have changed since. Otherwise check, and decide again.
+            if (!work.ReadsUnderLock)
+            {
+                var current = await work.LoadNotificationAsync(notificationId, withBody: false);
+                if (current is null) return ProcessOutcome.NotFound;
+                if (current.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
+                var openChanged = await work.OpenIncidentAsync() != snapshot.Open;
+                if (openChanged) snapshot = await ReadAsync(work, notification);
+                if (openChanged || (plan.ExistingTargets.Count > 0 && !await TargetsHoldAsync(work, plan)))
+                    plan = await PlanAsync(work, row, notificationId, notification, snapshot);
+            }
 
             await WriteAsync(work, plan);
             (outcome, transition, incidentId, unrouted) = (plan.Outcome, plan.Transition, plan.IncidentId, plan.Unrouted);
@@ -213,6 +217,7 @@ internal sealed partial class IncidentProcessor(
         var row = new JournalRow(-1, groupId, time.GetUtcNow().ToUnixTimeMilliseconds(), null, null);
         await WriteAsync(work, await PlanAsync(work, row, notificationId, notification, snapshot));
         await work.MarkAppliedAsync(row.Seq, nameof(ProcessOutcome.None), row.ReceivedAt); // no row has seq -1
+        await work.FlushAsync(cancellationToken); // the writes run (queued writes go at the commit, and there is none)
         // Disposed without CommitAsync: rolled back.
     }
 

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using static B25.Alerting.Storage.StatementBatch;
 
 namespace B25.Alerting.Storage;
 
@@ -53,8 +54,21 @@ internal interface IGroupWork : IAsyncDisposable
     /// <summary>The status (firing or resolved) of each of these occurrences the group has seen; unseen ones are left out.</summary>
     Task<Dictionary<(string Fingerprint, string StartsAt), string>> AlertStatusesAsync(IReadOnlyCollection<(string Fingerprint, string StartsAt)> keys);
 
+    /// <summary>
+    /// True when the reads are made under the group's lock (a shared store: taken when the work opens), so what they
+    /// found holds until the commit; false when they are made before <see cref="BeginWriteAsync"/> and must be checked
+    /// again in the write.
+    /// </summary>
+    bool ReadsUnderLock { get; }
+
     /// <summary>Starts the write transaction (nothing to do when the group's lock already opened one).</summary>
     Task BeginWriteAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Runs the writes queued so far. Writes are queued and sent together (one round trip on PostgreSQL) before the next
+    /// read and at the commit; this runs them without committing (the start's warm-up, which rolls back).
+    /// </summary>
+    Task FlushAsync(CancellationToken cancellationToken);
 
     Task InsertIncidentAsync(NewIncident incident);
 
@@ -102,6 +116,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
     {
         private StorageTransaction? _write;
         private readonly HashSet<(string Channel, string Target)> _queuedTargets = [];
+        private readonly StatementBatch _writes = new();
 
         private DbTransaction? Tx => _write?.Transaction;
 
@@ -112,26 +127,36 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         // megabytes for a storm's notification (twice per apply); PostgreSQL reads only the slice and has no x'' for bytea.
         private string NoBody => storage.Kind == StorageProviderKind.Sqlite ? "x''" : "substr(body, 1, 0)";
 
-        public Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true) =>
-            Connection.QuerySingleOrDefaultAsync<JournalRow?>(
+        public bool ReadsUnderLock => !storage.SingleProcess;
+
+        // Every read sees the writes queued before it.
+        private async Task<DbConnection> ReadConnectionAsync()
+        {
+            await FlushAsync(CancellationToken.None);
+            return Connection;
+        }
+
+        public async Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true) =>
+            await (await ReadConnectionAsync()).QuerySingleOrDefaultAsync<JournalRow?>(
                 $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : NoBody)} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
                 new { notificationId }, Tx);
 
-        public Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
-            storage.ReadNotificationBodyAsync(Connection, Tx, seq, read, cancellationToken);
+        public async Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
+            await storage.ReadNotificationBodyAsync(await ReadConnectionAsync(), Tx, seq, read, cancellationToken);
 
-        public Task<OpenIncident?> OpenIncidentAsync() =>
-            Connection.QuerySingleOrDefaultAsync<OpenIncident?>(
+        public async Task<OpenIncident?> OpenIncidentAsync() =>
+            await (await ReadConnectionAsync()).QuerySingleOrDefaultAsync<OpenIncident?>(
                 "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'", new { groupId }, Tx);
 
         public async Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId) =>
-            (await Connection.QueryAsync<StoredAlert>(
+            (await (await ReadConnectionAsync()).QueryAsync<StoredAlert>(
                 "SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status FROM alerts WHERE incident_id = @incidentId",
                 new { incidentId }, Tx)).ToList();
 
         public async Task<Dictionary<(string Fingerprint, string StartsAt), string>> AlertStatusesAsync(
             IReadOnlyCollection<(string Fingerprint, string StartsAt)> keys)
         {
+            var reader = await ReadConnectionAsync();
             // In chunks, one round trip each: a storm notification names thousands of alerts.
             var found = new Dictionary<(string, string), string>();
             var wanted = keys.ToHashSet();
@@ -144,7 +169,7 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                     names[i] = "@f" + i;
                     parameters.Add("f" + i, chunk[i]);
                 }
-                foreach (var (fingerprint, startsAt, status) in await Connection.QueryAsync<(string, string, string)>(
+                foreach (var (fingerprint, startsAt, status) in await reader.QueryAsync<(string, string, string)>(
                              $"SELECT fingerprint, starts_at, status FROM alerts WHERE group_id = @groupId AND fingerprint IN ({string.Join(", ", names)})",
                              parameters, Tx))
                     if (wanted.Contains((fingerprint, startsAt))) found[(fingerprint, startsAt)] = status;
@@ -164,19 +189,29 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             await storage.LockAsync(_write, "group:" + groupId, cancellationToken);
         }
 
-        private DbTransaction Write => Tx ?? throw new InvalidOperationException("BeginWriteAsync first.");
+        private StatementBatch Writes => _write is null ? throw new InvalidOperationException("BeginWriteAsync first.") : _writes;
 
-        public Task InsertIncidentAsync(NewIncident incident) =>
-            Connection.ExecuteAsync(
+        public Task FlushAsync(CancellationToken cancellationToken) =>
+            _writes.Count == 0 ? Task.CompletedTask : _writes.FlushAsync(Connection, Tx!, cancellationToken);
+
+        public Task InsertIncidentAsync(NewIncident incident)
+        {
+            Writes.Add(
                 """
                 INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at,
                                        group_labels, common_labels, common_annotations, external_url, truncated_alerts)
                 VALUES (@Id, @GroupId, @Receiver, @GroupKey, 'open', 1, @Now, @Now,
                         @GroupLabels, @CommonLabels, @CommonAnnotations, @ExternalUrl, @TruncatedAlerts)
-                """, incident, Write);
+                """,
+                P("Id", incident.Id), P("GroupId", incident.GroupId), P("Receiver", incident.Receiver), P("GroupKey", incident.GroupKey),
+                P("Now", incident.Now), P("GroupLabels", incident.GroupLabels), P("CommonLabels", incident.CommonLabels),
+                P("CommonAnnotations", incident.CommonAnnotations), P("ExternalUrl", incident.ExternalUrl), P("TruncatedAlerts", incident.TruncatedAlerts));
+            return Task.CompletedTask;
+        }
 
-        public Task UpdateIncidentAsync(IncidentUpdate update) =>
-            Connection.ExecuteAsync(
+        public Task UpdateIncidentAsync(IncidentUpdate update)
+        {
+            Writes.Add(
                 """
                 UPDATE incidents SET revision = @Revision, updated_at = @Now,
                     state = CASE WHEN @Close THEN 'closed' ELSE state END,
@@ -184,72 +219,90 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
                     common_labels = @CommonLabels, common_annotations = @CommonAnnotations, external_url = @ExternalUrl,
                     truncated_alerts = @TruncatedAlerts
                 WHERE id = @Id
-                """, update, Write);
+                """,
+                P("Revision", update.Revision), P("Now", update.Now), P("Close", update.Close), P("CommonLabels", update.CommonLabels),
+                P("CommonAnnotations", update.CommonAnnotations), P("ExternalUrl", update.ExternalUrl), P("TruncatedAlerts", update.TruncatedAlerts),
+                P("Id", update.Id));
+            return Task.CompletedTask;
+        }
 
-        public async Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now)
+        public Task InsertAlertsAsync(string? incidentId, IEnumerable<AlertRecord> alerts, long now)
         {
-            // Many rows per statement: one round trip per chunk, not per alert.
+            // Many rows per statement: one statement per chunk, not per alert.
             foreach (var chunk in alerts.Chunk(AlertRowsPerInsert))
             {
-                var parameters = new DynamicParameters(new { groupId, incidentId, now });
+                var parameters = new List<KeyValuePair<string, object?>> { P("groupId", groupId), P("incidentId", incidentId), P("now", now) };
                 var rows = new string[chunk.Length];
                 for (var i = 0; i < chunk.Length; i++)
                 {
                     var a = chunk[i];
                     rows[i] = $"(@groupId, @f{i}, @s{i}, @st{i}, @incidentId, @e{i}, @l{i}, @a{i}, @u{i}, @now)";
-                    parameters.Add("f" + i, a.Fingerprint);
-                    parameters.Add("s" + i, a.StartsAt);
-                    parameters.Add("st" + i, a.Status);
-                    parameters.Add("e" + i, a.EndsAt);
-                    parameters.Add("l" + i, a.Labels);
-                    parameters.Add("a" + i, a.Annotations);
-                    parameters.Add("u" + i, a.GeneratorUrl);
+                    parameters.Add(P("f" + i, a.Fingerprint));
+                    parameters.Add(P("s" + i, a.StartsAt));
+                    parameters.Add(P("st" + i, a.Status));
+                    parameters.Add(P("e" + i, a.EndsAt));
+                    parameters.Add(P("l" + i, a.Labels));
+                    parameters.Add(P("a" + i, a.Annotations));
+                    parameters.Add(P("u" + i, a.GeneratorUrl));
                 }
-                await Connection.ExecuteAsync(
+                Writes.Add(new SqlStatement(
                     $"""
                     INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
                     VALUES {string.Join(", ", rows)}
                     ON CONFLICT DO NOTHING
-                    """, parameters, Write);
+                    """, parameters));
             }
+            return Task.CompletedTask;
         }
 
         private int AlertRowsPerInsert => storage.Kind == StorageProviderKind.Sqlite ? 8 : 100;
 
-        public async Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)
+        public Task ResolveAlertsAsync(IEnumerable<AlertRecord> alerts, long now)
         {
             foreach (var a in alerts)
-                await Connection.ExecuteAsync(
+                Writes.Add(
                     """
                     UPDATE alerts SET status = 'resolved', ends_at = @EndsAt, annotations = @Annotations, updated_at = @now
                     WHERE group_id = @groupId AND fingerprint = @Fingerprint AND starts_at = @StartsAt
-                    """, new { groupId, a.Fingerprint, a.StartsAt, a.EndsAt, a.Annotations, now }, Write);
+                    """,
+                    P("EndsAt", a.EndsAt), P("Annotations", a.Annotations), P("now", now), P("groupId", groupId), P("Fingerprint", a.Fingerprint),
+                    P("StartsAt", a.StartsAt));
+            return Task.CompletedTask;
         }
 
         public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId) =>
-            (await Connection.QueryAsync<(string Channel, string Target)>(
+            (await (await ReadConnectionAsync()).QueryAsync<(string Channel, string Target)>(
                 "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId", new { incidentId }, Tx)).ToList();
 
         public IReadOnlyCollection<(string Channel, string Target)> QueuedTargets => _queuedTargets;
 
         public Task AddDeliveryAsync(NewDelivery delivery)
         {
-            _queuedTargets.Add((delivery.Channel, delivery.Target));
-            return Connection.ExecuteAsync(
+            Writes.Add(
                 """
                 INSERT INTO deliveries (incident_id, channel, target, kind, revision, subject, payload, status, next_attempt_at, accepted_at, created_at)
                 VALUES (@IncidentId, @Channel, @Target, @Kind, @Revision, @Subject, @Payload, 'pending', @Now, @AcceptedAt, @Now)
                 ON CONFLICT DO NOTHING
-                """, delivery, Write);
+                """,
+                P("IncidentId", delivery.IncidentId), P("Channel", delivery.Channel), P("Target", delivery.Target), P("Kind", delivery.Kind),
+                P("Revision", delivery.Revision), P("Subject", delivery.Subject), P("Payload", delivery.Payload), P("Now", delivery.Now),
+                P("AcceptedAt", delivery.AcceptedAt));
+            _queuedTargets.Add((delivery.Channel, delivery.Target));
+            return Task.CompletedTask;
         }
 
-        public Task MarkAppliedAsync(long seq, string outcome, long now) =>
-            Connection.ExecuteAsync("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", new { now, outcome, seq }, Write);
+        public Task MarkAppliedAsync(long seq, string outcome, long now)
+        {
+            Writes.Add("UPDATE notifications SET processed_at = @now, outcome = @outcome WHERE seq = @seq", P("now", now), P("outcome", outcome), P("seq", seq));
+            return Task.CompletedTask;
+        }
 
         public async Task CommitAsync(bool wake, CancellationToken cancellationToken)
         {
             var write = _write ?? throw new InvalidOperationException("BeginWriteAsync first.");
-            if (wake) await storage.WakeDeliveriesAsync(write, _queuedTargets, cancellationToken);
+            // The wake goes with the writes (one round trip on PostgreSQL); it is delivered at the commit.
+            if (wake && storage.WakeStatement(_queuedTargets) is { } notify) _writes.Add(notify);
+            await FlushAsync(cancellationToken);
             // The storage's transaction, not the ADO.NET one under it: one enclosed in another (the start's warm-up) commits nothing.
             await write.CommitAsync(cancellationToken);
         }

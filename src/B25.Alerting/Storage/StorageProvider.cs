@@ -49,6 +49,12 @@ internal interface IStorageProvider
         CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// The statement <see cref="WakeDeliveriesAsync"/> runs, for a caller that sends it with its other writes (see
+    /// <see cref="StatementBatch"/>); null when there is nothing to run.
+    /// </summary>
+    SqlStatement? WakeStatement(IReadOnlyCollection<(string Channel, string Target)>? targets);
+
+    /// <summary>
     /// Calls <paramref name="wake"/> whenever another process woke the dispatchers, until cancelled, with the
     /// targets that got deliveries, or null when unknown.
     /// </summary>

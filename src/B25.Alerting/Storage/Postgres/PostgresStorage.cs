@@ -103,13 +103,16 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
     public async Task WakeDeliveriesAsync(StorageTransaction transaction, IReadOnlyCollection<(string Channel, string Target)>? targets,
         CancellationToken cancellationToken = default)
     {
-        // Delivered at commit, to every listening session; the same payload twice in one transaction arrives once.
-        await using var command = new NpgsqlCommand("SELECT pg_notify(@channel, @payload)", (NpgsqlConnection)transaction.Connection,
-            (NpgsqlTransaction)transaction.Transaction);
-        command.Parameters.AddWithValue("channel", WakeChannel);
-        command.Parameters.AddWithValue("payload", WakePayload.Write(targets, MaxWakePayload));
+        var statement = WakeStatement(targets);
+        await using var command = new NpgsqlCommand(statement.Sql, (NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
+        foreach (var (name, value) in statement.Parameters) command.Parameters.AddWithValue(name, value!);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // Delivered at commit, to every listening session; the same payload twice in one transaction arrives once.
+    public SqlStatement WakeStatement(IReadOnlyCollection<(string Channel, string Target)>? targets) =>
+        new("SELECT pg_notify(@channel, @payload)",
+            [StatementBatch.P("channel", WakeChannel), StatementBatch.P("payload", WakePayload.Write(targets, MaxWakePayload))]);
 
     public async Task ListenForDeliveriesAsync(Action<IReadOnlyCollection<(string Channel, string Target)>?> wake, CancellationToken cancellationToken)
     {

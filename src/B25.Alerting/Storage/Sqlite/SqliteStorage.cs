@@ -158,6 +158,8 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
     public Task WakeDeliveriesAsync(StorageTransaction transaction, IReadOnlyCollection<(string Channel, string Target)>? targets,
         CancellationToken cancellationToken = default) => Task.CompletedTask;
 
+    public SqlStatement? WakeStatement(IReadOnlyCollection<(string Channel, string Target)>? targets) => null;
+
     public Task ListenForDeliveriesAsync(Action<IReadOnlyCollection<(string Channel, string Target)>?> wake, CancellationToken cancellationToken) =>
         Task.CompletedTask;
 
