@@ -16,16 +16,29 @@ internal static class Claims
     /// holds the claim. The epoch goes up each time the claim passes to another owner; with <paramref name="epoch"/>
     /// the claim is renewed only while it is still at that epoch, i.e. held by the caller without a break.
     /// </summary>
-    public static Task<ClaimState?> TakeAsync(DbConnection connection, DbTransaction tx, string scope, string name, string owner, long leaseMs, long now,
-        long? epoch = null) =>
-        connection.QuerySingleOrDefaultAsync<ClaimState?>(
-            """
+    public static Task<ClaimState?> TakeAsync(DbConnection connection, DbTransaction? tx, string scope, string name, string owner, long leaseMs, long now,
+        long? epoch = null)
+    {
+        var take = TakeStatement(scope, name, owner, leaseMs, now, epoch);
+        var parameters = new DynamicParameters();
+        foreach (var (key, value) in take.Parameters) parameters.Add(key, value);
+        return connection.QuerySingleOrDefaultAsync<ClaimState?>(take.Sql, parameters, tx);
+    }
+
+    /// <summary>
+    /// <see cref="TakeAsync(DbConnection, DbTransaction, string, string, string, long, long, long?)"/> as a statement to send with
+    /// others (<see cref="StatementBatch"/>): its first column is the claim's not-before, its row missing when another replica holds it.
+    /// </summary>
+    public static SqlStatement TakeStatement(string scope, string name, string owner, long leaseMs, long now, long? epoch) =>
+        new("""
             INSERT INTO claims (scope, name, owner, expires_at) VALUES (@scope, @name, @owner, @expires)
             ON CONFLICT (scope, name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
                 epoch = CASE WHEN claims.owner = excluded.owner THEN claims.epoch ELSE claims.epoch + 1 END
             WHERE (claims.owner = excluded.owner OR claims.expires_at < @now) AND (CAST(@epoch AS BIGINT) IS NULL OR claims.epoch = @epoch)
             RETURNING not_before AS NotBefore, epoch AS Epoch
-            """, new { scope, name, owner, expires = now + leaseMs, now, epoch }, tx);
+            """,
+            [StatementBatch.P("scope", scope), StatementBatch.P("name", name), StatementBatch.P("owner", owner), StatementBatch.P("expires", now + leaseMs),
+             StatementBatch.P("now", now), StatementBatch.P("epoch", epoch)]);
 
     /// <summary>The claim's epoch now (null when nobody ever held it), read in the caller's transaction.</summary>
     public static Task<long?> EpochAsync(DbConnection connection, DbTransaction tx, string scope, string name) =>
@@ -56,16 +69,14 @@ internal static class Claims
 
     /// <summary>
     /// <see cref="TakeAsync(DbConnection, DbTransaction, string, string, string, long, long, long?)"/> in a transaction of its own
-    /// (shared stores only: one process owns a SQLite file and has no claims table).
+    /// (shared stores only: one process owns a SQLite file and has no claims table): the one statement, committed as it runs, so
+    /// a renewal is one round trip.
     /// </summary>
     public static async Task<ClaimState?> TakeAsync(IStorageProvider storage, string scope, string name, string owner, long leaseMs, long now,
         long? epoch, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
-        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
-        var taken = await TakeAsync(write.Connection, write.Transaction, scope, name, owner, leaseMs, now, epoch);
-        await write.CommitAsync(cancellationToken);
-        return taken;
+        return await TakeAsync(connection, null, scope, name, owner, leaseMs, now, epoch);
     }
 }
 

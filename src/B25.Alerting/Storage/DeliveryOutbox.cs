@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Text.Json;
 using B25.Alerting.Delivery;
 using Dapper;
+using static B25.Alerting.Storage.StatementBatch;
 using Microsoft.Extensions.Options;
 
 namespace B25.Alerting.Storage;
@@ -119,9 +120,6 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     public Task HoldAsync(string channel, string target, long until, CancellationToken cancellationToken) =>
         Claims.HoldAsync(storage, channel, target, until, cancellationToken);
 
-    private async Task<bool> Claim(DbConnection connection, DbTransaction tx, string channel, string target, long? epoch) =>
-        await Claims.TakeAsync(connection, tx, channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), epoch) is not null;
-
     public async Task<List<PendingDelivery>> DueAsync(string channel, string target, long now, int maxIncidents, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
@@ -152,12 +150,16 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         await using var connection = await storage.OpenAsync(cancellationToken);
         await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
         // The mark and the claim in one transaction: while the mark stands this replica owns the target
-        // for a whole lease, so no other replica sends the same message meanwhile.
-        if (!storage.SingleProcess && !await Claim(write.Connection, write.Transaction, channel, target, epoch))
-            throw new ClaimLostException(channel, target);
+        // for a whole lease, so no other replica sends the same message meanwhile. Sent together (one round trip on
+        // PostgreSQL); without the claim, the marks are rolled back.
+        var statements = new StatementBatch();
+        if (!storage.SingleProcess)
+            statements.Add(Claims.TakeStatement(channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), epoch));
         foreach (var id in deliveryIds)
-            await write.Connection.ExecuteAsync(
-                "UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'", new { now, id }, write.Transaction);
+            statements.Add("UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'",
+                StatementBatch.P("now", now), StatementBatch.P("id", id));
+        var claimed = await statements.FlushScalarAsync(write.Connection, write.Transaction, cancellationToken);
+        if (!storage.SingleProcess && claimed is null) throw new ClaimLostException(channel, target);
         await write.CommitAsync(cancellationToken);
         // The claim was renewed in that transaction, but a commit that took long (a replica cut off from the database: its
         // commit's answer held until the network heals) leaves little of the lease: another replica may take the target over
@@ -180,34 +182,40 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
                       && record.Batch.Any(d => !outcomes.TryGetValue(d.Id, out var o) || o.Kind == DeliveryOutcomeKind.Retry);
         var owner = storage.SingleProcess || record.Epoch is not { } epoch || !retries
                     || await Claims.EpochAsync(write.Connection, tx, record.Channel, record.Target) == epoch;
+        // The writes go together (one round trip on PostgreSQL).
+        var statements = new StatementBatch();
         if (record.NewMessage is { } created)
         {
-            await write.Connection.ExecuteAsync(
+            statements.Add(
                 """
                 INSERT INTO delivery_messages (incident_id, channel, target, address, message_id, created_at)
                 VALUES (@IncidentId, @Channel, @Target, @Address, @MessageId, @Now)
                 ON CONFLICT DO NOTHING
-                """, new { record.IncidentId, record.Channel, record.Target, created.Address, created.MessageId, record.Now }, tx);
+                """,
+                P("IncidentId", record.IncidentId), P("Channel", record.Channel), P("Target", record.Target), P("Address", created.Address),
+                P("MessageId", created.MessageId), P("Now", record.Now));
         }
         foreach (var delivery in record.Batch)
         {
             if (outcomes.TryGetValue(delivery.Id, out var outcome) && outcome.Kind != DeliveryOutcomeKind.Retry)
             {
-                await write.Connection.ExecuteAsync(
+                statements.Add(
                     "UPDATE deliveries SET status = @status, attempts = attempts + @counted, last_error = @Error, completed_at = @Now, sending_since = NULL WHERE id = @Id AND status = 'pending'",
-                    new { status = Label(outcome.Kind), counted = outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1, outcome.Error, record.Now, delivery.Id }, tx);
+                    P("status", Label(outcome.Kind)), P("counted", outcome.Kind == DeliveryOutcomeKind.Merged ? 0 : 1), P("Error", outcome.Error),
+                    P("Now", record.Now), P("Id", delivery.Id));
             }
             else if (record.RetryAt is { } at && owner)
             {
-                await write.Connection.ExecuteAsync(
+                statements.Add(
                     """
                     UPDATE deliveries SET attempts = attempts + 1, last_error = @error, next_attempt_at = @at,
                         sending_since = CASE WHEN @unknown THEN sending_since ELSE NULL END
                     WHERE id = @Id AND status = 'pending'
                     """,
-                    new { error = outcome?.Error ?? retry?.Error, at, unknown = outcome?.OutcomeUnknown ?? false, delivery.Id }, tx);
+                    P("error", outcome?.Error ?? retry?.Error), P("at", at), P("unknown", outcome?.OutcomeUnknown ?? false), P("Id", delivery.Id));
             }
         }
+        await statements.FlushAsync(write.Connection, tx, cancellationToken);
         await write.CommitAsync(cancellationToken);
     }
 

@@ -28,38 +28,34 @@ internal sealed class IncidentReadModel(IStorageProvider storage) : IIncidentRea
     public async Task<IncidentView?> LoadAsync(string incidentId, int maxAlerts, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<IncidentRow>(
-            """
+        // The four reads in one command: one round trip on PostgreSQL (a batch), where each delivery loads its incident.
+        await using var grid = await connection.QueryMultipleAsync(
+            $"""
             SELECT id AS Id, receiver AS Receiver, group_key AS GroupKey, state AS State, revision AS Revision, opened_at AS OpenedAt,
                    closed_at AS ClosedAt, group_labels AS GroupLabels, common_labels AS CommonLabels,
                    common_annotations AS CommonAnnotations, external_url AS ExternalUrl, truncated_alerts AS TruncatedAlerts,
                    acknowledged_by AS AcknowledgedBy, acknowledged_at AS AcknowledgedAt, acknowledged_via AS AcknowledgedVia,
                    silence_id AS SilenceId, silenced_until AS SilencedUntil, silenced_by AS SilencedBy
-            FROM incidents WHERE id = @incidentId
-            """, new { incidentId });
-        if (row is null) return null;
-        var counts = await connection.QuerySingleAsync<(long Firing, long Resolved)>(
-            """
+            FROM incidents WHERE id = @incidentId;
             SELECT COALESCE(SUM(CASE WHEN status = 'firing' THEN 1 ELSE 0 END), 0) AS Firing,
                    COALESCE(SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END), 0) AS Resolved
+            FROM alerts WHERE incident_id = @incidentId;
+            SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status, ends_at AS EndsAt, labels AS Labels,
+                   annotations AS Annotations, generator_url AS GeneratorUrl
             FROM alerts WHERE incident_id = @incidentId
-            """, new { incidentId });
-        var alerts = (await connection.QueryAsync<AlertRow>(
-                """
-                SELECT fingerprint AS Fingerprint, starts_at AS StartsAt, status AS Status, ends_at AS EndsAt, labels AS Labels,
-                       annotations AS Annotations, generator_url AS GeneratorUrl
-                FROM alerts WHERE incident_id = @incidentId
-                ORDER BY CASE WHEN status = 'resolved' THEN 1 ELSE 0 END, starts_at, fingerprint LIMIT @maxAlerts
-                """, new { incidentId, maxAlerts }))
+            ORDER BY CASE WHEN status = 'resolved' THEN 1 ELSE 0 END, starts_at, fingerprint LIMIT @maxAlerts;
+            SELECT command_id AS CommandId, alert_name AS AlertName, status AS Status, scope AS Scope, requested_at AS RequestedAt,
+                   answered_at AS AnsweredAt, answered_by AS AnsweredBy, answer AS Answer, unanswered_paged_at AS UnansweredPagedAt
+            FROM emergency_stops WHERE incident_id = @incidentId ORDER BY requested_at DESC, command_id DESC LIMIT {MaxStopsShown}
+            """, new { incidentId, maxAlerts });
+        var row = await grid.ReadSingleOrDefaultAsync<IncidentRow>();
+        if (row is null) return null;
+        var counts = await grid.ReadSingleAsync<(long Firing, long Resolved)>();
+        var alerts = (await grid.ReadAsync<AlertRow>())
             .Select(a => new AlertView(a.Fingerprint, a.StartsAt, a.Status, a.EndsAt, Labels(a.Labels), Labels(a.Annotations), a.GeneratorUrl))
             .ToList();
         // The incident's newest emergency stops, shown in the newest-last order they happened.
-        var stops = (await connection.QueryAsync<StopRow>(
-                $"""
-                SELECT command_id AS CommandId, alert_name AS AlertName, status AS Status, scope AS Scope, requested_at AS RequestedAt,
-                       answered_at AS AnsweredAt, answered_by AS AnsweredBy, answer AS Answer, unanswered_paged_at AS UnansweredPagedAt
-                FROM emergency_stops WHERE incident_id = @incidentId ORDER BY requested_at DESC, command_id DESC LIMIT {MaxStopsShown}
-                """, new { incidentId }))
+        var stops = (await grid.ReadAsync<StopRow>())
             .Select(s => new EmergencyStopView(s.CommandId, s.AlertName, s.Status, Labels(s.Scope), DateTimeOffset.FromUnixTimeMilliseconds(s.RequestedAt),
                 Ms(s.AnsweredAt), s.AnsweredBy, s.Answer, s.UnansweredPagedAt is not null))
             .Reverse()

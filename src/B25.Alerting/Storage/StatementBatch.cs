@@ -23,11 +23,22 @@ internal sealed class StatementBatch
     public void Add(SqlStatement statement) => _statements.Add(statement);
 
     /// <summary>Runs what is queued in <paramref name="transaction"/> and empties the queue (also when a statement fails: the transaction is lost then).</summary>
-    public async Task FlushAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
+    public Task FlushAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
+        RunAsync(connection, transaction, scalar: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="FlushAsync"/>, and returns the first column of the first statement's first row (null when it returned no
+    /// row, or SQL NULL).
+    /// </summary>
+    public Task<object?> FlushScalarAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
+        RunAsync(connection, transaction, scalar: true, cancellationToken);
+
+    private async Task<object?> RunAsync(DbConnection connection, DbTransaction transaction, bool scalar, CancellationToken cancellationToken)
     {
-        if (_statements.Count == 0) return;
+        if (_statements.Count == 0) return null;
         var statements = _statements.ToArray();
         _statements.Clear();
+        object? first = null;
         if (statements.Length > 1 && connection.CanCreateBatch)
         {
             await using var batch = connection.CreateBatch();
@@ -45,15 +56,25 @@ internal sealed class StatementBatch
                 }
                 batch.BatchCommands.Add(command);
             }
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-            return;
+            if (!scalar)
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+                return null;
+            }
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken) && !await reader.IsDBNullAsync(0, cancellationToken)) first = reader.GetValue(0);
+            while (await reader.NextResultAsync(cancellationToken)) { } // the rest runs; an error in it surfaces here
+            return first;
         }
-        foreach (var statement in statements)
+        for (var i = 0; i < statements.Length; i++)
         {
             var parameters = new DynamicParameters();
-            foreach (var (name, value) in statement.Parameters) parameters.Add(name, value);
-            await connection.ExecuteAsync(new CommandDefinition(statement.Sql, parameters, transaction, cancellationToken: cancellationToken));
+            foreach (var (name, value) in statements[i].Parameters) parameters.Add(name, value);
+            var command = new CommandDefinition(statements[i].Sql, parameters, transaction, cancellationToken: cancellationToken);
+            if (i == 0 && scalar) first = await connection.ExecuteScalarAsync(command) is { } v and not DBNull ? v : null;
+            else await connection.ExecuteAsync(command);
         }
+        return first;
     }
 
     public static KeyValuePair<string, object?> P(string name, object? value) => new(name, value);
