@@ -86,7 +86,10 @@ internal static partial class AlertingServiceExtensions
         services.AddSingleton<Router>();
         services.AddSingleton<IncidentProcessor>();
         services.AddSingleton<DeliverySignal>();
-        services.AddSingleton<NotificationJournal>();
+        // Two writers on a shared store (PostgreSQL: a batch's round trips overlap the next one's), one on SQLite's single writer.
+        services.AddSingleton(sp => new NotificationJournal(sp.GetRequiredService<IJournalStore>(), sp.GetRequiredService<IOptions<WebhookOptions>>(),
+            sp.GetRequiredService<StorageStatus>(), sp.GetRequiredService<ILogger<NotificationJournal>>(),
+            writers: sp.GetRequiredService<IStorageProvider>().SingleProcess ? 1 : 2));
         services.AddHostedService(sp => sp.GetRequiredService<NotificationJournal>());
         services.AddSingleton<NotificationPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<NotificationPublisher>());

@@ -48,17 +48,21 @@ internal sealed partial class IncidentProcessor(
     /// </summary>
     public async Task<ProcessOutcome> ProcessAsync(string notificationId, CancellationToken cancellationToken)
     {
-        var head = await journal.FindAsync(notificationId, cancellationToken);
-        if (head is null) return ProcessOutcome.NotFound;
+        // The group's first unapplied notification comes with it (one round trip): usually the notification itself. Read
+        // before the gate, it may be applied by the time the gate opens; applying it again finds that out under the lock.
+        if (await journal.FindWithNextAsync(notificationId, cancellationToken) is not { } found) return ProcessOutcome.NotFound;
+        var (head, prefetched) = found;
         if (head.ProcessedAt is not null) return ProcessOutcome.AlreadyProcessed;
 
         var gate = _groupGates[(int)(NotificationIdentity.PartitionKey(head.GroupId).GetHashCode() & 0x7fffffff) % _groupGates.Length];
         await gate.WaitAsync(cancellationToken);
         try
         {
+            var first = true;
             while (true)
             {
-                var next = await journal.NextUnappliedAsync(head.GroupId, head.Seq, cancellationToken);
+                var next = first ? prefetched : await journal.NextUnappliedAsync(head.GroupId, head.Seq, cancellationToken);
+                first = false;
                 // None left: another worker applied this one meanwhile.
                 if (next is null) return ProcessOutcome.AlreadyProcessed;
                 var outcome = await ApplyGuardedAsync(next, cancellationToken);

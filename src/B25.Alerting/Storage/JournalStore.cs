@@ -24,6 +24,12 @@ internal interface IJournalStore
 
     Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The notification and, read in the same statement, its group's first unapplied notification up to it (null when there is
+    /// none); null when the notification is unknown.
+    /// </summary>
+    Task<(JournalHead Head, JournalHead? Next)?> FindWithNextAsync(string notificationId, CancellationToken cancellationToken);
+
     /// <summary>The group's first unapplied notification with seq at most <paramref name="upToSeq"/>.</summary>
     Task<JournalHead?> NextUnappliedAsync(string groupId, long upToSeq, CancellationToken cancellationToken);
 
@@ -114,6 +120,25 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         await using var connection = await storage.OpenAsync(cancellationToken);
         return await connection.QuerySingleOrDefaultAsync<JournalHead>($"{Head} WHERE id = @notificationId", new { notificationId });
     }
+
+    public async Task<(JournalHead Head, JournalHead? Next)?> FindWithNextAsync(string notificationId, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<HeadAndNext>(
+            """
+            SELECT h.seq AS Seq, h.id AS Id, h.group_id AS GroupId, h.processed_at AS ProcessedAt,
+                   n.seq AS NextSeq, n.id AS NextId, n.processed_at AS NextProcessedAt
+            FROM notifications h
+            LEFT JOIN notifications n ON n.seq = (SELECT MIN(u.seq) FROM notifications u
+                                                  WHERE u.group_id = h.group_id AND u.processed_at IS NULL AND u.seq <= h.seq)
+            WHERE h.id = @notificationId
+            """, new { notificationId });
+        if (row is null) return null;
+        var head = new JournalHead(row.Seq, row.Id, row.GroupId, row.ProcessedAt);
+        return (head, row.NextSeq is { } seq ? new JournalHead(seq, row.NextId!, row.GroupId, row.NextProcessedAt) : null);
+    }
+
+    private sealed record HeadAndNext(long Seq, string Id, string GroupId, long? ProcessedAt, long? NextSeq, string? NextId, long? NextProcessedAt);
 
     public async Task<JournalHead?> NextUnappliedAsync(string groupId, long upToSeq, CancellationToken cancellationToken)
     {

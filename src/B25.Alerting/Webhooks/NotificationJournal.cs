@@ -10,21 +10,27 @@ internal sealed record JournalEntry(string Id, string GroupId, string Receiver, 
 /// <summary>
 /// Durable journal of accepted notifications, with group commit: concurrent requests are written in
 /// one transaction and one fsync, and each request is answered only after its row is committed.
-/// The same notification twice (same content identity) is stored once.
+/// The same notification twice (same content identity) is stored once. On a store one process owns
+/// (SQLite: one writer connection) one writer takes the batches; on a shared store several do, so a
+/// batch's round trips and commit overlap the next one's instead of queueing behind them (a group's
+/// order still holds: its lock is held to the commit).
 /// </summary>
 internal sealed partial class NotificationJournal : BackgroundService
 {
     private const int MaxBatch = 256;
     private readonly Channel<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)> _queue =
-        Channel.CreateUnbounded<(JournalEntry, TaskCompletionSource<JournalResult>)>(new UnboundedChannelOptions { SingleReader = true });
+        Channel.CreateUnbounded<(JournalEntry, TaskCompletionSource<JournalResult>)>(new UnboundedChannelOptions());
+    private readonly int _writers;
     private readonly IJournalStore _journal;
     private readonly TimeSpan _timeout;
     private readonly ILogger<NotificationJournal> _logger;
     private readonly StorageStatus _storage;
 
+    /// <param name="writers">Batches written at once (1 where the store has one writer).</param>
     public NotificationJournal(IJournalStore journal, Microsoft.Extensions.Options.IOptions<WebhookOptions> options,
-        StorageStatus storage, ILogger<NotificationJournal> logger)
+        StorageStatus storage, ILogger<NotificationJournal> logger, int writers = 1)
     {
+        _writers = Math.Max(1, writers);
         _storage = storage;
         _journal = journal;
         _timeout = options.Value.JournalTimeout;
@@ -45,6 +51,19 @@ internal sealed partial class NotificationJournal : BackgroundService
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, _writers).Select(_ => Task.Run(() => WriteAsync(stoppingToken), CancellationToken.None)));
+        }
+        finally
+        {
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var left)) left.Done.TrySetCanceled(CancellationToken.None);
+        }
+    }
+
+    private async Task WriteAsync(CancellationToken stoppingToken)
     {
         var batch = new List<(JournalEntry Entry, TaskCompletionSource<JournalResult> Done)>(MaxBatch);
         try
@@ -80,9 +99,7 @@ internal sealed partial class NotificationJournal : BackgroundService
         }
         finally
         {
-            _queue.Writer.TryComplete();
             foreach (var (_, done) in batch) done.TrySetCanceled(CancellationToken.None);
-            while (_queue.Reader.TryRead(out var left)) left.Done.TrySetCanceled(CancellationToken.None);
         }
     }
 

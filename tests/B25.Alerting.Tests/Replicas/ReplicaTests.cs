@@ -97,6 +97,58 @@ public sealed class ReplicaTests
     }
 
     [Fact]
+    public async Task A_send_mark_refused_for_want_of_the_claim_marks_nothing()
+    {
+        // The mark and the claim go to the database together: when the claim is refused, the mark must not stay.
+        var time = new FakeTimeProvider(T0);
+        await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
+        await using var b = a.Replica("b", time);
+        await SeedDeliveryAsync(a, "post", 1);
+        long id;
+        await using (var connection = await a.OpenAsync())
+            id = await connection.ExecuteScalarAsync<long>("SELECT id FROM deliveries");
+        Assert.True(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
+
+        await Assert.ThrowsAsync<ClaimLostException>(() =>
+            a.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None));
+
+        await using var check = await a.OpenAsync();
+        Assert.Null(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id }));
+        // The holder's own mark goes through.
+        await b.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None);
+        Assert.NotNull(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id }));
+    }
+
+    [Fact]
+    public async Task Sessions_plan_each_call_and_keep_the_connection_strings_own_options()
+    {
+        // A plan cached for every value, made while a table was nearly empty, must not stay in use once it is large.
+        await using var store = await TestStores.CreatePostgresAsync();
+        await using (var connection = await store.OpenAsync())
+            Assert.Equal("force_custom_plan", await connection.ExecuteScalarAsync<string>("SHOW plan_cache_mode"));
+        await using (var connection = await store.Provider.OpenAsync(lockWait: TimeSpan.FromSeconds(3)))
+        {
+            Assert.Equal("force_custom_plan", await connection.ExecuteScalarAsync<string>("SHOW plan_cache_mode"));
+            Assert.Equal("3s", await connection.ExecuteScalarAsync<string>("SHOW lock_timeout"));
+        }
+
+        // Settings given in the connection string win, and lock-wait sessions keep them.
+        var given = new Npgsql.NpgsqlConnectionStringBuilder(store.Options.ConnectionString)
+        {
+            Options = "-c plan_cache_mode=force_generic_plan", MaxAutoPrepare = 0,
+        }.ConnectionString;
+        await using var provider = new PostgresStorage(Microsoft.Extensions.Options.Options.Create(
+            new StorageOptions { Provider = StorageProviderKind.Postgres, ConnectionString = given }));
+        await using (var connection = await provider.OpenAsync())
+            Assert.Equal("force_generic_plan", await connection.ExecuteScalarAsync<string>("SHOW plan_cache_mode"));
+        await using (var connection = await provider.OpenAsync(lockWait: TimeSpan.FromSeconds(3)))
+        {
+            Assert.Equal("force_generic_plan", await connection.ExecuteScalarAsync<string>("SHOW plan_cache_mode"));
+            Assert.Equal("3s", await connection.ExecuteScalarAsync<string>("SHOW lock_timeout"));
+        }
+    }
+
+    [Fact]
     public async Task A_send_mark_that_took_half_the_lease_to_commit_is_not_followed_by_a_send()
     {
         var time = new FakeTimeProvider(T0);
