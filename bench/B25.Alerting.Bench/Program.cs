@@ -476,11 +476,13 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     private const string JitMethods = "system_runtime_dotnet_jit_compiled_methods", JitTime = "system_runtime_dotnet_jit_compilation_time";
 
     /// <summary>
-    /// JIT and pipeline warm-up: 200 notifications, 4 at a time, until all reached the Slack stand-in; then more rounds of 100
-    /// until the runtime's tier-up has settled (a round and the second after it compiled fewer than
-    /// <see cref="JitSettledMethods"/> methods; at most <see cref="MaxJitRounds"/> rounds), so a phase measures the service as it
-    /// runs once started, not its tier-1 compilation (a fresh process recompiles its hot methods for seconds after the first
-    /// requests; the first-page phase measures a fresh start). What the JIT still did during a phase is in its CPU line.
+    /// JIT and pipeline warm-up: 200 notifications, 4 at a time, until all reached the Slack stand-in; then more rounds of 100 per
+    /// replica until the runtime's tier-up has settled (a round and the second after it compiled fewer than
+    /// <see cref="JitSettledMethods"/> methods per replica; at most <see cref="MaxJitRounds"/> rounds), so a phase measures the
+    /// service as it runs once started, not its tier-1 compilation (a fresh process recompiles its hot methods for seconds after
+    /// the first requests; the first-page phase measures a fresh start). What the JIT still did during a phase is in its CPU line.
+    /// Ten rounds of 100 were not enough: with 2 replicas the last round still compiled 700-1,900 methods and the JIT compiled
+    /// 2,500 more during a 20 s phase.
     /// </summary>
     private async Task WarmUpAsync(ServiceCluster service)
     {
@@ -490,17 +492,17 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         double compiled;
         do
         {
-            await WarmUpRoundAsync(service, 100);
+            await WarmUpRoundAsync(service, 100 * replicas);
             await Task.Delay(TimeSpan.FromSeconds(1));
             var now = Counter(await MetricsAsync(service), JitMethods);
             compiled = now - last;
             last = now;
             rounds++;
-        } while (compiled >= JitSettledMethods && rounds < MaxJitRounds);
+        } while (compiled >= JitSettledMethods * replicas && rounds < MaxJitRounds);
         _warmUps.Add($"{rounds} round(s), the last compiled {compiled:F0} methods");
     }
 
-    private const int JitSettledMethods = 20, MaxJitRounds = 10;
+    private const int JitSettledMethods = 20, MaxJitRounds = 30;
     private readonly List<string> _warmUps = [];
 
     private async Task<List<byte[]>> WarmUpRoundAsync(ServiceCluster service, int count)
