@@ -103,10 +103,7 @@ public sealed class ReplicaTests
         var time = new FakeTimeProvider(T0);
         await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
         await using var b = a.Replica("b", time);
-        await SeedDeliveryAsync(a, "post", 1);
-        long id;
-        await using (var connection = await a.OpenAsync())
-            id = await connection.ExecuteScalarAsync<long>("SELECT id FROM deliveries");
+        var id = await SeedDeliveryAsync(a, "post", 1);
         Assert.True(await b.Outbox.ClaimAsync("slack", "#ops", CancellationToken.None));
 
         await Assert.ThrowsAsync<ClaimLostException>(() =>
@@ -155,10 +152,7 @@ public sealed class ReplicaTests
         await using var a = await TestStores.CreatePostgresAsync(time, replica: "a");
         var step = a.Options.ClaimLease / 3; // each read of the clock: as if every round trip took a third of the lease
         await using var slow = a.Replica("a", new SteppingClock(time, step));
-        await SeedDeliveryAsync(a, "post", 1);
-        long id;
-        await using (var connection = await a.OpenAsync())
-            id = await connection.ExecuteScalarAsync<long>("SELECT id FROM deliveries");
+        var id = await SeedDeliveryAsync(a, "post", 1);
 
         // On time: marked, and the caller may send.
         await a.Outbox.MarkSendingAsync("slack", "#ops", [id], time.GetUtcNow().ToUnixTimeMilliseconds(), CancellationToken.None);
@@ -240,16 +234,19 @@ public sealed class ReplicaTests
             Assert.Null(await check.ExecuteScalarAsync<long?>("SELECT sending_since FROM deliveries WHERE id = @id", new { id = delivery.Id }));
     }
 
-    /// <summary>An open incident 'inc' with one pending Slack delivery to #ops.</summary>
-    private static async Task SeedDeliveryAsync(TestStores store, string kind, int revision)
+    /// <summary>An open incident 'inc' with one pending Slack delivery to #ops; returns the delivery's id.</summary>
+    private static async Task<long> SeedDeliveryAsync(TestStores store, string kind, int revision)
     {
         await using var connection = await store.OpenAsync();
         await connection.ExecuteAsync(
             """
             INSERT INTO incidents (id, group_id, receiver, group_key, state, revision, opened_at, updated_at, group_labels, common_labels, common_annotations, external_url)
-            VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '');
+            VALUES ('inc', 'g', 'r', 'k', 'open', 1, 0, 0, '{}', '{}', '{}', '')
+            """);
+        return await connection.ExecuteScalarAsync<long>(
+            """
             INSERT INTO deliveries (incident_id, channel, target, kind, revision, payload, status, next_attempt_at, accepted_at, created_at)
-            VALUES ('inc', 'slack', '#ops', @kind, @revision, '{}', 'pending', 0, 0, 0);
+            VALUES ('inc', 'slack', '#ops', @kind, @revision, '{}', 'pending', 0, 0, 0) RETURNING id
             """, new { kind, revision });
     }
 
