@@ -35,8 +35,9 @@ public sealed class JournalBodyTests
 
     private static async Task<byte[]?> BodyAsync(TestStores stores, string id)
     {
-        var head = await stores.Journal.FindAsync(id, CancellationToken.None);
-        Assert.NotNull(head);
+        var found = await stores.Journal.FindWithNextAsync(id, CancellationToken.None);
+        Assert.NotNull(found);
+        var head = found.Value.Head;
         await using var connection = await stores.Provider.OpenAsync();
         return await stores.Provider.ReadNotificationBodyAsync(connection, null, head.Seq, async (stream, ct) =>
         {

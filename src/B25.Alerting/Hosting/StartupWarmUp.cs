@@ -176,7 +176,7 @@ internal sealed partial class StartupWarmUp(
         var journal = services.GetRequiredService<IJournalStore>();
         var entry = new JournalEntry(sample.Id, sample.GroupId, sample.Notification.Receiver!, sample.Notification.GroupKey!, 0, sample.Body);
         await journal.AppendAsync([entry], _ => false, CallTimeout, cancellationToken);
-        _ = await journal.FindAsync(sample.Id, cancellationToken);
+        _ = await journal.FindWithNextAsync(sample.Id, cancellationToken);
         _ = await journal.NextUnappliedAsync(sample.GroupId, long.MaxValue, cancellationToken);
     }
 

@@ -58,17 +58,16 @@ internal sealed partial class IncidentProcessor(
         await gate.WaitAsync(cancellationToken);
         try
         {
-            var first = true;
-            while (true)
+            var next = prefetched;
+            while (next is not null)
             {
-                var next = first ? prefetched : await journal.NextUnappliedAsync(head.GroupId, head.Seq, cancellationToken);
-                first = false;
-                // None left: another worker applied this one meanwhile.
-                if (next is null) return ProcessOutcome.AlreadyProcessed;
                 var outcome = await ApplyGuardedAsync(next, cancellationToken);
                 if (next.Seq == head.Seq) return outcome; // the last one in order: no need to look again
                 LogAppliedEarlier(next.Id, head.Id, outcome);
+                next = await journal.NextUnappliedAsync(head.GroupId, head.Seq, cancellationToken);
             }
+            // None left: another worker applied this one meanwhile.
+            return ProcessOutcome.AlreadyProcessed;
         }
         finally
         {

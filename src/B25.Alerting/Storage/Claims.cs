@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using static B25.Alerting.Storage.StatementBatch;
 
 namespace B25.Alerting.Storage;
 
@@ -20,9 +21,7 @@ internal static class Claims
         long? epoch = null)
     {
         var take = TakeStatement(scope, name, owner, leaseMs, now, epoch);
-        var parameters = new DynamicParameters();
-        foreach (var (key, value) in take.Parameters) parameters.Add(key, value);
-        return connection.QuerySingleOrDefaultAsync<ClaimState?>(take.Sql, parameters, tx);
+        return connection.QuerySingleOrDefaultAsync<ClaimState?>(take.Sql, take.DapperParameters(), tx);
     }
 
     /// <summary>
@@ -37,8 +36,7 @@ internal static class Claims
             WHERE (claims.owner = excluded.owner OR claims.expires_at < @now) AND (CAST(@epoch AS BIGINT) IS NULL OR claims.epoch = @epoch)
             RETURNING not_before AS NotBefore, epoch AS Epoch
             """,
-            [StatementBatch.P("scope", scope), StatementBatch.P("name", name), StatementBatch.P("owner", owner), StatementBatch.P("expires", now + leaseMs),
-             StatementBatch.P("now", now), StatementBatch.P("epoch", epoch)]);
+            [P("scope", scope), P("name", name), P("owner", owner), P("expires", now + leaseMs), P("now", now), P("epoch", epoch)]);
 
     /// <summary>The claim's epoch now (null when nobody ever held it), read in the caller's transaction.</summary>
     public static Task<long?> EpochAsync(DbConnection connection, DbTransaction tx, string scope, string name) =>

@@ -157,7 +157,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
             statements.Add(Claims.TakeStatement(channel, target, _replica, _leaseMs, time.GetUtcNow().ToUnixTimeMilliseconds(), epoch));
         foreach (var id in deliveryIds)
             statements.Add("UPDATE deliveries SET sending_since = COALESCE(sending_since, @now) WHERE id = @id AND status = 'pending'",
-                StatementBatch.P("now", now), StatementBatch.P("id", id));
+                P("now", now), P("id", id));
         var claimed = await statements.FlushScalarAsync(write.Connection, write.Transaction, cancellationToken);
         if (!storage.SingleProcess && claimed is null) throw new ClaimLostException(channel, target);
         await write.CommitAsync(cancellationToken);

@@ -22,8 +22,6 @@ internal interface IJournalStore
     Task<JournalResult?[]> AppendAsync(IReadOnlyList<JournalEntry> entries, Func<int, bool> wanted, TimeSpan lockWait,
         CancellationToken cancellationToken);
 
-    Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken);
-
     /// <summary>
     /// The notification and, read in the same statement, its group's first unapplied notification up to it (null when there is
     /// none); null when the notification is unknown.
@@ -114,12 +112,6 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
     // by a linear search of the statement's names and binding costs the square of their number (6 a row). Measured (Dapper on
     // SQLite, 64 rows in one transaction): 82-89 us a row in one statement of 64, 35-37 us in statements of 8.
     private int InsertChunk => storage.Kind == StorageProviderKind.Sqlite ? 8 : 64;
-
-    public async Task<JournalHead?> FindAsync(string notificationId, CancellationToken cancellationToken)
-    {
-        await using var connection = await storage.OpenAsync(cancellationToken);
-        return await connection.QuerySingleOrDefaultAsync<JournalHead>($"{Head} WHERE id = @notificationId", new { notificationId });
-    }
 
     public async Task<(JournalHead Head, JournalHead? Next)?> FindWithNextAsync(string notificationId, CancellationToken cancellationToken)
     {

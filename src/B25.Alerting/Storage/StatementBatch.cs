@@ -4,7 +4,16 @@ using Dapper;
 namespace B25.Alerting.Storage;
 
 /// <summary>One SQL statement and its named parameters (a null value is SQL NULL).</summary>
-internal sealed record SqlStatement(string Sql, IReadOnlyList<KeyValuePair<string, object?>> Parameters);
+internal sealed record SqlStatement(string Sql, IReadOnlyList<KeyValuePair<string, object?>> Parameters)
+{
+    /// <summary>The parameters as Dapper takes them, for a statement run on its own.</summary>
+    public DynamicParameters DapperParameters()
+    {
+        var parameters = new DynamicParameters();
+        foreach (var (name, value) in Parameters) parameters.Add(name, value);
+        return parameters;
+    }
+}
 
 /// <summary>
 /// Writes of one transaction queued and sent together when the transaction needs them (before its next read, before its
@@ -68,9 +77,7 @@ internal sealed class StatementBatch
         }
         for (var i = 0; i < statements.Length; i++)
         {
-            var parameters = new DynamicParameters();
-            foreach (var (name, value) in statements[i].Parameters) parameters.Add(name, value);
-            var command = new CommandDefinition(statements[i].Sql, parameters, transaction, cancellationToken: cancellationToken);
+            var command = new CommandDefinition(statements[i].Sql, statements[i].DapperParameters(), transaction, cancellationToken: cancellationToken);
             if (i == 0 && scalar) first = await connection.ExecuteScalarAsync(command) is { } v and not DBNull ? v : null;
             else await connection.ExecuteAsync(command);
         }

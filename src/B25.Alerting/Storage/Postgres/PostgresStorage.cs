@@ -109,9 +109,8 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         var statement = WakeStatement(targets);
-        await using var command = new NpgsqlCommand(statement.Sql, (NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
-        foreach (var (name, value) in statement.Parameters) command.Parameters.AddWithValue(name, value!);
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await transaction.Connection.ExecuteAsync(new CommandDefinition(statement.Sql, statement.DapperParameters(), transaction.Transaction,
+            cancellationToken: cancellationToken));
     }
 
     // Delivered at commit, to every listening session; the same payload twice in one transaction arrives once.
