@@ -10,12 +10,17 @@ namespace B25.Alerting.Tests;
 [Collection(RabbitMqCollection.Name)]
 public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : ProcessScenario("rmq")
 {
-    private Task<ServiceProcess> StartService(string queue) => ServiceProcess.StartAsync(ServiceProcess.Settings(DatabasePath, Slack, new Dictionary<string, string>
+    private Task<ServiceProcess> StartService(string queue, string? brokerUri = null, IDictionary<string, string>? extra = null)
     {
-        ["Bus__Transport"] = "RabbitMq",
-        ["Bus__RabbitMq__Uri"] = broker.Uri,
-        ["Bus__RabbitMq__Queue"] = queue,
-    }));
+        var settings = new Dictionary<string, string>
+        {
+            ["Bus__Transport"] = "RabbitMq",
+            ["Bus__RabbitMq__Uri"] = brokerUri ?? broker.Uri,
+            ["Bus__RabbitMq__Queue"] = queue,
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>()) settings[key] = value;
+        return ServiceProcess.StartAsync(ServiceProcess.Settings(DatabasePath, Slack, settings));
+    }
 
     private static async Task<HttpResponseMessage> Post(ServiceProcess service, string body)
     {
@@ -52,5 +57,44 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : ProcessScena
         await Eventually.True(() => Slack.Posts.Count == 1, "one post", 20_000);
         await Settled.ForSqliteAsync(DatabasePath);
         Assert.Single(Slack.Calls); // exactly one message
+    }
+
+    private static async Task<(HttpStatusCode, string)> Health(HttpClient client)
+    {
+        using var response = await client.GetAsync("/health/ready");
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Pages_go_out_while_the_broker_is_unreachable_and_once_when_it_is_back()
+    {
+        // The service reaches the broker through a proxy the test cuts: to the service, the broker is down.
+        await using var proxy = new TcpProxy("127.0.0.1", broker.AmqpPort);
+        await using var service = await StartService("b25-alerting-notifications-nobus", $"amqp://guest:guest@{proxy.Host}:{proxy.Port}/");
+        using var metrics = new HttpClient { BaseAddress = new Uri(service.BaseUrl) };
+
+        Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-nobus-1", Firing("a1")))).StatusCode);
+        await Eventually.True(() => Slack.Posts.Count == 1, "posted via RabbitMQ", 20_000);
+        Assert.Equal(0, await MetricsText.ReadAsync(metrics, "b25_alerting_applied_without_bus_total"));
+
+        proxy.Cut(CutMode.Refuse);
+        // Still ready, Degraded with the bus's reason: a load balancer keeps sending it notifications.
+        await Eventually.True(async () => await Health(metrics) is (HttpStatusCode.OK, var body) && body.Contains("\"Degraded\""),
+            "the bus noticed the broker is gone", 30_000);
+        Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-nobus-2", Firing("b1")))).StatusCode);
+        await Eventually.True(() => Slack.Posts.Count == 2, "paged while the broker is unreachable", 20_000);
+        Assert.NotNull(proxy.Cutting);
+        Assert.Equal(1, await MetricsText.ReadAsync(metrics, "b25_alerting_applied_without_bus_total"));
+        Assert.Contains("applying journaled notifications here without it", service.Output);
+
+        proxy.Restore();
+        await Eventually.True(async () => await Health(metrics) is (HttpStatusCode.OK, var body) && body.StartsWith("{\"status\":\"Healthy\""),
+            "the bus is back", 60_000);
+        Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-nobus-2", Resolved("b1")))).StatusCode);
+        await Eventually.True(() => Slack.Updates.Count == 1, "resolved via RabbitMQ", 20_000);
+        await Settled.ForSqliteAsync(DatabasePath);
+        Assert.Equal(2, Slack.Posts.Count); // one per incident, nothing sent twice when the bus came back
+        Assert.Contains("RESOLVED", Slack.Updates[0].Text);
+        Assert.Equal(1, await MetricsText.ReadAsync(metrics, "b25_alerting_applied_without_bus_total"));
     }
 }

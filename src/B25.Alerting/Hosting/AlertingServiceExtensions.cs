@@ -118,6 +118,7 @@ internal static partial class AlertingServiceExtensions
         services.AddAlertingBus(builder.Configuration);
         services.AddSingleton<ServiceExit>();
         services.AddHostedService(sp => ActivatorUtilities.CreateInstance<BusStartWatch>(sp, sp.GetRequiredService<MassTransit.IBusControl>()));
+        services.AddHostedService(sp => ActivatorUtilities.CreateInstance<ApplyWithoutBus>(sp, sp.GetRequiredService<MassTransit.IBusControl>()));
         services.AddSingleton<StorageHealthCheck>(); // one instance: it keeps the probe in flight between checks
         // SlackTokenCheck.Client is SlackWebApi's typed client (configured above): its auth.test warms the delivery's connection.
         services.AddSingleton<SlackTokenCheck>();

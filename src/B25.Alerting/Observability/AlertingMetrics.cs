@@ -83,6 +83,10 @@ internal static class AlertingMetrics
         "b25_alerting_notifications_left_in_journal_total",
         "Accepted notifications not queued for the bus because Bus:MaxHeldNotifications were held: published from the journal as room frees.");
 
+    public static readonly Counter AppliedWithoutBus = Metrics.CreateCounter(
+        "b25_alerting_applied_without_bus_total",
+        "Journaled notifications this replica applied itself because its RabbitMQ bus was not healthy (Bus:ApplyLocallyAfter), instead of waiting for the bus to hand them over.");
+
     public static readonly Counter PublishFailures = Metrics.CreateCounter(
         "b25_alerting_bus_publish_failures_total",
         "Publishes of journaled notifications to the bus that failed, including those RabbitMQ returned because no queue was bound to take them: each is published again from the journal.");

@@ -30,6 +30,13 @@ internal sealed class BusOptions : IValidatableObject
     /// </summary>
     public TimeSpan ExitWhenStuckAfter { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// RabbitMq: while this replica's bus is not healthy (the broker down or restarting, the receive endpoint reconnecting),
+    /// notifications journaled this long ago and still unapplied are applied by the replica itself, without the bus
+    /// (<see cref="ApplyWithoutBus"/>); 0 turns it off, and pages then wait for the bus.
+    /// </summary>
+    public TimeSpan ApplyLocallyAfter { get; set; } = TimeSpan.FromSeconds(2);
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (Transport == BusTransport.RabbitMq
@@ -42,6 +49,8 @@ internal sealed class BusOptions : IValidatableObject
         }
         if (ExitWhenStuckAfter < TimeSpan.Zero)
             yield return new ValidationResult("Bus:ExitWhenStuckAfter must not be negative (0 turns the watch off).", [nameof(ExitWhenStuckAfter)]);
+        if (ApplyLocallyAfter < TimeSpan.Zero)
+            yield return new ValidationResult("Bus:ApplyLocallyAfter must not be negative (0 turns applying without the bus off).", [nameof(ApplyLocallyAfter)]);
     }
 }
 

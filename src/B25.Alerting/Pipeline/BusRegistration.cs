@@ -28,6 +28,10 @@ internal static class BusRegistration
         {
             x.AddConsumer<NotificationConsumer>();
             x.AddConsumer<RiskManager.EmergencyStopAnswerConsumer>();
+            // A replica whose bus is down still accepts, applies and delivers (ApplyWithoutBus): ready, Degraded with the bus's
+            // reason, so a load balancer keeps sending it Alertmanager's notifications through a broker outage.
+            if (options.Transport == BusTransport.RabbitMq && options.ApplyLocallyAfter > TimeSpan.Zero)
+                x.ConfigureHealthCheckOptions(h => h.MinimalFailureStatus = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded);
             if (options.Transport == BusTransport.RabbitMq && Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri))
             {
                 x.UsingRabbitMq((context, cfg) =>
