@@ -76,6 +76,7 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : ProcessScena
         Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-nobus-1", Firing("a1")))).StatusCode);
         await Eventually.True(() => Slack.Posts.Count == 1, "posted via RabbitMQ", 20_000);
         Assert.Equal(0, await MetricsText.ReadAsync(metrics, "b25_alerting_applied_without_bus_total"));
+        await Eventually.True(async () => await MetricsText.ReadAsync(metrics, "b25_alerting_bus_healthy") == 1, "bus healthy", 10_000);
 
         proxy.Cut(CutMode.Refuse);
         // Still ready, Degraded with the bus's reason: a load balancer keeps sending it notifications.
@@ -86,10 +87,12 @@ public sealed class RabbitMqTransportTests(RabbitMqBroker broker) : ProcessScena
         Assert.NotNull(proxy.Cutting);
         Assert.Equal(1, await MetricsText.ReadAsync(metrics, "b25_alerting_applied_without_bus_total"));
         Assert.Contains("applying journaled notifications here without it", service.Output);
+        Assert.Equal(0, await MetricsText.ReadAsync(metrics, "b25_alerting_bus_healthy"));
 
         proxy.Restore();
         await Eventually.True(async () => await Health(metrics) is (HttpStatusCode.OK, var body) && body.StartsWith("{\"status\":\"Healthy\""),
             "the bus is back", 60_000);
+        await Eventually.True(async () => await MetricsText.ReadAsync(metrics, "b25_alerting_bus_healthy") == 1, "bus healthy again", 10_000);
         Assert.Equal(HttpStatusCode.OK, (await Post(service, Body("g-nobus-2", Resolved("b1")))).StatusCode);
         await Eventually.True(() => Slack.Updates.Count == 1, "resolved via RabbitMQ", 20_000);
         await Settled.ForSqliteAsync(DatabasePath);

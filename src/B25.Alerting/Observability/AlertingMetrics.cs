@@ -83,6 +83,10 @@ internal static class AlertingMetrics
         "b25_alerting_notifications_left_in_journal_total",
         "Accepted notifications not queued for the bus because Bus:MaxHeldNotifications were held: published from the journal as room frees.");
 
+    public static readonly Gauge BusHealthy = Metrics.CreateGauge(
+        "b25_alerting_bus_healthy",
+        "RabbitMq transport: 1 while this replica's bus is healthy (connected, its receive endpoints consuming), 0 while not (looked at every second). Absent on the in-memory transport.");
+
     public static readonly Counter AppliedWithoutBus = Metrics.CreateCounter(
         "b25_alerting_applied_without_bus_total",
         "Journaled notifications this replica applied itself because its RabbitMQ bus was not healthy (Bus:ApplyLocallyAfter), instead of waiting for the bus to hand them over.");

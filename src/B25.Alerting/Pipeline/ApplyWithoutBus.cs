@@ -35,7 +35,7 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (options.Value.Transport != BusTransport.RabbitMq || options.Value.ApplyLocallyAfter <= TimeSpan.Zero) return;
+        if (options.Value.Transport != BusTransport.RabbitMq) return;
         using var timer = new PeriodicTimer(LookEvery, time);
         try
         {
@@ -56,11 +56,15 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
         }
     }
 
-    /// <summary>One look: while the bus is not healthy, applies what waited too long. Returns the notifications it applied.</summary>
+    /// <summary>
+    /// One look: sets <c>b25_alerting_bus_healthy</c>, and while the bus is not healthy applies what waited too long (unless
+    /// Bus:ApplyLocallyAfter is 0). Returns the alert groups it brought up to date.
+    /// </summary>
     internal async Task<int> LookAsync(CancellationToken cancellationToken)
     {
         var bus = health();
-        if (bus.Status == BusHealthStatus.Healthy)
+        AlertingMetrics.BusHealthy.Set(bus.Status == BusHealthStatus.Healthy ? 1 : 0);
+        if (bus.Status == BusHealthStatus.Healthy || options.Value.ApplyLocallyAfter <= TimeSpan.Zero)
         {
             if (_applying) LogBusBack(_appliedSinceStart);
             _applying = false;
