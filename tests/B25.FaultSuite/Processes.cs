@@ -182,6 +182,30 @@ internal sealed class ServiceHost : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Waits until the process's RabbitMQ bus is healthy (<c>b25_alerting_bus_healthy 1</c> on /metrics): readiness alone does not
+    /// say so, since a replica whose bus is down stays ready and applies its journal itself. False when the budget ran out first.
+    /// </summary>
+    public async Task<bool> WaitBusHealthyAsync(TimeSpan budget)
+    {
+        var deadline = DateTime.UtcNow + budget;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Running)
+            {
+                try
+                {
+                    var metrics = await _http.GetStringAsync(BaseUrl + "/metrics");
+                    if (System.Text.RegularExpressions.Regex.IsMatch(metrics, @"(?m)^b25_alerting_bus_healthy 1$")) return true;
+                }
+                catch (HttpRequestException) { }
+                catch (TaskCanceledException) { }
+            }
+            await Task.Delay(100);
+        }
+        return false;
+    }
+
     /// <summary>SIGKILL: no shutdown hooks, no flush, as in a crash. Stays down until started.</summary>
     public void Kill()
     {

@@ -243,8 +243,8 @@ internal static partial class Program
     private static string Table(IEnumerable<ScenarioResult> results)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| scenario | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered | PagerDuty wrong | extra PagerDuty pages | Retry-After violations | max calls/channel in 1 s | duration | result |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| scenario | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered | PagerDuty wrong | extra PagerDuty pages | Retry-After violations | max calls/channel in 1 s | first page after accept p50 / p99 / max (not a check) | duration | result |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var faults = r.Faults.Count == 0 ? "0" :
@@ -253,7 +253,7 @@ internal static partial class Program
             var verdict = r.Skipped ? "skipped" : failed.Count == 0 ? "pass" : "**FAIL** (" + string.Join(", ", failed) + ")";
             var notes = r.Notes.Count + (r.Error is null ? 0 : 1) == 0 ? "" : "; " + string.Join("; ", r.Notes.Concat(r.Error is null ? [] : [r.Error]));
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
+                $"| {r.Name} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.FirstPage} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
         }
         return sb.ToString();
     }
@@ -262,8 +262,8 @@ internal static partial class Program
     private static string ClusterTable(IEnumerable<ScenarioResult> results)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| scenario | replicas | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered notifications / copies | PagerDuty wrong | extra PagerDuty pages (triggers PagerDuty deduplicated) | Retry-After violations | max calls/channel in 1 s | known Slack window (not a check) | duration | result |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| scenario | replicas | groups | notifications | faults injected | lost | extra top-level posts | extra thread replies | left firing | unapplied | unanswered notifications / copies | PagerDuty wrong | extra PagerDuty pages (triggers PagerDuty deduplicated) | Retry-After violations | max calls/channel in 1 s | known Slack window (not a check) | first page after accept p50 / p99 / max (not a check) | duration | result |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var faults = r.Faults.Count == 0 ? "0" :
@@ -272,7 +272,7 @@ internal static partial class Program
             var verdict = r.Skipped ? "skipped" : failed.Count == 0 ? "pass" : "**FAIL** (" + string.Join(", ", failed) + ")";
             var notes = r.Notes.Count + (r.Error is null ? 0 : 1) == 0 ? "" : "; " + string.Join("; ", r.Notes.Concat(r.Error is null ? [] : [r.Error]));
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Replicas} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} / {r.CopiesUnanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} ({r.PagerDutyDeduplicated}) | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Window} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
+                $"| {r.Name} | {r.Replicas} | {r.Groups} | {r.Notifications} | {faults} | {r.Lost} | {r.ExtraTopLevel} | {r.ExtraReplies} | {r.LeftFiring} | {r.Unapplied} | {r.Unanswered} / {r.CopiesUnanswered} | {r.PagerDutyWrong} | {r.PagerDutyExtraPages} ({r.PagerDutyDeduplicated}) | {r.RetryAfterViolations} | {r.MaxPerChannelPerSecond} | {r.Window} | {r.FirstPage} | {r.Duration.TotalSeconds:0} s | {verdict}{notes.Replace("|", "/")} |");
         }
         return sb.ToString();
     }

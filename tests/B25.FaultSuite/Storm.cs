@@ -17,6 +17,9 @@ internal sealed class StormStats
     private long _posts, _ok, _retried, _rejected, _accepted;
     /// <summary>Notifications with at least one copy answered 2xx.</summary>
     public long Accepted => Interlocked.Read(ref _accepted);
+
+    /// <summary>Per group (its token), when a copy of its first notification was first answered 2xx (unix ms).</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, long> FirstAcceptedMs { get; } = new(StringComparer.Ordinal);
     public void Accept() => Interlocked.Increment(ref _accepted);
     private long _dropped;
     /// <summary>Notifications every copy of which got a 4xx: Alertmanager drops them.</summary>
@@ -114,7 +117,8 @@ internal static class Storm
             {
                 if (step > 0) await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * maxStepPause.TotalMilliseconds), cancellationToken);
                 var body = g.Bodies[step];
-                var answers = await Task.WhenAll(Enumerable.Range(0, Copies).Select(_ => PostUntilAnsweredAsync(http, baseUrl, body, stats, cancellationToken)));
+                var onOk = OnFirstAccepted(stats, g, step);
+                var answers = await Task.WhenAll(Enumerable.Range(0, Copies).Select(_ => PostUntilAnsweredAsync(http, baseUrl, body, stats, cancellationToken, onOk)));
                 if (answers.Any(ok => ok)) stats.Accept();
                 else stats.Drop();
             }
@@ -145,9 +149,10 @@ internal static class Storm
             for (var step = 0; step < g.Bodies.Count; step++)
             {
                 if (step > 0) await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * maxStepPause.TotalMilliseconds), cancellationToken);
+                var onOk = OnFirstAccepted(stats, g, step);
                 var copies = Enumerable.Range(0, Copies).Select(k => PostUntilAnsweredAsync(http, baseUrls[k % baseUrls.Count],
                     g.Bodies[step].Replace("\"externalURL\":\"http://alertmanager.test:9093\"", $"\"externalURL\":\"http://alertmanager-{k}.test:9093\"", StringComparison.Ordinal),
-                    stats, cancellationToken)).ToList();
+                    stats, cancellationToken, onOk)).ToList();
                 lock (stragglers) stragglers.AddRange(copies);
                 var accepted = false;
                 while (copies.Count > 0 && !accepted)
@@ -175,8 +180,13 @@ internal static class Storm
         }
     }
 
+    /// <summary>For a group's first notification: notes when a copy of it is first answered 2xx (<see cref="StormStats.FirstAcceptedMs"/>).</summary>
+    private static Action? OnFirstAccepted(StormStats stats, Group g, int step) =>
+        step == 0 ? () => stats.FirstAcceptedMs.TryAdd(g.Token, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) : null;
+
     /// <summary>True on a 2xx, false on a 4xx (Alertmanager gives up).</summary>
-    private static async Task<bool> PostUntilAnsweredAsync(HttpClient http, string baseUrl, string body, StormStats stats, CancellationToken cancellationToken)
+    private static async Task<bool> PostUntilAnsweredAsync(HttpClient http, string baseUrl, string body, StormStats stats, CancellationToken cancellationToken,
+        Action? onOk = null)
     {
         var pause = 100;
         while (true)
@@ -195,6 +205,7 @@ internal static class Storm
                 var code = (int)response.StatusCode;
                 if (code is >= 200 and < 300)
                 {
+                    onOk?.Invoke();
                     stats.Ok();
                     return true;
                 }
