@@ -30,6 +30,8 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
     /// <summary>Groups applied per look at most; the rest at the next look.</summary>
     internal const int MaxGroupsPerLook = 1000;
 
+    private static readonly TimeSpan FailureLogEvery = TimeSpan.FromSeconds(30);
+    private DateTimeOffset _lastFailureLog = DateTimeOffset.MinValue;
     private bool _applying;
     private long _appliedSinceStart;
 
@@ -103,7 +105,12 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
                 }
             });
         _appliedSinceStart += applied;
-        if (firstFailure is not null) LogSomeFailed(firstFailure, failed, waiting.Count);
+        // At most one line per FailureLogEvery: while storage is down too, every look fails.
+        if (firstFailure is not null && time.GetUtcNow() - _lastFailureLog >= FailureLogEvery)
+        {
+            _lastFailureLog = time.GetUtcNow();
+            LogSomeFailed(firstFailure, failed, waiting.Count);
+        }
         return applied;
     }
 
@@ -116,7 +123,7 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
     private partial void LogBusBack(long applied);
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Warning,
-        Message = "{Failed} of {Groups} alert group(s) could not be applied without the bus; tried again at the next look")]
+        Message = "{Failed} of {Groups} alert group(s) could not be applied without the bus; tried again every second (this line at most every 30 s)")]
     private partial void LogSomeFailed(Exception ex, int failed, int groups);
 
     [LoggerMessage(EventId = 1008, Level = LogLevel.Error, Message = "Could not read the journal to apply notifications without the bus; trying again in a second")]

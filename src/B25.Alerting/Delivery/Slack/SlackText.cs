@@ -11,16 +11,20 @@ internal static class SlackText
     public static string Escape(string? value)
     {
         if (string.IsNullOrEmpty(value)) return "";
-        var builder = new StringBuilder(value.Length + 8);
-        foreach (var c in value)
+        // Most alert text holds none of the three: it is returned as it is, without a copy.
+        var first = value.AsSpan().IndexOfAny('&', '<', '>');
+        if (first < 0) return value;
+        var builder = new StringBuilder(value.Length + 16);
+        builder.Append(value, 0, first);
+        for (var i = first; i < value.Length; i++)
         {
-            builder.Append(c switch
+            switch (value[i])
             {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                _ => c.ToString(),
-            });
+                case '&': builder.Append("&amp;"); break;
+                case '<': builder.Append("&lt;"); break;
+                case '>': builder.Append("&gt;"); break;
+                default: builder.Append(value[i]); break;
+            }
         }
         return builder.ToString();
     }
