@@ -17,7 +17,10 @@ internal static class StartSummary
         var parts = new List<string>
         {
             $"storage {storage.Kind} {storage.Location} (replica {replica})",
-            $"bus {bus.Transport}" + (bus.Transport == BusTransport.RabbitMq ? $" queue {bus.RabbitMq.Queue}" : ""),
+            $"bus {bus.Transport}" + (bus.Transport != BusTransport.RabbitMq ? ""
+                : $" queue {bus.RabbitMq.Queue}, " + (bus.ApplyLocallyAfter > TimeSpan.Zero
+                    ? $"applying the journal itself while the bus is down (after {bus.ApplyLocallyAfter})"
+                    : "pages wait for the bus while it is down (Bus:ApplyLocallyAfter 0)")),
         };
         foreach (var channel in services.GetServices<IChannelNotifier>().OrderBy(c => c.Channel, StringComparer.Ordinal))
         {
