@@ -85,7 +85,9 @@ internal static class AlertingMetrics
 
     public static readonly Gauge BusHealthy = Metrics.CreateGauge(
         "b25_alerting_bus_healthy",
-        "RabbitMq transport: 1 while this replica's bus is healthy (connected, its receive endpoints consuming), 0 while not (looked at every second). Absent on the in-memory transport.");
+        "RabbitMq transport: 1 while this replica's bus is healthy (connected, its receive endpoints consuming), 0 while not (looked at every second). Absent on the in-memory transport.",
+        // Not exposed until first set: a 0 from start-up would read as a bus that is down (AlertingBusDown) where there is none.
+        new GaugeConfiguration { SuppressInitialValue = true });
 
     public static readonly Counter AppliedWithoutBus = Metrics.CreateCounter(
         "b25_alerting_applied_without_bus_total",
