@@ -577,34 +577,33 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
 
     /// <summary>Open loop: sends at fixed intended times, latency from the intended time (no coordinated omission).</summary>
-    private async Task<(List<double> Latencies, Dictionary<int, int> Statuses, List<(long Id, long Intended)> Sent)> OpenLoopAsync(
+    private async Task<(List<double> Latencies, Dictionary<int, int> Statuses, List<(long Id, long From)> Sent)> OpenLoopAsync(
         ServiceCluster service, int rate, TimeSpan duration, int alerts, Func<int, byte[]>? nextBody = null)
     {
         var count = (int)(rate * duration.TotalSeconds);
         var latencies = new double[count];
         var statuses = new int[count];
-        var sent = new (long Id, long Intended)[count];
+        var sent = new (long Id, long From)[count];
         var tasks = new Task[count];
         var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10;
         for (var i = 0; i < count; i++)
         {
             var intended = start + (long)(i * (double)Stopwatch.Frequency / rate);
-            while (Stopwatch.GetTimestamp() < intended)
-                Thread.Sleep(Math.Max(0, (int)Stats.Ms(Stopwatch.GetTimestamp(), intended) - 1));
+            var from = Stats.SleepUntil(intended);
             var id = Interlocked.Increment(ref _nextId);
             var index = i;
-            sent[i] = (id, intended);
+            sent[i] = (id, from);
             tasks[i] = Task.Run(async () =>
             {
                 statuses[index] = await PostAsync(service, nextBody?.Invoke(index) ?? Payloads.Notification(id, alerts, (int)(id % Payloads.Channels)));
-                latencies[index] = Stats.Ms(intended, Stopwatch.GetTimestamp());
+                latencies[index] = Stats.Ms(from, Stopwatch.GetTimestamp());
             });
         }
         await Task.WhenAll(tasks);
         // Raw samples for a closer look: seconds since start, latency ms, status.
         var csv = Path.Combine(workDir, $"{Run}-openloop-{rate}per-s-{Interlocked.Increment(ref _nextId)}.csv");
         await File.WriteAllLinesAsync(csv, Enumerable.Range(0, count).Select(i =>
-            string.Create(CultureInfo.InvariantCulture, $"{Stats.Ms(start, sent[i].Intended) / 1000:F3},{latencies[i]:F2},{statuses[i]}")));
+            string.Create(CultureInfo.InvariantCulture, $"{Stats.Ms(start, sent[i].From) / 1000:F3},{latencies[i]:F2},{statuses[i]}")));
         return (latencies.ToList(), statuses.GroupBy(s => s).ToDictionary(g => g.Key, g => g.Count()), sent.ToList());
     }
 
@@ -906,7 +905,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         await Task.Delay(TimeSpan.FromSeconds(1));
         var posts = slack.Posts - posts0;
         var after = await MetricsAsync(service);
-        var latencies = sent.Where(s => slack.FirstPostAt.ContainsKey(s.Id)).Select(s => Stats.Ms(s.Intended, slack.FirstPostAt[s.Id])).ToList();
+        var latencies = sent.Where(s => slack.FirstPostAt.ContainsKey(s.Id)).Select(s => Stats.Ms(s.From, slack.FirstPostAt[s.Id])).ToList();
         latencies.Sort();
         var server = Histogram.Parse(after, "b25_alerting_delivery_latency_seconds", "channel=\"slack\"").Minus(Histogram.Parse(before, "b25_alerting_delivery_latency_seconds", "channel=\"slack\""));
         var serverAccept = Histogram.Parse(after, "b25_alerting_accept_duration_seconds").Minus(Histogram.Parse(before, "b25_alerting_accept_duration_seconds"));
@@ -1054,20 +1053,19 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         // Open loop: new incidents at a fixed rate; each request's 200 is its accept time.
         var duration = Seconds(15);
         var count = (int)(run.Rate * duration.TotalSeconds);
-        var sent = new (long Id, long Intended, long Accepted, int Status)[count];
+        var sent = new (long Id, long From, long Accepted, int Status)[count];
         var tasks = new Task[count];
         var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10;
         for (var i = 0; i < count; i++)
         {
             var intended = start + (long)(i * (double)Stopwatch.Frequency / run.Rate);
-            while (Stopwatch.GetTimestamp() < intended)
-                Thread.Sleep(Math.Max(0, (int)Stats.Ms(Stopwatch.GetTimestamp(), intended) - 1));
+            var from = Stats.SleepUntil(intended);
             var id = Interlocked.Increment(ref _nextId);
             var index = i;
             tasks[i] = Task.Run(async () =>
             {
                 var status = await PostAsync(service, CriticalNotification(id));
-                sent[index] = (id, intended, Stopwatch.GetTimestamp(), status);
+                sent[index] = (id, from, Stopwatch.GetTimestamp(), status);
             });
         }
         await Task.WhenAll(tasks);
@@ -1120,7 +1118,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             pendingSeries = string.Join(" ", pending.Where((_, i) => i % 3 == 0).Select(p => $"{p.At:F0}s:{p.Pending:F0}"));
         }
         var statuses = sent.GroupBy(s => s.Status).ToDictionary(g => g.Key, g => g.Count());
-        var acceptMs = sent.Select(s => Stats.Ms(s.Intended, s.Accepted)).ToList();
+        var acceptMs = sent.Select(s => Stats.Ms(s.From, s.Accepted)).ToList();
         _channelNotes.Add($"{run.Name} ({run.Rate}/s, PagerDuty {run.Budget}): {ok.Count} of {count} answered 200 ({StatusText(statuses)}), intended send to 200 {Stats.Summary(acceptMs)}; " +
                           $"waited {drainSeconds:F1} s after sending stopped (bound {run.Drain.TotalSeconds:F0} s). " +
                           $"b25_alerting_deliveries_total deltas: {string.Join("; ", byChannel)}. " +
