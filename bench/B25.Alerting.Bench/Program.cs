@@ -378,7 +378,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         _cpu.Add($"{name} {serviceCpu} (bench client {selfCpu:F2}" +
                  (brokerPid is not null ? $", RabbitMQ node {brokerCpu:F2}" : "") +
                  (postgres is null ? "" : $", PostgreSQL {pgCpu:F2}") +
-                 $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}; " +
+                 $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms; " +
                  $"JIT during the phase {Counter(gc1, JitMethods) - Counter(gc0, JitMethods):F0} methods, {(Counter(gc1, JitTime) - Counter(gc0, JitTime)) * 1000:F0} ms " +
                  $"(warm-up before it: {(_warmUps.Count > 0 ? _warmUps[^1] : "none")}); load average 1 min {_load[name].Start:F2} -> {_load[name].End:F2})");
         if (postgres is not null && db0 is not null)
@@ -474,6 +474,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     }
 
     private const string JitMethods = "system_runtime_dotnet_jit_compiled_methods", JitTime = "system_runtime_dotnet_jit_compilation_time";
+    // The runtime's total time the GC paused the process (seconds), from its own meter.
+    private const string GcPause = "system_runtime_dotnet_gc_pause_time";
 
     /// <summary>
     /// JIT and pipeline warm-up: 200 notifications, 4 at a time, until all reached the Slack stand-in; then more rounds of 100 per
