@@ -24,6 +24,13 @@ internal sealed partial class EscalationMonitor(
 
     private readonly List<EscalationOptions> _escalations = router.Routes.Select(r => r.Escalation).OfType<EscalationOptions>().ToList();
 
+    /// <summary>Unacknowledged incidents read per query; every look reads them all, a page at a time.</summary>
+    internal int PageSize { get; init; } = 500;
+
+    // The escalation each open incident's route gives it, by the incident's revision (its alerts change only with a new
+    // revision, the receiver never): an incident is loaded to decide it once per revision, not on every look.
+    private Dictionary<string, (long Revision, EscalationOptions? Escalation)> _decided = new(StringComparer.Ordinal);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -55,14 +62,36 @@ internal sealed partial class EscalationMonitor(
         if (_escalations.Count > 0)
         {
             var earliest = _escalations.Min(e => e.After);
-            foreach (var candidate in await store.UnacknowledgedAsync((now - earliest).ToUnixTimeMilliseconds(), _escalations.Max(e => e.Max), cancellationToken))
+            var openedBefore = (now - earliest).ToUnixTimeMilliseconds();
+            var maxEscalations = _escalations.Max(e => e.Max);
+            // Every candidate, a page at a time: incidents that are not due (no escalation on their route, a reminder not due
+            // yet, a longer delay than the earliest) must not hide the ones behind them that are.
+            var decided = new Dictionary<string, (long Revision, EscalationOptions? Escalation)>(StringComparer.Ordinal);
+            var due = new List<(UnacknowledgedIncident Candidate, EscalationOptions Escalation)>();
+            (long OpenedAt, string Id)? after = null;
+            while (true)
             {
-                var view = await incidents.LoadAsync(candidate.Id, 40, cancellationToken);
-                if (view is null) continue;
-                var escalation = router.EscalationFor(view.Receiver, view.Alerts.Where(a => a.Status == "firing").Select(a => a.Labels));
-                if (escalation is null || candidate.Escalations >= escalation.Max) continue;
-                var due = DateTimeOffset.FromUnixTimeMilliseconds(candidate.OpenedAt) + escalation.After + escalation.RepeatEvery * candidate.Escalations;
-                if (now < due) continue;
+                var page = await store.UnacknowledgedAsync(openedBefore, maxEscalations, after, PageSize, cancellationToken);
+                foreach (var candidate in page)
+                {
+                    if (!_decided.TryGetValue(candidate.Id, out var known) || known.Revision != candidate.Revision)
+                    {
+                        var view = await incidents.LoadAsync(candidate.Id, 40, cancellationToken);
+                        if (view is null) continue;
+                        known = (candidate.Revision, router.EscalationFor(view.Receiver, view.Alerts.Where(a => a.Status == "firing").Select(a => a.Labels)));
+                    }
+                    decided[candidate.Id] = known;
+                    if (known.Escalation is { } escalation && candidate.Escalations < escalation.Max
+                        && now >= DueAt(candidate, escalation))
+                        due.Add((candidate, escalation));
+                }
+                if (page.Count < PageSize) break;
+                after = (page[^1].OpenedAt, page[^1].Id);
+            }
+            _decided = decided; // only the incidents still open and unacknowledged are remembered
+
+            foreach (var (candidate, escalation) in due)
+            {
                 var number = candidate.Escalations + 1;
                 var unacknowledged = now - DateTimeOffset.FromUnixTimeMilliseconds(candidate.OpenedAt);
                 // The mention is the operator's setting (a Slack control sequence on purpose), not alert data.
@@ -88,6 +117,10 @@ internal sealed partial class EscalationMonitor(
         if (queued > 0) signal.Notify();
         return queued;
     }
+
+    /// <summary>When the incident's next reminder is due: After its opening, then every RepeatEvery.</summary>
+    private static DateTimeOffset DueAt(UnacknowledgedIncident incident, EscalationOptions escalation) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(incident.OpenedAt) + escalation.After + escalation.RepeatEvery * incident.Escalations;
 
     private static string Minutes(TimeSpan span) => span.TotalMinutes < 1 ? $"{span.TotalSeconds:0} s" : $"{Math.Floor(span.TotalMinutes):0} min";
 

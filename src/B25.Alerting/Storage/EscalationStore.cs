@@ -3,7 +3,7 @@ using Dapper;
 namespace B25.Alerting.Storage;
 
 /// <summary>An open incident nobody acknowledged, with the reminders already queued for it.</summary>
-internal sealed record UnacknowledgedIncident(string Id, string Receiver, long OpenedAt, long Escalations);
+internal sealed record UnacknowledgedIncident(string Id, string Receiver, long OpenedAt, long Escalations, long Revision);
 
 /// <summary>
 /// What the escalation monitor reads and writes: unacknowledged open incidents and their reminders, emergency stops the
@@ -12,8 +12,13 @@ internal sealed record UnacknowledgedIncident(string Id, string Receiver, long O
 /// </summary>
 internal interface IEscalationStore
 {
-    /// <summary>Open, unacknowledged incidents that opened before <paramref name="openedBefore"/> and have had fewer than <paramref name="maxEscalations"/> reminders.</summary>
-    Task<IReadOnlyList<UnacknowledgedIncident>> UnacknowledgedAsync(long openedBefore, int maxEscalations, CancellationToken cancellationToken);
+    /// <summary>
+    /// Open, unacknowledged incidents that opened before <paramref name="openedBefore"/> and have had fewer than
+    /// <paramref name="maxEscalations"/> reminders: at most <paramref name="limit"/> of them, oldest first, after
+    /// <paramref name="after"/> (the last one of the page before; null for the first page).
+    /// </summary>
+    Task<IReadOnlyList<UnacknowledgedIncident>> UnacknowledgedAsync(long openedBefore, int maxEscalations, (long OpenedAt, string Id)? after, int limit,
+        CancellationToken cancellationToken);
 
     /// <summary>Queues reminder number <paramref name="count"/> + 1 as a Slack thread note, if the incident is still open, unacknowledged and at <paramref name="count"/>.</summary>
     Task<bool> EscalateAsync(string incidentId, long count, string note, long now, CancellationToken cancellationToken);
@@ -27,15 +32,17 @@ internal interface IEscalationStore
 
 internal sealed class EscalationStore(IStorageProvider storage) : IEscalationStore
 {
-    public async Task<IReadOnlyList<UnacknowledgedIncident>> UnacknowledgedAsync(long openedBefore, int maxEscalations, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<UnacknowledgedIncident>> UnacknowledgedAsync(long openedBefore, int maxEscalations, (long OpenedAt, string Id)? after,
+        int limit, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken);
         return (await connection.QueryAsync<UnacknowledgedIncident>(
             """
-            SELECT id AS Id, receiver AS Receiver, opened_at AS OpenedAt, escalations AS Escalations FROM incidents
+            SELECT id AS Id, receiver AS Receiver, opened_at AS OpenedAt, escalations AS Escalations, revision AS Revision FROM incidents
             WHERE state = 'open' AND acknowledged_at IS NULL AND opened_at <= @openedBefore AND escalations < @maxEscalations
-            ORDER BY opened_at LIMIT 500
-            """, new { openedBefore, maxEscalations })).ToList();
+              AND (opened_at > @afterOpenedAt OR (opened_at = @afterOpenedAt AND id > @afterId))
+            ORDER BY opened_at, id LIMIT @limit
+            """, new { openedBefore, maxEscalations, afterOpenedAt = after?.OpenedAt ?? long.MinValue, afterId = after?.Id ?? "", limit })).ToList();
     }
 
     public async Task<bool> EscalateAsync(string incidentId, long count, string note, long now, CancellationToken cancellationToken)

@@ -25,6 +25,7 @@ public sealed class EscalationTests : IAsyncLifetime
     private TestStores _database = null!;
     private IncidentProcessor _processor = null!;
     private EscalationMonitor _monitor = null!;
+    private Router _router = null!;
     private long _seq;
 
     public async Task InitializeAsync()
@@ -47,18 +48,24 @@ public sealed class EscalationTests : IAsyncLifetime
             new SlackRenderer(slackOptions, Options.Create(new TemplateOptions()), Presentation.IncidentPresenterTests.Presenter()),
             slackOptions, _time, NullLogger<SlackNotifier>.Instance);
         IChannelNotifier[] channels = [slack];
-        var router = new Router(Options.Create(routing), channels, NullLogger<Router>.Instance);
-        _processor = new IncidentProcessor(_database.Journal, _database.Incidents, router, channels, _time, new DeliverySignal(),
+        _router = new Router(Options.Create(routing), channels, NullLogger<Router>.Instance);
+        _processor = new IncidentProcessor(_database.Journal, _database.Incidents, _router, channels, _time, new DeliverySignal(),
             NullLogger<IncidentProcessor>.Instance);
-        _monitor = new EscalationMonitor(new EscalationStore(_database.Provider), _database.ReadModel, router, new DeliverySignal(),
-            Options.Create(new RiskManagerOptions()), _time, NullLogger<EscalationMonitor>.Instance);
+        _monitor = Monitor(_database.ReadModel);
     }
+
+    private EscalationMonitor Monitor(IIncidentReadModel readModel, int pageSize = 500) =>
+        new(new EscalationStore(_database.Provider), readModel, _router, new DeliverySignal(), Options.Create(new RiskManagerOptions()), _time,
+            NullLogger<EscalationMonitor>.Instance) { PageSize = pageSize };
 
     public async Task DisposeAsync() => await _database.DisposeAsync();
 
-    private async Task<string> Open(string groupKey, string severity = "critical")
+    private Task<string> Open(string groupKey, string severity = "critical") => Apply(groupKey, Firing("a1", severity: severity));
+
+    /// <summary>Journals and applies a notification of the group; returns the group's incident.</summary>
+    private async Task<string> Apply(string groupKey, params Alert[] alerts)
     {
-        var body = System.Text.Encoding.UTF8.GetBytes(Body(groupKey, Firing("a1", severity: severity)));
+        var body = System.Text.Encoding.UTF8.GetBytes(Body(groupKey, alerts));
         var (notification, _) = NotificationParser.Parse(body);
         var id = NotificationIdentity.NotificationId(notification!) + $"-{++_seq}";
         await using (var connection = await _database.OpenAsync())
@@ -119,6 +126,68 @@ public sealed class EscalationTests : IAsyncLifetime
         Assert.Equal(0, await _monitor.RunOnceAsync(CancellationToken.None));
         Assert.Empty(await Notes(acknowledged, "escalation:"));
         Assert.Empty(await Notes(quiet, "escalation:"));
+    }
+
+    [Fact]
+    public async Task A_due_incident_is_escalated_behind_any_number_of_older_ones_that_are_not()
+    {
+        // Read two at a time: three older incidents that get no reminder (a route without escalation, one already reminded and
+        // waiting for its repeat) fill more than a page ahead of the one that is due.
+        var monitor = Monitor(_database.ReadModel, pageSize: 2);
+        var reminded = await Open("g0");
+        _time.Advance(TimeSpan.FromMinutes(5));
+        Assert.Equal(1, await monitor.RunOnceAsync(CancellationToken.None));
+        var quiet = new[] { await Open("g1", severity: "warning"), await Open("g2", severity: "warning"), await Open("g3", severity: "warning") };
+        _time.Advance(TimeSpan.FromSeconds(1)); // opened last: it comes last in the look's order
+        var due = await Open("g4");
+
+        _time.Advance(TimeSpan.FromMinutes(5));
+
+        Assert.Equal(1, await monitor.RunOnceAsync(CancellationToken.None));
+        Assert.Contains("reminder 1 of 2", Assert.Single(await Notes(due, "escalation:")));
+        Assert.Single(await Notes(reminded, "escalation:"));
+        foreach (var id in quiet) Assert.Empty(await Notes(id, "escalation:"));
+    }
+
+    [Fact]
+    public async Task An_open_incident_is_read_again_only_when_it_changed()
+    {
+        var loads = new CountingReadModel(_database.ReadModel);
+        var monitor = Monitor(loads);
+        var quiet = await Open("g1", severity: "warning");
+        _time.Advance(TimeSpan.FromHours(1));
+
+        for (var i = 0; i < 3; i++) Assert.Equal(0, await monitor.RunOnceAsync(CancellationToken.None));
+        Assert.Equal(1, loads.Loads);
+
+        // A critical alert joins the group: its route escalates now, so the incident is read again and reminded.
+        Assert.Equal(quiet, await Apply("g1", Firing("a1", severity: "warning"), Firing("a2", severity: "critical")));
+        Assert.Equal(1, await monitor.RunOnceAsync(CancellationToken.None));
+        Assert.Equal(2, loads.Loads);
+        var notes = await Notes(quiet, "escalation:"); // one in each channel the incident's message is in (#default, #crit)
+        Assert.Equal(2, notes.Count);
+        Assert.All(notes, n => Assert.Contains("reminder 1 of 2", n));
+    }
+
+    /// <summary>The read model, counting the incidents it loads.</summary>
+    private sealed class CountingReadModel(IIncidentReadModel inner) : IIncidentReadModel
+    {
+        public int Loads;
+
+        public Task<IncidentView?> LoadAsync(string incidentId, int maxAlerts, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Loads);
+            return inner.LoadAsync(incidentId, maxAlerts, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<string>> ListAsync(string state, int limit, CancellationToken cancellationToken) =>
+            inner.ListAsync(state, limit, cancellationToken);
+
+        public Task<IReadOnlyList<DeliveryRow>> DeliveriesAsync(string incidentId, CancellationToken cancellationToken) =>
+            inner.DeliveriesAsync(incidentId, cancellationToken);
+
+        public Task<bool> SupersededAtAsync(IncidentView incident, string channel, string target, CancellationToken cancellationToken) =>
+            inner.SupersededAtAsync(incident, channel, target, cancellationToken);
     }
 
     [Fact]
