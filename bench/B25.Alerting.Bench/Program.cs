@@ -253,8 +253,11 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     private readonly Dictionary<string, (double Start, double End, double Others, double Steal)> _load = new();
     private List<byte[]> _warmupBodies = [];
 
-    /// <summary>Issue 8's accept target for replicas on PostgreSQL; the embedded SQLite rows keep "none set" as before.</summary>
-    private const double AcceptP99TargetMs = 15;
+    /// <summary>
+    /// The accept p99 target: 15 ms for replicas on PostgreSQL (issue 8), 10 ms on RabbitMq with SQLite (issue 11); none for the
+    /// in-memory bus, whose backlog is the process's own.
+    /// </summary>
+    private double? AcceptP99TargetMs => postgres is not null ? 15 : transport == "RabbitMq" ? 10 : null;
 
     private TimeSpan Seconds(double s) => TimeSpan.FromSeconds(s * options.Scale);
 
@@ -294,7 +297,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         }
         md.AppendLine("| # | measure | target | measured | | load average (1 min) at phase start / end; cores used by other work meanwhile |");
         md.AppendLine("|---|---|---|---|---|---|");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | {(postgres is null ? "none set" : $"p99 <= {AcceptP99TargetMs:F0} ms")} | {accept.Measured} | {accept.Verdict} | {LoadText("accept")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 1 | durable accept latency, open loop {RatePerSecond} notifications/s x 10 alerts, {Seconds(20).TotalSeconds:F0} s (p50 / p99 / max) | {(AcceptP99TargetMs is { } target ? $"p99 <= {target:F0} ms" : "none set")} | {accept.Measured} | {accept.Verdict} | {LoadText("accept")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2 | max sustained accept throughput, closed loop {Senders} senders x 10 alerts, {Seconds(15).TotalSeconds:F0} s | >= 1,000 notifications/s | {throughput.Measured} | {throughput.Verdict} | {LoadText("throughput")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2c | realistic mix, closed loop {Senders} senders: 5 % new incidents, 15 % changes, 40 % repeats, 40 % copies; notifications applied by the state machine per second | >= 1,000 applied/s | {mix.Measured} | {mix.Verdict} | {LoadText("mix")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| 2d | the same mix, open loop at {MixRatePerSecond:N0} notifications/s for {Seconds(20).TotalSeconds:F0} s: does processing keep up (every accepted notification applied or recognised as known within {KeepUpSeconds:F0} s of the last send; accept p50 / p99 / max; unapplied backlog at most) | keeps up at >= 1,000 /s | {mixRate.Measured} | {mixRate.Verdict} | {LoadText("mix-rate")} |");
@@ -378,7 +381,11 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         _cpu.Add($"{name} {serviceCpu} (bench client {selfCpu:F2}" +
                  (brokerPid is not null ? $", RabbitMQ node {brokerCpu:F2}" : "") +
                  (postgres is null ? "" : $", PostgreSQL {pgCpu:F2}") +
-                 $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms; " +
+                 $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; " +
+                 (postgres is null
+                     ? $"SQLite writer held {(Counter(gc1, WriterBusy) - Counter(gc0, WriterBusy)) / wall:P0} of the phase, {(Counter(gc1, WriterTurns) - Counter(gc0, WriterTurns)) / wall:F0} write transactions/s; "
+                     : "") +
+                 $"GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms; " +
                  $"JIT during the phase {Counter(gc1, JitMethods) - Counter(gc0, JitMethods):F0} methods, {(Counter(gc1, JitTime) - Counter(gc0, JitTime)) * 1000:F0} ms " +
                  $"(warm-up before it: {(_warmUps.Count > 0 ? _warmUps[^1] : "none")}); load average 1 min {_load[name].Start:F2} -> {_load[name].End:F2})");
         if (postgres is not null && db0 is not null)
@@ -474,6 +481,10 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     }
 
     private const string JitMethods = "system_runtime_dotnet_jit_compiled_methods", JitTime = "system_runtime_dotnet_jit_compilation_time";
+    // SQLite's single writer: the time write transactions held it (seconds) and how many there were, from the service's metrics.
+    private const string WriterBusy = "b25_alerting_sqlite_writer_busy_seconds_total";
+    private const string WriterTurns = "b25_alerting_sqlite_writer_turns_total";
+
     // The runtime's total time the GC paused the process (seconds), from its own meter.
     private const string GcPause = "system_runtime_dotnet_gc_pause_time";
 
@@ -628,7 +639,7 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
         _notes.Add($"1 (accept latency): client side {Stats.Summary(latencies)}; statuses {StatusText(statuses)}; server-side b25_alerting_accept_duration_seconds (the whole request: validate + journal; the bus publish is off the request path) {server.Describe()}; notifications processed by the state machine during the run: {processed:F0} of {latencies.Count}{perReplica}.");
         var ok = statuses.GetValueOrDefault(200) == latencies.Count;
         var p99 = Stats.Percentile(latencies, 99);
-        var verdict = !ok ? "**errors**, see notes" : postgres is null ? "(all 200)" : p99 <= AcceptP99TargetMs ? "met (all 200)" : "**missed** (all 200)";
+        var verdict = !ok ? "**errors**, see notes" : AcceptP99TargetMs is not { } target ? "(all 200)" : p99 <= target ? "met (all 200)" : "**missed** (all 200)";
         return new Outcome($"{Stats.F(Stats.Percentile(latencies, 50))} / {Stats.F(p99)} / {Stats.F(latencies[^1])} ms", verdict);
     }
 

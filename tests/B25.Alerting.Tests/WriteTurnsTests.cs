@@ -37,4 +37,27 @@ public sealed class WriteTurnsTests
 
         Assert.Equal(["processor", "journal"], order);
     }
+
+    [Fact]
+    public async Task The_time_each_holder_kept_the_turn_is_added_up_and_reaches_the_writer_metric()
+    {
+        var turns = new WriteTurns();
+        var metricBefore = B25.Alerting.Observability.AlertingMetrics.SqliteWriterHeld.Value;
+        var hold = TimeSpan.FromMilliseconds(150);
+
+        await turns.EnterAsync(urgent: false);
+        var next = turns.EnterAsync(urgent: true); // waits: its waiting is not counted as holding
+        await Task.Delay(hold);
+        turns.Exit();
+        await next;
+        await Task.Delay(hold);
+        turns.Exit();
+        Assert.True(turns.TryEnter());
+        turns.Exit();
+
+        Assert.Equal(3, turns.Turns);
+        Assert.InRange(turns.BusyTime, 2 * hold - TimeSpan.FromMilliseconds(20), 2 * hold + TimeSpan.FromSeconds(30)); // the two holds (a timer may fire a tick early); a busy machine may add
+        // Process-wide: other tests' writers add to it too, so only at least this instance's time.
+        Assert.True(B25.Alerting.Observability.AlertingMetrics.SqliteWriterHeld.Value - metricBefore >= turns.BusyTime.TotalSeconds - 1e-9);
+    }
 }

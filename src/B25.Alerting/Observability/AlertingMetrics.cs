@@ -30,6 +30,13 @@ internal static class AlertingMetrics
         "b25_alerting_storage_write_fault",
         "1 while the service cannot write to its storage (a delivery result, a send mark or the readiness probe failed to write), else 0.");
 
+    public static readonly Counter SqliteWriterHeld = Metrics.CreateCounter(
+        "b25_alerting_sqlite_writer_busy_seconds_total",
+        "Time SQLite's single writer was held by a write transaction of this process (SQLite storage only). Its rate is the writer's utilisation: near 1, every write waits for the one before it and the journal's accept latency and the apply rate suffer.");
+
+    public static readonly Counter SqliteWriterTurns = Metrics.CreateCounter(
+        "b25_alerting_sqlite_writer_turns_total", "Write transactions run on SQLite's single writer by this process (SQLite storage only).");
+
     public static readonly Gauge WatchdogLastSeen = Metrics.CreateGauge(
         "b25_alerting_watchdog_last_seen_timestamp_seconds",
         "When Alertmanager's Watchdog notification last arrived at any replica (unix seconds; 0 when never).");

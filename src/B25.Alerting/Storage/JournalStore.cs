@@ -75,13 +75,13 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
                 var entry = entries[chunk[j]];
                 if (j > 0) sql.Append(", ");
                 sql.Append(sqlite is null ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))");
+                if (sqlite is not null) continue; // bound below (ValuesOf)
                 parameters.Add("i" + j, entry.Id);
                 parameters.Add("g" + j, entry.GroupId);
                 parameters.Add("r" + j, entry.Receiver);
                 parameters.Add("k" + j, entry.GroupKey);
                 parameters.Add("t" + j, entry.ReceivedAt);
-                if (sqlite is null) parameters.Add("b" + j, entry.Body);
-                else parameters.Add("b" + j, entry.Body.Length);
+                parameters.Add("b" + j, entry.Body);
             }
             if (sqlite is null)
             {
@@ -90,7 +90,9 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
                 continue;
             }
             sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
-            var rows = (await write.Connection.QueryAsync<(long Seq, string Id)>(sql.ToString(), parameters, write.Transaction)).ToList();
+            // On the writer connection's kept command for this chunk size: compiled once, not per request.
+            var rows = Sqlite.PreparedCommands.Rows(sqlite, write.Transaction, sql.ToString(), ValuesOf(chunk, entries),
+                r => (Seq: r.GetInt64(0), Id: r.GetString(1)));
             foreach (var (seq, id) in rows)
             {
                 // The row of an id is the chunk's first entry with it: a later one in the chunk was a conflict.
@@ -106,6 +108,23 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             results[i] = inserted.Remove(entries[i].Id) ? JournalResult.Inserted : JournalResult.Duplicate;
         await write.CommitAsync(cancellationToken);
         return results;
+    }
+
+    /// <summary>The SQLite insert's parameters for <paramref name="chunk"/>, in the statement's order.</summary>
+    private static List<KeyValuePair<string, object?>> ValuesOf(int[] chunk, IReadOnlyList<JournalEntry> entries)
+    {
+        var values = new List<KeyValuePair<string, object?>>(chunk.Length * 6);
+        for (var j = 0; j < chunk.Length; j++)
+        {
+            var entry = entries[chunk[j]];
+            values.Add(new("i" + j, entry.Id));
+            values.Add(new("g" + j, entry.GroupId));
+            values.Add(new("r" + j, entry.Receiver));
+            values.Add(new("k" + j, entry.GroupKey));
+            values.Add(new("t" + j, entry.ReceivedAt));
+            values.Add(new("b" + j, (long)entry.Body.Length));
+        }
+        return values;
     }
 
     // Rows per statement. PostgreSQL: many, each statement is a round trip. SQLite: few, since it finds each bound parameter

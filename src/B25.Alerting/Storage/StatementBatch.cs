@@ -19,7 +19,8 @@ internal sealed record SqlStatement(string Sql, IReadOnlyList<KeyValuePair<strin
 /// Writes of one transaction queued and sent together when the transaction needs them (before its next read, before its
 /// commit), in the order they were queued. Where the connection batches commands (PostgreSQL), they go in one round trip
 /// instead of one each: applying a new incident queues half a dozen writes, and on a 2-core machine each round trip costs the
-/// database and the service more than the statement itself. Elsewhere (SQLite, in process) they run one after another.
+/// database and the service more than the statement itself. On SQLite (in process) they run one after another, each on a command
+/// the connection keeps for its SQL (<see cref="Sqlite.PreparedCommands"/>).
 /// </summary>
 internal sealed class StatementBatch
 {
@@ -73,6 +74,17 @@ internal sealed class StatementBatch
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
             if (await reader.ReadAsync(cancellationToken) && !await reader.IsDBNullAsync(0, cancellationToken)) first = reader.GetValue(0);
             while (await reader.NextResultAsync(cancellationToken)) { } // the rest runs; an error in it surfaces here
+            return first;
+        }
+        if (connection is Microsoft.Data.Sqlite.SqliteConnection sqlite)
+        {
+            // In process: one after another, each on the connection's kept command for its SQL (compiled once, not per call).
+            for (var i = 0; i < statements.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var value = Sqlite.PreparedCommands.Run(sqlite, transaction, statements[i].Sql, statements[i].Parameters, scalar: i == 0 && scalar);
+                if (i == 0) first = value;
+            }
             return first;
         }
         for (var i = 0; i < statements.Length; i++)

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using B25.Alerting.Observability;
+
 namespace B25.Alerting.Storage.Sqlite;
 
 /// <summary>
@@ -13,6 +16,26 @@ internal sealed class WriteTurns
     private readonly Queue<TaskCompletionSource> _normal = new();
     private bool _taken;
     private bool _urgentHolds;
+    private long _heldSince; // Stopwatch timestamp at which the current holder got the turn
+
+    /// <summary>The turn was taken; from now its holding time counts.</summary>
+    private void Taken() => _heldSince = Stopwatch.GetTimestamp();
+
+    /// <summary>The holder gives the turn up: its holding time goes to the writer's utilisation metric.</summary>
+    private void Given()
+    {
+        var held = Stopwatch.GetElapsedTime(_heldSince);
+        BusyTime += held;
+        Turns++;
+        AlertingMetrics.SqliteWriterHeld.Inc(held.TotalSeconds);
+        AlertingMetrics.SqliteWriterTurns.Inc();
+    }
+
+    /// <summary>How long the turn was held in all, by turns given back (under the gate: read when nobody writes).</summary>
+    public TimeSpan BusyTime { get; private set; }
+
+    /// <summary>Turns given back.</summary>
+    public long Turns { get; private set; }
 
     public Task EnterAsync(bool urgent)
     {
@@ -22,6 +45,7 @@ internal sealed class WriteTurns
             {
                 _taken = true;
                 _urgentHolds = urgent;
+                Taken();
                 return Task.CompletedTask;
             }
             var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -38,6 +62,7 @@ internal sealed class WriteTurns
             if (_taken) return false;
             _taken = true;
             _urgentHolds = false;
+            Taken();
             return true;
         }
     }
@@ -47,6 +72,7 @@ internal sealed class WriteTurns
         TaskCompletionSource? next;
         lock (_gate)
         {
+            Given();
             var first = _urgentHolds ? _normal : _urgent;
             var second = _urgentHolds ? _urgent : _normal;
             if (first.TryDequeue(out next))
@@ -62,6 +88,7 @@ internal sealed class WriteTurns
                 _taken = false;
                 return;
             }
+            Taken(); // the next holder's time starts now, not when its continuation runs
         }
         next.SetResult();
     }
