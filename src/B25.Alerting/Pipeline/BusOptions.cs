@@ -14,7 +14,7 @@ internal sealed class BusOptions : IValidatableObject
 
     /// <summary>Notifications processed in parallel (always in order within one alert group).</summary>
     [Range(1, 256)]
-    public int Partitions { get; set; } = 8;
+    public int Partitions { get; set; } = 16;
 
     /// <summary>
     /// Accepted notifications held in memory for the bus at most (queued to publish and, on the in-memory transport,

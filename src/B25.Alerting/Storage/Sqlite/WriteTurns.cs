@@ -27,6 +27,8 @@ internal sealed class WriteTurns
         var held = Stopwatch.GetElapsedTime(_heldSince);
         BusyTime += held;
         Turns++;
+        // Every holder counts, the start's warm-up and the background workers included: this is how busy the writer was, not
+        // what happened to incidents.
         AlertingMetrics.SqliteWriterHeld.Inc(held.TotalSeconds);
         AlertingMetrics.SqliteWriterTurns.Inc();
     }
