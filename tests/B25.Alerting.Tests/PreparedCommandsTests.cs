@@ -48,26 +48,24 @@ public sealed class PreparedCommandsTests : IDisposable
         PreparedCommands.Rows(_connection, null, "SELECT id, name, flag, note FROM t ORDER BY id", [],
             r => (r.GetInt64(0), r.GetString(1), r.IsDBNull(2) ? (long?)null : r.GetInt64(2), r.IsDBNull(3) ? null : r.GetString(3)));
 
+    /// <summary>Inserts the row in a transaction of its own, through a statement batch, and commits.</summary>
+    private async Task InsertCommittedAsync(KeyValuePair<string, object?>[] row)
+    {
+        var batch = new StatementBatch();
+        using var tx = _connection.BeginTransaction();
+        batch.Add(Insert, row);
+        await batch.FlushAsync(_connection, tx, CancellationToken.None);
+        tx.Commit();
+    }
+
     [Fact]
     public async Task The_same_sql_is_compiled_once_per_connection_and_its_statement_reused_in_every_transaction()
     {
-        var batch = new StatementBatch();
-        using (var tx = _connection.BeginTransaction())
-        {
-            batch.Add(Insert, Row(1, "a", true, null));
-            await batch.FlushAsync(_connection, tx, CancellationToken.None);
-            tx.Commit();
-        }
+        await InsertCommittedAsync(Row(1, "a", true, null));
         var afterFirst = CompiledStatements();
         Assert.Single(afterFirst); // kept: a command made per call (Dapper) leaves none
 
-        for (var i = 2; i <= 5; i++)
-        {
-            using var tx = _connection.BeginTransaction();
-            batch.Add(Insert, Row(i, "n" + i, i % 2 == 0, "note " + i));
-            await batch.FlushAsync(_connection, tx, CancellationToken.None);
-            tx.Commit();
-        }
+        for (var i = 2; i <= 5; i++) await InsertCommittedAsync(Row(i, "n" + i, i % 2 == 0, "note " + i));
         Assert.Equal(afterFirst, CompiledStatements()); // the same statement, not one compiled again
         Assert.Equal(1, PreparedCommands.CountFor(_connection));
 
@@ -79,13 +77,8 @@ public sealed class PreparedCommandsTests : IDisposable
     [Fact]
     public async Task A_failed_run_leaves_the_kept_statement_usable_and_rolls_back_only_its_transaction()
     {
+        await InsertCommittedAsync(Row(1, "a", false, null));
         var batch = new StatementBatch();
-        using (var tx = _connection.BeginTransaction())
-        {
-            batch.Add(Insert, Row(1, "a", false, null));
-            await batch.FlushAsync(_connection, tx, CancellationToken.None);
-            tx.Commit();
-        }
         using (var tx = _connection.BeginTransaction())
         {
             batch.Add(Insert, Row(2, "b", false, null));
@@ -94,12 +87,7 @@ public sealed class PreparedCommandsTests : IDisposable
             Assert.Equal(19, failure.SqliteErrorCode); // SQLITE_CONSTRAINT
             tx.Rollback();
         }
-        using (var tx = _connection.BeginTransaction())
-        {
-            batch.Add(Insert, Row(3, "c", true, "after the failure"));
-            await batch.FlushAsync(_connection, tx, CancellationToken.None);
-            tx.Commit();
-        }
+        await InsertCommittedAsync(Row(3, "c", true, "after the failure"));
         Assert.Equal([(1, "a", 0, null), (3, "c", 1, "after the failure")], All());
     }
 
