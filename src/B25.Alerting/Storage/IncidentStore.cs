@@ -139,29 +139,30 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         // In the write turn on SQLite: the process's writer connection, whose kept commands are compiled once (PreparedCommands).
         private Microsoft.Data.Sqlite.SqliteConnection? KeptWriter => _write?.Connection as Microsoft.Data.Sqlite.SqliteConnection;
 
-        public async Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true)
+        /// <summary>
+        /// The rows of a read, after the queued writes: on the writer's kept command in the write turn on SQLite (read by
+        /// <paramref name="read"/>), otherwise through Dapper, which maps the columns by their names onto <typeparamref name="T"/>.
+        /// </summary>
+        private async Task<List<T>> RowsAsync<T>(string sql, KeyValuePair<string, object?>[] parameters, Func<Microsoft.Data.Sqlite.SqliteDataReader, T> read)
         {
-            var reader = await ReadConnectionAsync();
-            var sql =
-                $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : NoBody)} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId";
-            if (KeptWriter is { } writer)
-                return Sqlite.PreparedCommands.Rows(writer, Tx, sql, [P("notificationId", notificationId)],
-                    r => new JournalRow(r.GetInt64(0), r.GetString(1), r.GetInt64(2), (byte[])r.GetValue(3), r.IsDBNull(4) ? null : r.GetInt64(4))).SingleOrDefault();
-            return await reader.QuerySingleOrDefaultAsync<JournalRow?>(sql, new { notificationId }, Tx);
+            var connection = await ReadConnectionAsync();
+            if (KeptWriter is { } writer) return Sqlite.PreparedCommands.Rows(writer, Tx, sql, parameters, read);
+            return (await connection.QueryAsync<T>(sql, new SqlStatement(sql, parameters).DapperParameters(), Tx)).AsList();
         }
+
+        public async Task<JournalRow?> LoadNotificationAsync(string notificationId, bool withBody = true) =>
+            (await RowsAsync(
+                $"SELECT seq AS Seq, group_id AS GroupId, received_at AS ReceivedAt, {(withBody ? "body" : NoBody)} AS Body, processed_at AS ProcessedAt FROM notifications WHERE id = @notificationId",
+                [P("notificationId", notificationId)],
+                r => new JournalRow(r.GetInt64(0), r.GetString(1), r.GetInt64(2), (byte[])r.GetValue(3), r.IsDBNull(4) ? null : r.GetInt64(4))))
+            .SingleOrDefault();
 
         public async Task<T?> ReadBodyAsync<T>(long seq, Func<Stream, CancellationToken, ValueTask<T?>> read, CancellationToken cancellationToken) =>
             await storage.ReadNotificationBodyAsync(await ReadConnectionAsync(), Tx, seq, read, cancellationToken);
 
-        public async Task<OpenIncident?> OpenIncidentAsync()
-        {
-            var reader = await ReadConnectionAsync();
-            const string sql = "SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'";
-            if (KeptWriter is { } writer)
-                return Sqlite.PreparedCommands.Rows(writer, Tx, sql, [P("groupId", groupId)], r => new OpenIncident(r.GetString(0), r.GetInt64(1)))
-                    .SingleOrDefault();
-            return await reader.QuerySingleOrDefaultAsync<OpenIncident?>(sql, new { groupId }, Tx);
-        }
+        public async Task<OpenIncident?> OpenIncidentAsync() =>
+            (await RowsAsync("SELECT id AS Id, revision AS Revision FROM incidents WHERE group_id = @groupId AND state = 'open'",
+                [P("groupId", groupId)], r => new OpenIncident(r.GetString(0), r.GetInt64(1)))).SingleOrDefault();
 
         public async Task<IReadOnlyList<StoredAlert>> AlertsOfAsync(string incidentId) =>
             (await (await ReadConnectionAsync()).QueryAsync<StoredAlert>(
@@ -285,14 +286,9 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             return Task.CompletedTask;
         }
 
-        public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId)
-        {
-            var reader = await ReadConnectionAsync();
-            const string sql = "SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId";
-            if (KeptWriter is { } writer)
-                return Sqlite.PreparedCommands.Rows(writer, Tx, sql, [P("incidentId", incidentId)], r => (r.GetString(0), r.GetString(1)));
-            return (await reader.QueryAsync<(string Channel, string Target)>(sql, new { incidentId }, Tx)).ToList();
-        }
+        public async Task<IReadOnlyList<(string Channel, string Target)>> TargetsOfAsync(string incidentId) =>
+            await RowsAsync("SELECT DISTINCT channel AS Channel, target AS Target FROM deliveries WHERE incident_id = @incidentId",
+                [P("incidentId", incidentId)], r => (r.GetString(0), r.GetString(1)));
 
         public IReadOnlyCollection<(string Channel, string Target)> QueuedTargets => _queuedTargets;
 

@@ -69,30 +69,22 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         {
             // One statement per chunk; rows get their seq in the order of the VALUES list, which is the batch's order.
             var sql = new System.Text.StringBuilder("INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body) VALUES ");
-            var parameters = new DynamicParameters();
             for (var j = 0; j < chunk.Length; j++)
             {
-                var entry = entries[chunk[j]];
                 if (j > 0) sql.Append(", ");
                 sql.Append(sqlite is null ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))");
-                if (sqlite is not null) continue; // bound below (ValuesOf)
-                parameters.Add("i" + j, entry.Id);
-                parameters.Add("g" + j, entry.GroupId);
-                parameters.Add("r" + j, entry.Receiver);
-                parameters.Add("k" + j, entry.GroupKey);
-                parameters.Add("t" + j, entry.ReceivedAt);
-                parameters.Add("b" + j, entry.Body);
             }
+            var values = ValuesOf(chunk, entries, bodyLater: sqlite is not null);
             if (sqlite is null)
             {
                 sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                inserted.UnionWith(await write.Connection.QueryAsync<string>(sql.ToString(), parameters, write.Transaction));
+                var text = sql.ToString();
+                inserted.UnionWith(await write.Connection.QueryAsync<string>(text, new SqlStatement(text, values).DapperParameters(), write.Transaction));
                 continue;
             }
             sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
             // On the writer connection's kept command for this chunk size: compiled once, not per request.
-            var rows = Sqlite.PreparedCommands.Rows(sqlite, write.Transaction, sql.ToString(), ValuesOf(chunk, entries),
-                r => (Seq: r.GetInt64(0), Id: r.GetString(1)));
+            var rows = Sqlite.PreparedCommands.Rows(sqlite, write.Transaction, sql.ToString(), values, r => (Seq: r.GetInt64(0), Id: r.GetString(1)));
             foreach (var (seq, id) in rows)
             {
                 // The row of an id is the chunk's first entry with it: a later one in the chunk was a conflict.
@@ -110,8 +102,11 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         return results;
     }
 
-    /// <summary>The SQLite insert's parameters for <paramref name="chunk"/>, in the statement's order.</summary>
-    private static List<KeyValuePair<string, object?>> ValuesOf(int[] chunk, IReadOnlyList<JournalEntry> entries)
+    /// <summary>
+    /// The insert's parameters for <paramref name="chunk"/>, in the statement's order; with <paramref name="bodyLater"/> each body
+    /// is bound as its length (the row gets a zeroblob, written afterwards through blob I/O).
+    /// </summary>
+    private static List<KeyValuePair<string, object?>> ValuesOf(int[] chunk, IReadOnlyList<JournalEntry> entries, bool bodyLater)
     {
         var values = new List<KeyValuePair<string, object?>>(chunk.Length * 6);
         for (var j = 0; j < chunk.Length; j++)
@@ -122,7 +117,7 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
             values.Add(new("r" + j, entry.Receiver));
             values.Add(new("k" + j, entry.GroupKey));
             values.Add(new("t" + j, entry.ReceivedAt));
-            values.Add(new("b" + j, (long)entry.Body.Length));
+            values.Add(new("b" + j, bodyLater ? entry.Body.Length : entry.Body));
         }
         return values;
     }

@@ -8,8 +8,9 @@ namespace B25.Alerting.Storage.Sqlite;
 /// SQLite commands kept per connection with their compiled statements, reused for the same SQL. Microsoft.Data.Sqlite compiles a
 /// command's SQL when it first runs and keeps the compiled statement while the command lives; Dapper makes a new command for
 /// every call, so every write compiled its statement again: compiling (SQLite's parser and code generator) was about 40 % of
-/// SQLite's share of the service's CPU while new incidents were applied. The writes of a transaction (<see cref="StatementBatch"/>)
-/// run here instead, on the process's one writer connection, whose commands live as long as it does.
+/// SQLite's share of the service's CPU while new incidents were applied. The writes of a transaction (<see cref="StatementBatch"/>),
+/// the journal's insert and the apply's reads in the write turn run here instead, on the process's one writer connection, whose
+/// commands live as long as it does.
 /// </summary>
 internal static class PreparedCommands
 {
@@ -25,8 +26,10 @@ internal static class PreparedCommands
     /// The connection must not be used by another thread meanwhile (the writer connection: only under the write turn).
     /// </summary>
     public static object? Run(SqliteConnection connection, DbTransaction? transaction, string sql,
-        IReadOnlyList<KeyValuePair<string, object?>> parameters, bool scalar) =>
-        Use(connection, sql, command => Execute(command, transaction, parameters, () =>
+        IReadOnlyList<KeyValuePair<string, object?>> parameters, bool scalar)
+    {
+        var command = Prepare(connection, transaction, sql, parameters, out var owned);
+        try
         {
             if (!scalar)
             {
@@ -34,55 +37,68 @@ internal static class PreparedCommands
                 return null;
             }
             return command.ExecuteScalar() is { } value and not DBNull ? value : null;
-        }));
-
-    /// <summary>Runs <paramref name="use"/> on the connection's command for <paramref name="sql"/>, kept when there is room.</summary>
-    private static object? Use(SqliteConnection connection, string sql, Func<SqliteCommand, object?> use)
-    {
-        var kept = Kept.GetOrCreateValue(connection);
-        if (kept.TryGetValue(sql, out var command)) return use(command);
-        command = connection.CreateCommand();
-        command.CommandText = sql;
-        if (kept.Count >= MaxPerConnection)
-        {
-            using (command) return use(command);
         }
-        kept.Add(sql, command);
-        return use(command);
+        finally
+        {
+            Release(command, owned);
+        }
     }
 
     /// <summary>As <see cref="Run"/>, and reads every row the statement returns with <paramref name="read"/>.</summary>
     public static List<T> Rows<T>(SqliteConnection connection, DbTransaction? transaction, string sql,
         IReadOnlyList<KeyValuePair<string, object?>> parameters, Func<SqliteDataReader, T> read)
     {
-        var rows = new List<T>();
-        Use(connection, sql, command => Execute(command, transaction, parameters, () =>
+        var command = Prepare(connection, transaction, sql, parameters, out var owned);
+        try
         {
+            var rows = new List<T>();
             using var reader = command.ExecuteReader();
             while (reader.Read()) rows.Add(read(reader));
-            return (object?)null;
-        }));
-        return rows;
+            return rows;
+        }
+        finally
+        {
+            Release(command, owned);
+        }
     }
 
     /// <summary>How many commands <paramref name="connection"/> keeps (tests).</summary>
     internal static int CountFor(SqliteConnection connection) => Kept.TryGetValue(connection, out var kept) ? kept.Count : 0;
 
-    private static object? Execute(SqliteCommand command, DbTransaction? transaction, IReadOnlyList<KeyValuePair<string, object?>> parameters,
-        Func<object?> run)
+    /// <summary>
+    /// The connection's command for <paramref name="sql"/>, kept when there is room (else <paramref name="owned"/>: a command
+    /// for this call only), bound to the transaction and the values.
+    /// </summary>
+    private static SqliteCommand Prepare(SqliteConnection connection, DbTransaction? transaction, string sql,
+        IReadOnlyList<KeyValuePair<string, object?>> parameters, out bool owned)
     {
+        var kept = Kept.GetOrCreateValue(connection);
+        owned = false;
+        if (!kept.TryGetValue(sql, out var command))
+        {
+            command = connection.CreateCommand();
+            command.CommandText = sql;
+            if (kept.Count < MaxPerConnection) kept.Add(sql, command);
+            else owned = true;
+        }
         command.Transaction = (SqliteTransaction?)transaction;
         Bind(command.Parameters, parameters);
-        try
+        return command;
+    }
+
+    /// <summary>
+    /// Lets go of the call's values and transaction: a payload or a body would otherwise live as long as the connection. A command
+    /// of the call's own is disposed.
+    /// </summary>
+    private static void Release(SqliteCommand command, bool owned)
+    {
+        if (owned)
         {
-            return run();
+            command.Dispose();
+            return;
         }
-        finally
-        {
-            // Values are not kept past the call: a payload or a body would otherwise live as long as the connection.
-            foreach (SqliteParameter parameter in command.Parameters) parameter.Value = DBNull.Value;
-            command.Transaction = null;
-        }
+        foreach (SqliteParameter parameter in command.Parameters) parameter.Value = DBNull.Value;
+        command.Transaction = null;
     }
 
     /// <summary>Sets the values; the same SQL comes with the same names in the same order, so the parameters are made once.</summary>

@@ -33,7 +33,7 @@ internal sealed class WriteTurns
         AlertingMetrics.SqliteWriterTurns.Inc();
     }
 
-    /// <summary>How long the turn was held in all, by turns given back (under the gate: read when nobody writes).</summary>
+    /// <summary>How long the turn was held in all, by turns given back (written under the gate: read it when nobody writes).</summary>
     public TimeSpan BusyTime { get; private set; }
 
     /// <summary>Turns given back.</summary>
