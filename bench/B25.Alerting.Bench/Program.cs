@@ -385,7 +385,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                  (postgres is null
                      ? $"SQLite writer held {(Counter(gc1, WriterBusy) - Counter(gc0, WriterBusy)) / wall:P0} of the phase, {(Counter(gc1, WriterTurns) - Counter(gc0, WriterTurns)) / wall:F0} write transactions/s; "
                      : "") +
-                 $"GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms; " +
+                 $"GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms, " +
+                 $"allocated {(Counter(gc1, GcAllocated) - Counter(gc0, GcAllocated)) / 1e6:F0} MB; " +
                  $"JIT during the phase {Counter(gc1, JitMethods) - Counter(gc0, JitMethods):F0} methods, {(Counter(gc1, JitTime) - Counter(gc0, JitTime)) * 1000:F0} ms " +
                  $"(warm-up before it: {(_warmUps.Count > 0 ? _warmUps[^1] : "none")}); load average 1 min {_load[name].Start:F2} -> {_load[name].End:F2})");
         if (postgres is not null && db0 is not null)
@@ -487,6 +488,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
 
     // The runtime's total time the GC paused the process (seconds), from its own meter.
     private const string GcPause = "system_runtime_dotnet_gc_pause_time";
+    // The bytes the process allocated on the managed heap, from the runtime's meter.
+    private const string GcAllocated = "system_runtime_dotnet_gc_heap_total_allocated";
 
     /// <summary>
     /// JIT and pipeline warm-up: 200 notifications, 4 at a time, until all reached the Slack stand-in; then more rounds of 100 per

@@ -78,6 +78,25 @@ public sealed class RouterTests
     }
 
     [Fact]
+    public void Matching_a_route_allocates_nothing()
+    {
+        // Asked for every alert of every notification, route by route.
+        var router = Build(
+            new RouteOptions { Receiver = "=~\"b25-.*\"", Matchers = ["severity=\"critical\"", "service=~\"risk-.*\""], Continue = true, Slack = new() { Channel = "#a" } },
+            new RouteOptions { Receiver = "b25-critical", Slack = new() { Channel = "#b" } });
+        var routes = router.Routes;
+        Assert.True(routes[0].Matches("b25-critical", Critical));
+        Assert.False(routes[0].Matches("team-x", Critical));
+        Assert.True(routes[1].Matches("b25-critical", Critical));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+            if (!routes[0].Matches("b25-critical", Critical) || !routes[1].Matches("b25-critical", Critical) || routes[1].Matches("b25-info", Critical))
+                Assert.Fail("a route matched differently");
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Invalid_routing_fails_at_start_naming_every_problem()
     {
         var ex = Assert.Throws<OptionsValidationException>(() => Build(

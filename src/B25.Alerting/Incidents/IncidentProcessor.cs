@@ -340,10 +340,11 @@ internal sealed partial class IncidentProcessor(
         foreach (var key in transition.Joined)
         {
             var alert = byKey[key];
-            foreach (var target in router.TargetsFor(receiver, alert.Labels ?? []).Distinct())
+            foreach (var target in router.TargetsFor(receiver, alert.Labels ?? []))
             {
                 if (!joinedByTarget.TryGetValue(target, out var list)) joinedByTarget[target] = list = [];
-                list.Add(alert);
+                // Two routes to the same target (continue): the alert is listed there once.
+                if (list.Count == 0 || !ReferenceEquals(list[^1], alert)) list.Add(alert);
             }
         }
 

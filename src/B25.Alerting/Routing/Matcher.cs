@@ -35,9 +35,12 @@ internal sealed class Matcher
     public MatchType Type { get; }
     public string Value { get; }
 
-    public bool Matches(IReadOnlyDictionary<string, string> labels)
+    /// <summary>Whether the label set matches; a missing label is the empty value, as in Alertmanager.</summary>
+    public bool Matches(IReadOnlyDictionary<string, string> labels) => MatchesValue(labels.TryGetValue(Name, out var v) ? v : "");
+
+    /// <summary>Whether <paramref name="actual"/>, the value of this matcher's label, matches.</summary>
+    public bool MatchesValue(string actual)
     {
-        var actual = labels.TryGetValue(Name, out var v) ? v : "";
         return Type switch
         {
             MatchType.Equal => actual == Value,

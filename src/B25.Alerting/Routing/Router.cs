@@ -8,9 +8,14 @@ internal readonly record struct DeliveryTarget(string Channel, string Target);
 internal sealed record CompiledRoute(string Name, Matcher? Receiver, IReadOnlyList<Matcher> Matchers, bool Continue, IReadOnlyList<DeliveryTarget> Targets,
     EscalationOptions? Escalation = null)
 {
-    public bool Matches(string receiver, IReadOnlyDictionary<string, string> labels) =>
-        (Receiver is null || Receiver.Matches(new Dictionary<string, string> { ["receiver"] = receiver }))
-        && Matchers.All(m => m.Matches(labels));
+    public bool Matches(string receiver, IReadOnlyDictionary<string, string> labels)
+    {
+        // Asked per alert for every route in turn: no dictionary, closure or enumerator allocated here.
+        if (Receiver is not null && !Receiver.MatchesValue(receiver)) return false;
+        for (var i = 0; i < Matchers.Count; i++)
+            if (!Matchers[i].Matches(labels)) return false;
+        return true;
+    }
 }
 
 internal sealed partial class Router

@@ -247,29 +247,30 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
             // Many rows per statement: one statement per chunk, not per alert.
             foreach (var chunk in alerts.Chunk(AlertRowsPerInsert))
             {
-                var parameters = new List<KeyValuePair<string, object?>> { P("groupId", groupId), P("incidentId", incidentId), P("now", now) };
-                var rows = new string[chunk.Length];
+                var parameters = new List<KeyValuePair<string, object?>>(3 + 7 * chunk.Length) { P("groupId", groupId), P("incidentId", incidentId), P("now", now) };
                 for (var i = 0; i < chunk.Length; i++)
                 {
                     var a = chunk[i];
-                    rows[i] = $"(@groupId, @f{i}, @s{i}, @st{i}, @incidentId, @e{i}, @l{i}, @a{i}, @u{i}, @now)";
-                    parameters.Add(P("f" + i, a.Fingerprint));
-                    parameters.Add(P("s" + i, a.StartsAt));
-                    parameters.Add(P("st" + i, a.Status));
-                    parameters.Add(P("e" + i, a.EndsAt));
-                    parameters.Add(P("l" + i, a.Labels));
-                    parameters.Add(P("a" + i, a.Annotations));
-                    parameters.Add(P("u" + i, a.GeneratorUrl));
+                    parameters.Add(P(IndexedName.Of("f", i), a.Fingerprint));
+                    parameters.Add(P(IndexedName.Of("s", i), a.StartsAt));
+                    parameters.Add(P(IndexedName.Of("st", i), a.Status));
+                    parameters.Add(P(IndexedName.Of("e", i), a.EndsAt));
+                    parameters.Add(P(IndexedName.Of("l", i), a.Labels));
+                    parameters.Add(P(IndexedName.Of("a", i), a.Annotations));
+                    parameters.Add(P(IndexedName.Of("u", i), a.GeneratorUrl));
                 }
-                Writes.Add(new SqlStatement(
+                Writes.Add(new SqlStatement(InsertAlertsSql.GetOrAdd(chunk.Length, static rows =>
                     $"""
                     INSERT INTO alerts (group_id, fingerprint, starts_at, status, incident_id, ends_at, labels, annotations, generator_url, updated_at)
-                    VALUES {string.Join(", ", rows)}
+                    VALUES {string.Join(", ", Enumerable.Range(0, rows).Select(i => $"(@groupId, @f{i}, @s{i}, @st{i}, @incidentId, @e{i}, @l{i}, @a{i}, @u{i}, @now)"))}
                     ON CONFLICT DO NOTHING
-                    """, parameters));
+                    """), parameters));
             }
             return Task.CompletedTask;
         }
+
+        // The insert's text per row count, made once.
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> InsertAlertsSql = new();
 
         private int AlertRowsPerInsert => storage.Kind == StorageProviderKind.Sqlite ? 8 : 100;
 

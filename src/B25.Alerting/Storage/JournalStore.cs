@@ -68,23 +68,16 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         foreach (var chunk in taken.Chunk(InsertChunk))
         {
             // One statement per chunk; rows get their seq in the order of the VALUES list, which is the batch's order.
-            var sql = new System.Text.StringBuilder("INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body) VALUES ");
-            for (var j = 0; j < chunk.Length; j++)
-            {
-                if (j > 0) sql.Append(", ");
-                sql.Append(sqlite is null ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))");
-            }
             var values = ValuesOf(chunk, entries, bodyLater: sqlite is not null);
             if (sqlite is null)
             {
-                sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                var text = sql.ToString();
+                var text = InsertSql.GetOrAdd((chunk.Length, false), InsertText);
                 inserted.UnionWith(await write.Connection.QueryAsync<string>(text, new SqlStatement(text, values).DapperParameters(), write.Transaction));
                 continue;
             }
-            sql.Append(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
             // On the writer connection's kept command for this chunk size: compiled once, not per request.
-            var rows = Sqlite.PreparedCommands.Rows(sqlite, write.Transaction, sql.ToString(), values, r => (Seq: r.GetInt64(0), Id: r.GetString(1)));
+            var rows = Sqlite.PreparedCommands.Rows(sqlite, write.Transaction, InsertSql.GetOrAdd((chunk.Length, true), InsertText), values,
+                static r => (Seq: r.GetInt64(0), Id: r.GetString(1)));
             foreach (var (seq, id) in rows)
             {
                 // The row of an id is the chunk's first entry with it: a later one in the chunk was a conflict.
@@ -106,18 +99,37 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
     /// The insert's parameters for <paramref name="chunk"/>, in the statement's order; with <paramref name="bodyLater"/> each body
     /// is bound as its length (the row gets a zeroblob, written afterwards through blob I/O).
     /// </summary>
+    // The insert's text per (rows, SQLite), made once.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Rows, bool Sqlite), string> InsertSql = new();
+
+    /// <summary>
+    /// The insert of <paramref name="shape"/>'s rows: on SQLite each body is a zeroblob of its length, written after the row, and
+    /// the statement returns each row's seq; elsewhere the body is bound.
+    /// </summary>
+    private static string InsertText((int Rows, bool Sqlite) shape)
+    {
+        var sql = new System.Text.StringBuilder("INSERT INTO notifications (id, group_id, receiver, group_key, received_at, body) VALUES ");
+        for (var j = 0; j < shape.Rows; j++)
+        {
+            if (j > 0) sql.Append(", ");
+            sql.Append(shape.Sqlite ? $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, zeroblob(@b{j}))" : $"(@i{j}, @g{j}, @r{j}, @k{j}, @t{j}, @b{j})");
+        }
+        sql.Append(shape.Sqlite ? " ON CONFLICT (id) DO NOTHING RETURNING seq, id" : " ON CONFLICT (id) DO NOTHING RETURNING id");
+        return sql.ToString();
+    }
+
     private static List<KeyValuePair<string, object?>> ValuesOf(int[] chunk, IReadOnlyList<JournalEntry> entries, bool bodyLater)
     {
         var values = new List<KeyValuePair<string, object?>>(chunk.Length * 6);
         for (var j = 0; j < chunk.Length; j++)
         {
             var entry = entries[chunk[j]];
-            values.Add(new("i" + j, entry.Id));
-            values.Add(new("g" + j, entry.GroupId));
-            values.Add(new("r" + j, entry.Receiver));
-            values.Add(new("k" + j, entry.GroupKey));
-            values.Add(new("t" + j, entry.ReceivedAt));
-            values.Add(new("b" + j, bodyLater ? entry.Body.Length : entry.Body));
+            values.Add(new(IndexedName.Of("i", j), entry.Id));
+            values.Add(new(IndexedName.Of("g", j), entry.GroupId));
+            values.Add(new(IndexedName.Of("r", j), entry.Receiver));
+            values.Add(new(IndexedName.Of("k", j), entry.GroupKey));
+            values.Add(new(IndexedName.Of("t", j), entry.ReceivedAt));
+            values.Add(new(IndexedName.Of("b", j), bodyLater ? entry.Body.Length : entry.Body));
         }
         return values;
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using Dapper;
 
@@ -97,4 +98,17 @@ internal sealed class StatementBatch
     }
 
     public static KeyValuePair<string, object?> P(string name, object? value) => new(name, value);
+}
+
+/// <summary>
+/// The names of a multi-row statement's parameters (<c>f0</c>, <c>f1</c>, ...), made once per stem and index instead of per
+/// row of every insert.
+/// </summary>
+internal static class IndexedName
+{
+    private const int Kept = 128;
+    private static readonly ConcurrentDictionary<string, string[]> ByStem = new(StringComparer.Ordinal);
+
+    public static string Of(string stem, int index) =>
+        index < Kept ? ByStem.GetOrAdd(stem, static s => Enumerable.Range(0, Kept).Select(i => s + i).ToArray())[index] : stem + index;
 }

@@ -106,11 +106,11 @@ internal static class PreparedCommands
     {
         var same = target.Count == parameters.Count;
         for (var i = 0; same && i < parameters.Count; i++)
-            same = string.Equals(target[i].ParameterName, parameters[i].Key, StringComparison.Ordinal);
+            same = SameName(target[i].ParameterName, parameters[i].Key);
         if (!same)
         {
             target.Clear();
-            foreach (var (name, _) in parameters) target.Add(new SqliteParameter { ParameterName = name });
+            foreach (var (name, _) in parameters) target.Add(new SqliteParameter { ParameterName = Prefixed(name) });
         }
         for (var i = 0; i < parameters.Count; i++)
         {
@@ -119,4 +119,16 @@ internal static class PreparedCommands
             target[i].Value = value is bool b ? (b ? 1L : 0L) : value;
         }
     }
+
+    /// <summary>
+    /// The name as the SQL spells it (<c>@name</c>: the statements here use <c>@</c>, as Dapper's do). Microsoft.Data.Sqlite
+    /// looks a name up as given and, when that fails, with each of <c>:</c>, <c>@</c> and <c>$</c> in front, each try a new
+    /// string and its UTF-8 copy: a bare name cost four look-ups and seven allocations per value bound, on every run.
+    /// </summary>
+    private static string Prefixed(string name) => name.Length > 0 && name[0] is '@' or ':' or '$' ? name : "@" + name;
+
+    private static bool SameName(string bound, string name) =>
+        name.Length > 0 && name[0] is '@' or ':' or '$'
+            ? string.Equals(bound, name, StringComparison.Ordinal)
+            : bound.Length == name.Length + 1 && bound[0] == '@' && bound.AsSpan(1).SequenceEqual(name);
 }
