@@ -76,6 +76,28 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task Of_the_dotnet_meters_only_the_runtime_is_exported()
+    {
+        using var factory = new AlertingFactory(_slack);
+        var client = factory.Authorized();
+        // Requests, a message over the bus and an outbound call: ASP.NET Core's, Kestrel's, MassTransit's and HttpClient's meters
+        // all publish instruments.
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/webhooks/alertmanager", AlertingFactory.Json(Body("g-meters", Firing("m1"))))).StatusCode);
+        await Eventually.True(() => _slack.Posts.Count == 1, "posted");
+
+        // The adapter listens to the runtime's instruments and to no other (each one it listens to costs a lookup per measurement).
+        var runtime = 0;
+        using (var listener = new System.Diagnostics.Metrics.MeterListener())
+        {
+            listener.InstrumentPublished = (instrument, _) => { if (instrument.Meter.Name == "System.Runtime") runtime++; };
+            listener.Start();
+        }
+        Assert.True(runtime > 0);
+        Assert.Equal(runtime, await MetricsText.ReadAsync(client, "prometheus_net_meteradapter_instruments_connected"));
+        Assert.Contains("\nsystem_runtime_dotnet_gc_collections{", await client.GetStringAsync("/metrics"));
+    }
+
+    [Fact]
     public async Task Open_incidents_are_counted_from_storage_so_a_restart_still_shows_them()
     {
         var settings = new Dictionary<string, string?> { ["Storage:Provider"] = "Sqlite", ["Storage:ConnectionString"] = $"Data Source={_db}" };

@@ -18,7 +18,9 @@ internal sealed class LogCapture : ILoggerProvider
     {
     }
 
-    internal sealed record LogLine(string Category, LogLevel Level, int EventId, string Message);
+    /// <param name="TraceId">The trace of the span the line was written in (none: null).</param>
+    /// <param name="Recorded">Whether that span was recorded (its data filled in for an exporter).</param>
+    internal sealed record LogLine(string Category, LogLevel Level, int EventId, string Message, string? TraceId = null, bool Recorded = false);
 
     private sealed class Logger(LogCapture capture, string category) : ILogger
     {
@@ -27,6 +29,7 @@ internal sealed class LogCapture : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            capture._lines.Enqueue(new LogLine(category, logLevel, eventId.Id, formatter(state, exception)));
+            capture._lines.Enqueue(new LogLine(category, logLevel, eventId.Id, formatter(state, exception),
+                System.Diagnostics.Activity.Current?.TraceId.ToHexString(), System.Diagnostics.Activity.Current?.IsAllDataRequested == true));
     }
 }
