@@ -8,6 +8,9 @@ using B25.Alerting.Bench;
 // (a fresh SQLite or PostgreSQL database, a fresh RabbitMQ queue), so backlogs of one phase never leak into the next.
 var options = BenchOptions.Parse(args);
 var workDir = Path.Combine(Path.GetTempPath(), $"b25-bench-{Environment.ProcessId}");
+// A folder of this name is an earlier run's (PIDs come round again): its database would be this run's, and the warm-up's
+// notifications would change its incidents instead of opening new ones (the warm-up then waited forever for their posts).
+if (Directory.Exists(workDir)) Directory.Delete(workDir, recursive: true);
 Directory.CreateDirectory(workDir);
 Console.Error.WriteLine($"work dir {workDir}");
 

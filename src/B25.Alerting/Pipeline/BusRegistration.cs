@@ -28,6 +28,10 @@ internal static class BusRegistration
         {
             x.AddConsumer<NotificationConsumer>();
             x.AddConsumer<RiskManager.EmergencyStopAnswerConsumer>();
+            // MassTransit reports anonymous usage telemetry to masstransit.io five minutes after the bus starts: a call out of the
+            // trading network that nobody asked for (and, where there is no route out, a warning in the log). Off; the
+            // MASSTRANSIT_USAGE_TELEMETRY environment variable still decides where it is set.
+            x.ConfigureUsageTelemetryOptions(o => o.Enabled = false);
             // A replica whose bus is down still accepts, applies and delivers (ApplyWithoutBus): ready, Degraded with the bus's
             // reason, so a load balancer keeps sending it Alertmanager's notifications through a broker outage.
             if (options.Transport == BusTransport.RabbitMq && options.ApplyLocallyAfter > TimeSpan.Zero)
