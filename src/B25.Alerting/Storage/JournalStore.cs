@@ -95,10 +95,6 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         return results;
     }
 
-    /// <summary>
-    /// The insert's parameters for <paramref name="chunk"/>, in the statement's order; with <paramref name="bodyLater"/> each body
-    /// is bound as its length (the row gets a zeroblob, written afterwards through blob I/O).
-    /// </summary>
     // The insert's text per (rows, SQLite), made once.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Rows, bool Sqlite), string> InsertSql = new();
 
@@ -118,6 +114,10 @@ internal sealed class JournalStore(IStorageProvider storage) : IJournalStore
         return sql.ToString();
     }
 
+    /// <summary>
+    /// The insert's parameters for <paramref name="chunk"/>, in the statement's order; with <paramref name="bodyLater"/> each body
+    /// is bound as its length (the row gets a zeroblob, written afterwards through blob I/O).
+    /// </summary>
     private static List<KeyValuePair<string, object?>> ValuesOf(int[] chunk, IReadOnlyList<JournalEntry> entries, bool bodyLater)
     {
         var values = new List<KeyValuePair<string, object?>>(chunk.Length * 6);
