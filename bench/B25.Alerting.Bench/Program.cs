@@ -375,6 +375,11 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
             _notes.Add($"Backlog during {name}: {backlog.Describe()}.");
         }
         var gc1 = await MetricsAsync(service);
+        string GroupCommits()
+        {
+            var commits = Counter(gc1, GroupCommitCount) - Counter(gc0, GroupCommitCount);
+            return commits == 0 ? "no group commits" : $"{commits / wall:F0} group commits/s of {(Counter(gc1, GroupCommitShares) - Counter(gc0, GroupCommitShares)) / commits:F1} applies each";
+        }
         string Gc(int generation) => $"{Counter(gc1, $"dotnet_collection_count_total{{generation=\"{generation}\"}}") - Counter(gc0, $"dotnet_collection_count_total{{generation=\"{generation}\"}}"):F0}";
 
         // The load average counts the service's own runnable threads too: what other work took is the machine's busy time minus ours.
@@ -386,7 +391,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
                  (postgres is null ? "" : $", PostgreSQL {pgCpu:F2}") +
                  $", other work {_load[name].Others:F2}, steal {_load[name].Steal:F2}; " +
                  (postgres is null
-                     ? $"SQLite writer held {(Counter(gc1, WriterBusy) - Counter(gc0, WriterBusy)) / wall:P0} of the phase, {(Counter(gc1, WriterTurns) - Counter(gc0, WriterTurns)) / wall:F0} write transactions/s; "
+                     ? $"SQLite writer held {(Counter(gc1, WriterBusy) - Counter(gc0, WriterBusy)) / wall:P0} of the phase, {(Counter(gc1, WriterTurns) - Counter(gc0, WriterTurns)) / wall:F0} write transactions/s, " +
+                       $"{GroupCommits()}; "
                      : "") +
                  $"GCs gen0/1/2 {Gc(0)}/{Gc(1)}/{Gc(2)}, paused {(Counter(gc1, GcPause) - Counter(gc0, GcPause)) * 1000:F0} ms, " +
                  $"allocated {(Counter(gc1, GcAllocated) - Counter(gc0, GcAllocated)) / 1e6:F0} MB; " +
@@ -488,6 +494,8 @@ internal sealed partial class Bench(BenchOptions options, string serviceDll, str
     // SQLite's single writer: the time write transactions held it (seconds) and how many there were, from the service's metrics.
     private const string WriterBusy = "b25_alerting_sqlite_writer_busy_seconds_total";
     private const string WriterTurns = "b25_alerting_sqlite_writer_turns_total";
+    private const string GroupCommitCount = "b25_alerting_sqlite_group_commits_total";
+    private const string GroupCommitShares = "b25_alerting_sqlite_group_commit_shares_total";
 
     // The runtime's total time the GC paused the process (seconds), from its own meter.
     private const string GcPause = "system_runtime_dotnet_gc_pause_time";

@@ -37,6 +37,14 @@ internal static class AlertingMetrics
     public static readonly Counter SqliteWriterTurns = Metrics.CreateCounter(
         "b25_alerting_sqlite_writer_turns_total", "Write transactions run on SQLite's single writer by this process (SQLite storage only).");
 
+    public static readonly Counter SqliteGroupCommits = Metrics.CreateCounter(
+        "b25_alerting_sqlite_group_commits_total",
+        "Group commits done by this process (SQLite storage only): several writers' transactions (applying notifications) committed as one.");
+
+    public static readonly Counter SqliteGroupCommitShares = Metrics.CreateCounter(
+        "b25_alerting_sqlite_group_commit_shares_total",
+        "Writers' transactions committed in group commits (SQLite storage only). Divided by the group commits: the writers per commit.");
+
     public static readonly Gauge WatchdogLastSeen = Metrics.CreateGauge(
         "b25_alerting_watchdog_last_seen_timestamp_seconds",
         "When Alertmanager's Watchdog notification last arrived at any replica (unix seconds; 0 when never).");

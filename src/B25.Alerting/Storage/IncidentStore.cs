@@ -201,7 +201,8 @@ internal sealed class IncidentStore(IStorageProvider storage) : IIncidentStore
         public async Task BeginWriteAsync(CancellationToken cancellationToken)
         {
             if (_write is not null) return;
-            _write = await storage.BeginWriteAsync(Connection, cancellationToken);
+            // Applying new incidents one after another: their transactions may share one commit (SQLite: fewer pages written).
+            _write = await storage.BeginWriteAsync(Connection, cancellationToken, groupCommit: true);
             await storage.LockAsync(_write, "group:" + groupId, cancellationToken);
         }
 

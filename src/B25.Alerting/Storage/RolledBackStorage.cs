@@ -52,7 +52,8 @@ internal sealed class RolledBackStorage : IStorageProvider, IAsyncDisposable
 
     // The real connection, as a store's write gets it from the provider (the journal writes a SQLite body by blob I/O on it);
     // the transaction enclosed, so its commit and disposal leave the rolled-back one open.
-    public Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false) =>
+    public Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false,
+        bool groupCommit = false) =>
         Task.FromResult(new StorageTransaction(_transaction.Connection, _transaction.Transaction, enclosed: true));
 
     public Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default) =>

@@ -28,7 +28,13 @@ internal interface IStorageProvider
 
     /// <summary>Starts a write transaction; disposing it rolls back what was not committed.</summary>
     /// <param name="urgent">The journal's writes, which a 2xx waits for, go before other writers of this process where the database has one writer.</param>
-    Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false);
+    /// <param name="groupCommit">
+    /// Where the database has one writer (SQLite), the transaction may share one commit with other such writers waiting for the
+    /// writer (a group commit): its commit returns once that commit is done, and fails when it fails; a transaction that ends
+    /// without committing leaves the others' writes as they are. Elsewhere it is an ordinary transaction.
+    /// </param>
+    Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false,
+        bool groupCommit = false);
 
     /// <summary>
     /// Holds <paramref name="key"/> until the transaction ends, against every process sharing the store
@@ -83,7 +89,9 @@ internal interface IStorageProvider
 /// A write inside a transaction someone else owns (the warm-up's, which is rolled back): committing and disposing it leave
 /// that transaction as it is.
 /// </param>
-internal sealed class StorageTransaction(DbConnection connection, DbTransaction transaction, Action? release = null, bool enclosed = false)
+/// <param name="share">A share of a group commit (see <see cref="IStorageProvider.BeginWriteAsync"/>): it commits and ends the share.</param>
+internal sealed class StorageTransaction(DbConnection connection, DbTransaction transaction, Action? release = null, bool enclosed = false,
+    ICommitShare? share = null)
     : IAsyncDisposable
 {
     private int _released;
@@ -92,14 +100,30 @@ internal sealed class StorageTransaction(DbConnection connection, DbTransaction 
 
     public DbTransaction Transaction { get; } = transaction;
 
-    public Task CommitAsync(CancellationToken cancellationToken = default) => enclosed ? Task.CompletedTask : Transaction.CommitAsync(cancellationToken);
+    public Task CommitAsync(CancellationToken cancellationToken = default) =>
+        enclosed ? Task.CompletedTask : share?.CommitAsync(cancellationToken) ?? Transaction.CommitAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
         if (enclosed) return;
+        if (share is not null)
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) share.End();
+            return;
+        }
         await Transaction.DisposeAsync();
         if (Interlocked.Exchange(ref _released, 1) == 0) release?.Invoke();
     }
+}
+
+/// <summary>One writer's share of a transaction that several writers commit together.</summary>
+internal interface ICommitShare
+{
+    /// <summary>Adds the share's writes to the shared transaction and waits for its commit; throws when that commit fails.</summary>
+    Task CommitAsync(CancellationToken cancellationToken);
+
+    /// <summary>Ends the share: its writes are undone unless <see cref="CommitAsync"/> took them.</summary>
+    void End();
 }
 
 internal static class StorageKeys

@@ -74,7 +74,8 @@ internal sealed class PostgresStorage : IStorageProvider, IAsyncDisposable
         return await source.OpenConnectionAsync(cancellationToken);
     }
 
-    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false) =>
+    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false,
+        bool groupCommit = false) =>
         new(connection, await ((NpgsqlConnection)connection).BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken));
 
     public async Task LockAsync(StorageTransaction transaction, string key, CancellationToken cancellationToken = default)

@@ -77,23 +77,30 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
     /// Waits for this process's turn, then takes SQLite's write lock at once (BEGIN IMMEDIATE: no lock-upgrade deadlocks) on the
     /// process's writer connection, with the durability and lock wait <paramref name="connection"/> was opened with. Run the
     /// transaction's statements on <see cref="StorageTransaction.Connection"/>. Disposing it rolls back what was not committed and
-    /// gives the turn on.
+    /// gives the turn on. With <paramref name="groupCommit"/>, the transaction is a share of a group commit (<see cref="CommitGroup"/>).
     /// </summary>
-    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false)
+    public async Task<StorageTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default, bool urgent = false,
+        bool groupCommit = false)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var wanted = Applied.TryGetValue(((SqliteConnection)connection).Handle!, out var asked) ? asked : new ConnectionSettings(false, 30_000);
-        await _writeTurns.EnterAsync(urgent);
+        groupCommit &= !urgent && !wanted.Durable;
+        await _writeTurns.EnterAsync(urgent, groupCommit ? wanted : null);
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            // Handed the turn inside an open group (only a holder that shares it hands it over that way): join it.
+            if (_group is { } open) return open.Join();
             var writer = await WriterAsync(wanted, cancellationToken);
-            return new StorageTransaction(writer, writer.BeginTransaction(deferred: false), ExitTurn);
+            var transaction = writer.BeginTransaction(deferred: false);
+            if (!groupCommit) return new StorageTransaction(writer, transaction, ExitTurn);
+            _group = new CommitGroup(this, writer, transaction, wanted);
+            return _group.Join();
         }
         catch (Exception ex)
         {
             if (ex is SqliteException) _reopenWriter = true;
-            ExitTurn();
+            EndTurn();
             throw;
         }
     }
@@ -109,6 +116,161 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
     {
         _writer?.Dispose();
         _writer = null;
+    }
+
+    /// <summary>Ends the turn of a writer that holds it: commits the open group first, if there is one.</summary>
+    private void EndTurn()
+    {
+        _group?.Finish();
+        ExitTurn();
+    }
+
+    // Most shares in one group commit: the first share's commit waits for the writes of the others.
+    internal const int MaxGroupShares = 8;
+
+    // The group commit in progress (its transaction open on the writer connection), or null. Used only by the write turn's holder.
+    private CommitGroup? _group;
+
+    /// <summary>Group commits done by this provider (written under the write turn).</summary>
+    internal long GroupCommits { get; private set; }
+
+    /// <summary>Writers' transactions committed in them.</summary>
+    internal long GroupCommitShares { get; private set; }
+
+    /// <summary>
+    /// Write transactions of several writers committed as one SQLite transaction, while writers that can join wait for the turn:
+    /// applying new incidents, each transaction touches the same end pages of the same tables and indexes as the next, and
+    /// SQLite writes every page a commit touched to the WAL, so the pages they share are written once per group instead of once
+    /// per writer.
+    /// <para>
+    /// Each share runs in a savepoint of the group's transaction. A share that commits releases its savepoint and waits for the
+    /// group's commit; one that ends without committing is rolled back to its savepoint and leaves the others' writes alone.
+    /// The holder then hands the turn to the next waiter that can join (not a journal write, which goes first, and at most
+    /// <see cref="MaxGroupShares"/>), or commits the group and gives the turn on. A share's commit returns when the group's
+    /// COMMIT is done, exactly as its own would have: what it wrote is committed then, not before. When the COMMIT fails, or
+    /// SQLite rolled the transaction back under a share (an I/O error, a full disk), every share that committed into it gets
+    /// the failure and nothing of the group is stored: each retries, as after a failed commit of its own.
+    /// </para>
+    /// </summary>
+    private sealed class CommitGroup(SqliteStorage storage, SqliteConnection writer, SqliteTransaction transaction, ConnectionSettings settings)
+    {
+        private readonly TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _shares; // joined so far
+        private int _committedShares; // released into the transaction, waiting for its commit
+
+        public StorageTransaction Join()
+        {
+            _shares++;
+            Statement("SAVEPOINT share;");
+            return new StorageTransaction(writer, transaction, share: new Share(this));
+        }
+
+        private void Statement(string sql)
+        {
+            PreparedCommands.Run(writer, transaction, sql, [], scalar: false);
+        }
+
+        /// <summary>The share's holder is done: hands the turn to a writer that joins, or commits the group and gives the turn on.</summary>
+        private void Next()
+        {
+            if (_shares < MaxGroupShares && !storage._disposed && !storage._reopenWriter && storage._writeTurns.TryHandOver(settings)) return;
+            storage.EndTurn();
+        }
+
+        /// <summary>Commits what the shares committed (rolls back when none did) and tells them. Only by the turn's holder.</summary>
+        public void Finish()
+        {
+            storage._group = null;
+            try
+            {
+                if (_committedShares == 0) transaction.Rollback();
+                else transaction.Commit();
+                transaction.Dispose();
+            }
+            catch (Exception ex)
+            {
+                Fail(ex);
+                return;
+            }
+            if (_committedShares > 0)
+            {
+                storage.GroupCommits++;
+                storage.GroupCommitShares += _committedShares;
+                Observability.AlertingMetrics.SqliteGroupCommits.Inc();
+                Observability.AlertingMetrics.SqliteGroupCommitShares.Inc(_committedShares);
+            }
+            _committed.TrySetResult();
+        }
+
+        /// <summary>Rolls the group back and gives every share that committed into it <paramref name="ex"/>; then gives the turn on when asked.</summary>
+        private void Fail(Exception ex, bool exitTurn = false)
+        {
+            storage._group = null;
+            storage._reopenWriter = true; // what the connection holds after a fault is not to be trusted
+            storage.OnWriteFault(ex);
+            try
+            {
+                transaction.Rollback();
+            }
+            catch (Exception)
+            {
+                // Already rolled back by SQLite (the fault), or the connection is broken: it is reopened at the next turn.
+            }
+            try
+            {
+                transaction.Dispose();
+            }
+            catch (Exception)
+            {
+                // As above.
+            }
+            _committed.TrySetException(ex);
+            if (exitTurn) storage.ExitTurn();
+        }
+
+        private sealed class Share(CommitGroup group) : ICommitShare
+        {
+            private bool _done;
+
+            public async Task CommitAsync(CancellationToken cancellationToken)
+            {
+                ObjectDisposedException.ThrowIf(_done, this);
+                group.Statement("RELEASE share;"); // throws when SQLite rolled the transaction back: End() then fails the group
+                _done = true;
+                group._committedShares++;
+                var committed = group._committed.Task;
+                group.Next();
+                try
+                {
+                    await committed.WaitAsync(cancellationToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // A storage fault for every share, never the share's own: each gets its own exception (several rethrow at
+                    // once), with SQLite's codes where there are some, for the callers' checks (busy, read-only).
+                    var (code, extended) = ex is SqliteException sqlite ? (sqlite.SqliteErrorCode, sqlite.SqliteExtendedErrorCode) : (1, 1);
+                    throw new SqliteException($"The group commit this write was part of failed: {ex.Message}", code, extended);
+                }
+            }
+
+            public void End()
+            {
+                if (_done) return;
+                _done = true;
+                try
+                {
+                    group.Statement("ROLLBACK TO share;");
+                    group.Statement("RELEASE share;");
+                }
+                catch (Exception ex)
+                {
+                    // The transaction is gone (SQLite rolled it back on a fault) or cannot be trusted: so are the shares before this one.
+                    group.Fail(ex, exitTurn: true);
+                    return;
+                }
+                group.Next();
+            }
+        }
     }
 
     /// <summary>The writer connection (opened, or opened again after a fault), set as <paramref name="wanted"/>. Only under the write turn.</summary>
@@ -143,7 +305,7 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
     /// </summary>
     public void Dispose()
     {
-        _disposed = true;
+        _disposed = true; // a group in progress is committed by its holder, who then closes the writer
         if (!_writeTurns.TryEnter()) return; // the holder closes it (ExitTurn)
         CloseWriter();
         _writeTurns.Exit();

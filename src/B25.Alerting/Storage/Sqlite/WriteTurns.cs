@@ -7,13 +7,14 @@ namespace B25.Alerting.Storage.Sqlite;
 /// Turns at SQLite's single writer for the writers of this process, handed out in order, with the
 /// journal first: accepting a notification (what Alertmanager waits for) goes before processing,
 /// delivery bookkeeping and the rest. After a journal turn a waiting processor goes next, so a storm
-/// of accepts (each journal turn takes a whole batch) cannot starve the pages behind it.
+/// of accepts (each journal turn takes a whole batch) cannot starve the pages behind it. A holder in a group commit may hand
+/// the turn straight to the next waiter that can join the group (<see cref="TryHandOver"/>) while no journal write waits.
 /// </summary>
 internal sealed class WriteTurns
 {
     private readonly object _gate = new();
     private readonly Queue<TaskCompletionSource> _urgent = new();
-    private readonly Queue<TaskCompletionSource> _normal = new();
+    private readonly Queue<(TaskCompletionSource Turn, object? Group)> _normal = new();
     private bool _taken;
     private bool _urgentHolds;
     private long _heldSince; // Stopwatch timestamp at which the current holder got the turn
@@ -39,7 +40,11 @@ internal sealed class WriteTurns
     /// <summary>Turns given back.</summary>
     public long Turns { get; private set; }
 
-    public Task EnterAsync(bool urgent)
+    /// <param name="group">
+    /// What a group commit this writer can join is keyed by (equal keys share one), or null when it writes alone. Only a
+    /// writer that is not urgent joins one.
+    /// </param>
+    public Task EnterAsync(bool urgent, object? group = null)
     {
         lock (_gate)
         {
@@ -51,7 +56,8 @@ internal sealed class WriteTurns
                 return Task.CompletedTask;
             }
             var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            (urgent ? _urgent : _normal).Enqueue(turn);
+            if (urgent) _urgent.Enqueue(turn);
+            else _normal.Enqueue((turn, group));
             return turn.Task;
         }
     }
@@ -75,15 +81,20 @@ internal sealed class WriteTurns
         lock (_gate)
         {
             Given();
-            var first = _urgentHolds ? _normal : _urgent;
-            var second = _urgentHolds ? _urgent : _normal;
-            if (first.TryDequeue(out next))
+            // After a journal turn a processor goes first, otherwise the journal.
+            if (_urgentHolds && _normal.TryDequeue(out var waiting))
             {
-                _urgentHolds = first == _urgent;
+                next = waiting.Turn;
+                _urgentHolds = false;
             }
-            else if (second.TryDequeue(out next))
+            else if (_urgent.TryDequeue(out next))
             {
-                _urgentHolds = second == _urgent;
+                _urgentHolds = true;
+            }
+            else if (_normal.TryDequeue(out waiting))
+            {
+                next = waiting.Turn;
+                _urgentHolds = false;
             }
             else
             {
@@ -93,5 +104,26 @@ internal sealed class WriteTurns
             Taken(); // the next holder's time starts now, not when its continuation runs
         }
         next.SetResult();
+    }
+
+    /// <summary>
+    /// Hands the turn to the first waiter when it can join the holder's group commit (<paramref name="group"/>) and no journal
+    /// write waits: true when handed over (the holder no longer has the turn and must not <see cref="Exit"/>); false when the
+    /// holder keeps it.
+    /// </summary>
+    public bool TryHandOver(object group)
+    {
+        TaskCompletionSource next;
+        lock (_gate)
+        {
+            if (_urgent.Count > 0 || !_normal.TryPeek(out var first) || !group.Equals(first.Group)) return false;
+            _normal.Dequeue();
+            Given();
+            _urgentHolds = false;
+            next = first.Turn;
+            Taken();
+        }
+        next.SetResult();
+        return true;
     }
 }
