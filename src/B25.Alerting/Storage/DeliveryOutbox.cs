@@ -148,7 +148,8 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
     {
         var started = time.GetUtcNow();
         await using var connection = await storage.OpenAsync(cancellationToken);
-        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        // Its commit may be shared with other bookkeeping and applies (SQLite): it returns once the mark is committed, before the call.
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken, groupCommit: true);
         // The mark and the claim in one transaction: while the mark stands this replica owns the target
         // for a whole lease, so no other replica sends the same message meanwhile. Sent together (one round trip on
         // PostgreSQL); without the claim, the marks are rolled back.
@@ -174,7 +175,7 @@ internal sealed class DeliveryOutbox(IStorageProvider storage, IOptions<StorageO
         var outcomes = record.Outcomes.ToDictionary(o => o.DeliveryId);
         var retry = record.Outcomes.FirstOrDefault(o => o.Kind == DeliveryOutcomeKind.Retry);
         await using var connection = await storage.OpenAsync(cancellationToken);
-        await using var write = await storage.BeginWriteAsync(connection, cancellationToken);
+        await using var write = await storage.BeginWriteAsync(connection, cancellationToken, groupCommit: true);
         var tx = write.Transaction;
         // Still the owner that made the calls (no other replica held the target in between): then it schedules the retries.
         // Asked of the database only when there is a retry to schedule (the common record, every call sent, needs no look).

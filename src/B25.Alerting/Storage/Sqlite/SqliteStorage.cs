@@ -235,6 +235,7 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
             public async Task CommitAsync(CancellationToken cancellationToken)
             {
                 ObjectDisposedException.ThrowIf(_done, this);
+                cancellationToken.ThrowIfCancellationRequested();
                 group.Statement("RELEASE share;"); // throws when SQLite rolled the transaction back: End() then fails the group
                 _done = true;
                 group._committedShares++;
@@ -242,9 +243,11 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
                 group.Next();
                 try
                 {
-                    await committed.WaitAsync(cancellationToken);
+                    // Not cancelled: the outcome of the commit is known to its caller, as with a commit of its own. The wait is
+                    // the rest of the group's writes, at most a few turns.
+                    await committed;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex)
                 {
                     // A storage fault for every share, never the share's own: each gets its own exception (several rethrow at
                     // once), with SQLite's codes where there are some, for the callers' checks (busy, read-only).
