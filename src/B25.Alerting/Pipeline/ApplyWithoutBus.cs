@@ -16,12 +16,14 @@ namespace B25.Alerting.Pipeline;
 /// waited for the broker, and then for the endpoint's reconnect.
 /// </summary>
 /// <param name="health">The bus's health (<see cref="IBusControl.CheckHealth"/>).</param>
+/// <param name="storage">The storage, which decides the default of <see cref="BusOptions.Partitions"/>.</param>
 internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJournalStore journal, IncidentProcessor processor,
-    IOptions<BusOptions> options, TimeProvider time, ILogger<ApplyWithoutBus> logger) : BackgroundService
+    IOptions<BusOptions> options, TimeProvider time, ILogger<ApplyWithoutBus> logger, StorageProviderKind storage = StorageProviderKind.Sqlite)
+    : BackgroundService
 {
     public ApplyWithoutBus(IBusControl bus, IJournalStore journal, IncidentProcessor processor, IOptions<BusOptions> options,
-        TimeProvider time, ILogger<ApplyWithoutBus> logger)
-        : this(bus.CheckHealth, journal, processor, options, time, logger)
+        TimeProvider time, ILogger<ApplyWithoutBus> logger, IOptions<StorageOptions> storage)
+        : this(bus.CheckHealth, journal, processor, options, time, logger, storage.Value.Provider)
     {
     }
 
@@ -86,7 +88,7 @@ internal sealed partial class ApplyWithoutBus(Func<BusHealthResult> health, IJou
         var failed = 0;
         Exception? firstFailure = null;
         await Parallel.ForEachAsync(waiting,
-            new ParallelOptions { MaxDegreeOfParallelism = options.Value.Partitions, CancellationToken = cancellationToken },
+            new ParallelOptions { MaxDegreeOfParallelism = options.Value.PartitionsFor(storage), CancellationToken = cancellationToken },
             async (row, ct) =>
             {
                 try

@@ -12,9 +12,19 @@ internal sealed class BusOptions : IValidatableObject
 
     public RabbitMqOptions RabbitMq { get; set; } = new();
 
-    /// <summary>Notifications processed in parallel (always in order within one alert group).</summary>
+    /// <summary>
+    /// Notifications processed in parallel (always in order within one alert group). Unset: <see cref="PartitionsFor"/> decides by
+    /// the storage.
+    /// </summary>
     [Range(1, 256)]
-    public int Partitions { get; set; } = 16;
+    public int? Partitions { get; set; }
+
+    /// <summary>
+    /// The partitions in use: <see cref="Partitions"/>, or by default 32 on SQLite (an apply spends most of its time waiting for a
+    /// core or the single writer, and more of them at once share the writer's commits) and 16 on PostgreSQL (each apply in
+    /// progress holds a database connection: replicas times partitions stay well within the server's 100 connections).
+    /// </summary>
+    public int PartitionsFor(Storage.StorageProviderKind storage) => Partitions ?? (storage == Storage.StorageProviderKind.Sqlite ? 32 : 16);
 
     /// <summary>
     /// Accepted notifications held in memory for the bus at most (queued to publish and, on the in-memory transport,

@@ -24,6 +24,16 @@ internal static class BusRegistration
             // A value that does not convert: SettingsCheck names it and refuses the start before the bus is used.
             options = new BusOptions();
         }
+        Storage.StorageProviderKind storage;
+        try
+        {
+            storage = configuration.GetSection(Storage.StorageOptions.Section).Get<Storage.StorageOptions>()?.Provider ?? Storage.StorageProviderKind.Sqlite;
+        }
+        catch (InvalidOperationException)
+        {
+            storage = Storage.StorageProviderKind.Sqlite; // as above
+        }
+        var partitions = options.PartitionsFor(storage);
         services.AddMassTransit(x =>
         {
             x.AddConsumer<NotificationConsumer>();
@@ -44,8 +54,8 @@ internal static class BusRegistration
                     cfg.ReceiveEndpoint(options.RabbitMq.Queue, e =>
                     {
                         e.SetQuorumQueue();
-                        e.PrefetchCount = Math.Max(16, options.Partitions * 4);
-                        Configure(e, context, options);
+                        e.PrefetchCount = Math.Max(16, partitions * 4);
+                        Configure(e, context, partitions);
                     });
                     cfg.ReceiveEndpoint(options.RabbitMq.AnswersQueue, e =>
                     {
@@ -58,7 +68,7 @@ internal static class BusRegistration
             {
                 x.UsingInMemory((context, cfg) =>
                 {
-                    cfg.ReceiveEndpoint("b25-alerting-notifications", e => Configure(e, context, options));
+                    cfg.ReceiveEndpoint("b25-alerting-notifications", e => Configure(e, context, partitions));
                     cfg.ReceiveEndpoint("b25-alerting-risk-answers", e => ConfigureAnswers(e, context));
                 });
             }
@@ -77,10 +87,10 @@ internal static class BusRegistration
         endpoint.ConfigureConsumer<RiskManager.EmergencyStopAnswerConsumer>(context);
     }
 
-    private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, BusOptions options)
+    private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, int partitions)
     {
         endpoint.UseMessageRetry(r => r.Intervals(RetryIntervals));
         endpoint.ConfigureConsumer<NotificationConsumer>(context, c =>
-            c.Message<NotificationAccepted>(m => m.UsePartitioner(options.Partitions, p => p.Message.PartitionKey)));
+            c.Message<NotificationAccepted>(m => m.UsePartitioner(partitions, p => p.Message.PartitionKey)));
     }
 }
