@@ -45,6 +45,19 @@ public sealed class GroupCommitTests
 
         private readonly List<DbConnection> _connections = [];
 
+        /// <summary>
+        /// a writes row 1 and commits while b waits for the writer: b is handed the turn inside a's group, and a's commit waits
+        /// for the group's.
+        /// </summary>
+        public async Task<(StorageTransaction A, Task ACommit, StorageTransaction B)> TwoInOneGroupAsync()
+        {
+            var a = await BeginAsync();
+            await InsertAsync(a, 1);
+            var bTurn = BeginAsync();
+            var aCommit = a.CommitAsync();
+            return (a, aCommit, await bTurn.WaitAsync(Wait));
+        }
+
         public static Task InsertAsync(StorageTransaction write, long id, string table = "t") =>
             write.Connection.ExecuteAsync($"INSERT INTO {table} (id) VALUES (@id)", new { id }, write.Transaction);
 
@@ -93,11 +106,7 @@ public sealed class GroupCommitTests
     public async Task A_writer_that_ends_without_committing_takes_back_only_its_own_writes()
     {
         await using var f = await Fixture.CreateAsync();
-        var a = await f.BeginAsync();
-        await Fixture.InsertAsync(a, 1);
-        var bTurn = f.BeginAsync();
-        var aCommit = a.CommitAsync();
-        var b = await bTurn.WaitAsync(Wait);
+        var (a, aCommit, b) = await f.TwoInOneGroupAsync();
         await Fixture.InsertAsync(b, 2);
 
         await b.DisposeAsync(); // b found it had nothing to do after all (an applied notification): no commit
@@ -112,11 +121,7 @@ public sealed class GroupCommitTests
     public async Task When_the_groups_commit_fails_every_writer_in_it_gets_a_storage_fault_and_nothing_of_it_is_stored()
     {
         await using var f = await Fixture.CreateAsync();
-        var a = await f.BeginAsync();
-        await Fixture.InsertAsync(a, 1);
-        var bTurn = f.BeginAsync();
-        var aCommit = a.CommitAsync();
-        var b = await bTurn.WaitAsync(Wait);
+        var (a, aCommit, b) = await f.TwoInOneGroupAsync();
         // A child without its parent, checked at the commit (a deferred foreign key): the COMMIT itself fails.
         await b.Connection.ExecuteAsync("INSERT INTO child (id, parent) VALUES (1, 99)", transaction: b.Transaction);
 
