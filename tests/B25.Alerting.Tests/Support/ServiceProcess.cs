@@ -113,8 +113,23 @@ public sealed class ServiceProcess : IAsyncDisposable
         throw new TimeoutException($"the service did not become ready:\n{service.Output}");
     }
 
-    /// <summary>Starts the service expecting it to exit by itself (a refused start); its exit code and output.</summary>
+    /// <summary>
+    /// Starts the service expecting it to exit by itself (a refused start); its exit code and output. On a free port (no
+    /// <paramref name="urls"/>), a start refused because that port was taken meanwhile (see <see cref="StartAsync"/>) is run
+    /// again on another.
+    /// </summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> environment, int timeoutMs = 30_000, string? urls = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var (exitCode, output) = await RunToExitOnceAsync(environment, timeoutMs, urls);
+            if (urls is not null || attempt == 3 || !output.Contains("Cannot listen:", StringComparison.Ordinal)
+                || !output.Contains("address already in use", StringComparison.Ordinal))
+                return (exitCode, output);
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunToExitOnceAsync(IDictionary<string, string> environment, int timeoutMs, string? urls)
     {
         var info = new ProcessStartInfo("dotnet")
         {
