@@ -39,7 +39,7 @@ internal static class AlertingMetrics
 
     public static readonly Counter SqliteGroupCommits = Metrics.CreateCounter(
         "b25_alerting_sqlite_group_commits_total",
-        "Group commits done by this process (SQLite storage only): several writers' transactions (applying notifications) committed as one.");
+        "Group commits done by this process (SQLite storage only): several writers' transactions (applying notifications, delivery bookkeeping) committed as one.");
 
     public static readonly Counter SqliteGroupCommitShares = Metrics.CreateCounter(
         "b25_alerting_sqlite_group_commit_shares_total",

@@ -14,25 +14,8 @@ internal static class BusRegistration
     /// </summary>
     public static IServiceCollection AddAlertingBus(this IServiceCollection services, IConfiguration configuration)
     {
-        BusOptions options;
-        try
-        {
-            options = configuration.GetSection(BusOptions.Section).Get<BusOptions>() ?? new BusOptions();
-        }
-        catch (InvalidOperationException)
-        {
-            // A value that does not convert: SettingsCheck names it and refuses the start before the bus is used.
-            options = new BusOptions();
-        }
-        Storage.StorageProviderKind storage;
-        try
-        {
-            storage = configuration.GetSection(Storage.StorageOptions.Section).Get<Storage.StorageOptions>()?.Provider ?? Storage.StorageProviderKind.Sqlite;
-        }
-        catch (InvalidOperationException)
-        {
-            storage = Storage.StorageProviderKind.Sqlite; // as above
-        }
+        var options = BindOrDefault<BusOptions>(configuration, BusOptions.Section);
+        var storage = BindOrDefault<Storage.StorageOptions>(configuration, Storage.StorageOptions.Section).Provider;
         var partitions = options.PartitionsFor(storage);
         services.AddMassTransit(x =>
         {
@@ -79,6 +62,22 @@ internal static class BusRegistration
             o.StopTimeout = TimeSpan.FromSeconds(10);
         });
         return services;
+    }
+
+    /// <summary>
+    /// The section bound, or its defaults when a value does not convert: SettingsCheck names that value and refuses the start before
+    /// the bus is used.
+    /// </summary>
+    private static T BindOrDefault<T>(IConfiguration configuration, string section) where T : new()
+    {
+        try
+        {
+            return configuration.GetSection(section).Get<T>() ?? new T();
+        }
+        catch (InvalidOperationException)
+        {
+            return new T();
+        }
     }
 
     private static void ConfigureAnswers(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context)

@@ -183,9 +183,8 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
             storage._group = null;
             try
             {
-                if (_committedShares == 0) transaction.Rollback();
-                else transaction.Commit();
-                transaction.Dispose();
+                if (_committedShares > 0) transaction.Commit();
+                transaction.Dispose(); // rolls back when nothing was committed into it
             }
             catch (Exception ex)
             {
@@ -210,21 +209,13 @@ internal sealed class SqliteStorage : IStorageProvider, IAsyncDisposable, IDispo
             storage.OnWriteFault(ex);
             try
             {
-                transaction.Rollback();
+                transaction.Dispose(); // rolls back
             }
             catch (Exception)
             {
                 // Already rolled back by SQLite (the fault), or the connection is broken: it is reopened at the next turn.
             }
-            try
-            {
-                transaction.Dispose();
-            }
-            catch (Exception)
-            {
-                // As above.
-            }
-            _committed.TrySetException(ex);
+            if (_committedShares > 0) _committed.TrySetException(ex); // else nobody waits for it: an unobserved fault is only noise
             if (exitTurn) storage.ExitTurn();
         }
 
